@@ -1,0 +1,304 @@
+package records
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// DB is an open record file. It is safe for concurrent use.
+type DB struct {
+	sql   *sql.DB
+	rules ruleSet
+	now   func() time.Time // import timestamps; replaced in tests
+}
+
+// pragmas go into the DSN so that every connection database/sql opens gets
+// them, not only the first one.
+const pragmas = "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)"
+
+// Open opens (creating if needed) the record file at path and applies any
+// pending migrations.
+func Open(ctx context.Context, path string) (*DB, error) {
+	// _txlock=immediate: an import takes the write lock when it begins, so two
+	// concurrent imports queue on busy_timeout instead of failing to upgrade.
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas + "&_txlock=immediate"
+	sdb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open records %s: %w", path, err)
+	}
+	db, err := newDB(ctx, sdb)
+	if err != nil {
+		return nil, fmt.Errorf("open records %s: %w", path, err)
+	}
+	return db, nil
+}
+
+func newDB(ctx context.Context, sdb *sql.DB) (*DB, error) {
+	rules, err := loadRules()
+	if err != nil {
+		sdb.Close()
+		return nil, err
+	}
+	if err := migrate(ctx, sdb); err != nil {
+		sdb.Close()
+		return nil, err
+	}
+	return &DB{sql: sdb, rules: rules, now: time.Now}, nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error { return db.sql.Close() }
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func migrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("list migrations: %w", err)
+	}
+	var ms []migration
+	for _, n := range names {
+		base := path.Base(n)
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name must start with a number and an underscore", base)
+		}
+		b, err := migrationFS.ReadFile(n)
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", base, err)
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s share a number", ms[i-1].name, ms[i].name)
+		}
+	}
+	return ms, nil
+}
+
+// migrate applies the embedded migrations not yet recorded in
+// schema_migrations, each in its own transaction together with its record, so
+// a crash leaves either the whole step or none of it.
+func migrate(ctx context.Context, sdb *sql.DB) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	if _, err := sdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	for _, m := range ms {
+		if err := applyMigration(ctx, sdb, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, sdb *sql.DB, m migration) error {
+	tx, err := sdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	defer tx.Rollback()
+	var n int
+	// Checked inside the write transaction: two processes opening a new file at
+	// once serialise here, and the second sees the first one's record.
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		m.version, m.name, time.Now().UTC().Format(time.RFC3339)); err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	return nil
+}
+
+// Person returns the person with the given ID number (normalised with
+// CheckID first, so a lower-case x or surrounding spaces still match).
+// It returns ErrNotFound if there is none.
+func (db *DB) Person(ctx context.Context, id string) (Person, error) {
+	if n, err := CheckID(id); err == nil {
+		id = n
+	}
+	var p Person
+	var cat string
+	err := db.sql.QueryRowContext(ctx,
+		`SELECT id_number, name, phone, region, category, employer FROM persons WHERE id_number = ?`, id).
+		Scan(&p.ID, &p.Name, &p.Phone, &p.Region, &cat, &p.Employer)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Person{}, ErrNotFound
+	}
+	if err != nil {
+		return Person{}, fmt.Errorf("load person %s: %w", MaskID(id), err)
+	}
+	p.Category = Category(cat)
+	return p, nil
+}
+
+// Contributions returns the person's contributions in the months from..to
+// (inclusive; a zero bound is open), ordered by insurance (in the order of
+// Insurances) and month. It returns ErrNotFound for an unknown person.
+func (db *DB) Contributions(ctx context.Context, id string, from, to Month) ([]Contribution, error) {
+	p, err := db.Person(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	lo, hi := int64(0), int64(999912)
+	if !from.IsZero() {
+		lo = from.sqlMonth()
+	}
+	if !to.IsZero() {
+		hi = to.sqlMonth()
+	}
+	rows, err := db.sql.QueryContext(ctx, `SELECT insurance, month, base, personal, employer, status
+		FROM contributions WHERE id_number = ? AND month BETWEEN ? AND ?
+		ORDER BY CASE insurance WHEN 'medical' THEN 0 WHEN 'pension' THEN 1 WHEN 'unemployment' THEN 2
+		         WHEN 'injury' THEN 3 ELSE 4 END, month`, p.ID, lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("load contributions for %s: %w", MaskID(p.ID), err)
+	}
+	defer rows.Close()
+	var out []Contribution
+	for rows.Next() {
+		var c Contribution
+		var ins string
+		var m int64
+		if err := rows.Scan(&ins, &m, &c.Base, &c.Personal, &c.Employer, &c.Status); err != nil {
+			return nil, fmt.Errorf("load contributions for %s: %w", MaskID(p.ID), err)
+		}
+		c.Insurance, c.Month = Insurance(ins), monthFromSQL(m)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load contributions for %s: %w", MaskID(p.ID), err)
+	}
+	return out, nil
+}
+
+// Balance returns the personal-account balance (the sum of all movements) and
+// the last movements, newest first (at most last; none if last <= 0).
+// It returns ErrNotFound for an unknown person.
+func (db *DB) Balance(ctx context.Context, id string, last int) (Cents, []Movement, error) {
+	p, err := db.Person(ctx, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	var sum Cents
+	if err := db.sql.QueryRowContext(ctx, `SELECT coalesce(sum(amount), 0) FROM account_movements WHERE id_number = ?`,
+		p.ID).Scan(&sum); err != nil {
+		return 0, nil, fmt.Errorf("load balance for %s: %w", MaskID(p.ID), err)
+	}
+	if last <= 0 {
+		return sum, nil, nil
+	}
+	rows, err := db.sql.QueryContext(ctx, `SELECT date, amount, description FROM account_movements
+		WHERE id_number = ? ORDER BY date DESC, rowid DESC LIMIT ?`, p.ID, last)
+	if err != nil {
+		return 0, nil, fmt.Errorf("load movements for %s: %w", MaskID(p.ID), err)
+	}
+	defer rows.Close()
+	var out []Movement
+	for rows.Next() {
+		var mv Movement
+		var d string
+		if err := rows.Scan(&d, &mv.Amount, &mv.Description); err != nil {
+			return 0, nil, fmt.Errorf("load movements for %s: %w", MaskID(p.ID), err)
+		}
+		if mv.Date, err = time.Parse(time.DateOnly, d); err != nil {
+			return 0, nil, fmt.Errorf("load movements for %s: bad stored date: %w", MaskID(p.ID), err)
+		}
+		out = append(out, mv)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, nil, fmt.Errorf("load movements for %s: %w", MaskID(p.ID), err)
+	}
+	return sum, out, nil
+}
+
+// Summary is the per-person, per-insurance digest kept up to date at import,
+// meant for reminder scans that should not aggregate every contribution.
+type Summary struct {
+	Insurance    Insurance
+	First, Last  Month // first and last month with any row
+	LastPaid     Month // zero if never paid
+	PaidMonths   int
+	UnpaidMonths int
+}
+
+// Summaries returns the person's summary per insurance, in the order of
+// Insurances. It returns ErrNotFound for an unknown person.
+func (db *DB) Summaries(ctx context.Context, id string) ([]Summary, error) {
+	p, err := db.Person(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.sql.QueryContext(ctx, `SELECT insurance, first_month, last_month, last_paid_month, paid_months, unpaid_months
+		FROM person_summary WHERE id_number = ?`, p.ID)
+	if err != nil {
+		return nil, fmt.Errorf("load summary for %s: %w", MaskID(p.ID), err)
+	}
+	defer rows.Close()
+	var out []Summary
+	for rows.Next() {
+		var s Summary
+		var ins string
+		var first, last, paid int64
+		if err := rows.Scan(&ins, &first, &last, &paid, &s.PaidMonths, &s.UnpaidMonths); err != nil {
+			return nil, fmt.Errorf("load summary for %s: %w", MaskID(p.ID), err)
+		}
+		s.Insurance, s.First, s.Last = Insurance(ins), monthFromSQL(first), monthFromSQL(last)
+		if paid != 0 {
+			s.LastPaid = monthFromSQL(paid)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load summary for %s: %w", MaskID(p.ID), err)
+	}
+	sort.Slice(out, func(i, j int) bool { return insOrder(out[i].Insurance) < insOrder(out[j].Insurance) })
+	return out, nil
+}
+
+func insOrder(i Insurance) int {
+	for n, x := range Insurances() {
+		if x == i {
+			return n
+		}
+	}
+	return len(Insurances())
+}
