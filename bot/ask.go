@@ -1,0 +1,154 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/shebao/shebao/faq"
+)
+
+// maxArticleButtons caps the "full text" buttons under one answer: more
+// than three buttons on a phone screen is noise.
+const maxArticleButtons = 3
+
+// runQuestion answers free text from the FAQ.
+func runQuestion(ctx context.Context, t *turn, q string) error {
+	if t.st.Lang == "" {
+		// No explicit choice: answer in the language of the question.
+		t.lang = string(faq.DetectLang(q))
+	}
+	a, err := t.e.cfg.FAQ.Answer(ctx, q, faq.Lang(t.lang))
+	if err != nil {
+		return fmt.Errorf("answer question: %w", err)
+	}
+	if a.Abstained {
+		t.outcome = "abstain"
+	}
+	t.replies = append(t.replies, t.renderAnswer(a))
+	return nil
+}
+
+// renderAnswer shows an answer, its citations, and buttons for the full
+// article texts and related questions.
+func (t *turn) renderAnswer(a faq.Answer) Reply {
+	var b strings.Builder
+	b.WriteString(esc(a.Text))
+	if len(a.Citations) > 0 && a.Article == nil {
+		b.WriteString("\n\n")
+		b.WriteString(t.l("<b>依据：</b>", "<b>Legal basis:</b> "))
+		for i, c := range a.Citations {
+			if i > 0 {
+				b.WriteString(t.l("、", "; "))
+			}
+			b.WriteString(esc(c.Label(faq.Lang(t.lang))))
+		}
+	}
+	r := Reply{Text: b.String(), Slow: true}
+	if a.Article == nil {
+		var row []Button
+		for i, c := range a.Citations {
+			if i == maxArticleButtons {
+				break
+			}
+			row = append(row, Button{Text: t.l("📖 ", "📖 ") + shortLabel(c, t.lang), Data: "art:" + c.Key()})
+		}
+		if len(row) > 0 {
+			r.Buttons = append(r.Buttons, row)
+		}
+	}
+	if a.EntryID != "" && len(a.Related) > 0 {
+		r.Buttons = append(r.Buttons, []Button{{Text: t.l("相关问题", "Related questions"), Data: "rel:" + a.EntryID}})
+	}
+	return r
+}
+
+// shortLabel is a citation label short enough for a button.
+func shortLabel(c faq.Citation, lang string) string {
+	if lang == "en" {
+		return fmt.Sprintf("Art. %d", c.Article)
+	}
+	return strings.TrimPrefix(c.Label(faq.ZH), "《社会保险法》")
+}
+
+// runArticleButton shows the full text of one article: the Chinese
+// original, then the English rendering with its status.
+func runArticleButton(ctx context.Context, t *turn, key string) error {
+	c, ok := faq.ParseCitationKey(key)
+	var art faq.Article
+	if ok {
+		art, ok = t.e.cfg.FAQ.Article(c)
+	}
+	if !ok {
+		t.outcome = "unknown"
+		t.say(t.l("找不到这一条，请重新提问。", "I can't find that article. Please ask again."))
+		return nil
+	}
+	t.say(renderArticle(art, t.lang))
+	return nil
+}
+
+func renderArticle(a faq.Article, lang string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "<b>%s</b>\n%s", esc(a.Label(faq.ZH)), esc(a.Text))
+	if a.English != "" {
+		label := "English (unofficial translation)"
+		if a.Official {
+			label = "English (official translation)"
+		}
+		if lang == "en" {
+			fmt.Fprintf(&b, "\n\n<b>%s — %s</b>\n%s", esc(a.Label(faq.EN)), label, esc(a.English))
+		} else {
+			fmt.Fprintf(&b, "\n\n<i>%s</i>\n%s", label, esc(a.English))
+		}
+	}
+	return b.String()
+}
+
+// runRelatedButton lists questions related to an entry as buttons.
+func runRelatedButton(ctx context.Context, t *turn, id string) error {
+	e, ok := t.e.cfg.FAQ.Entry(id)
+	if !ok {
+		t.outcome = "unknown"
+		t.say(t.l("这个按钮已失效，请重新提问。", "That button has expired. Please ask again."))
+		return nil
+	}
+	a, err := t.e.cfg.FAQ.Answer(ctx, e.Question(faq.Lang(t.lang)), faq.Lang(t.lang))
+	if err != nil {
+		return fmt.Errorf("related to %s: %w", id, err)
+	}
+	var rows [][]Button
+	for _, rid := range a.Related {
+		if re, ok := t.e.cfg.FAQ.Entry(rid); ok && rid != id {
+			rows = append(rows, []Button{{Text: truncateRunes(re.Question(faq.Lang(t.lang)), 60), Data: "faq:" + rid}})
+		}
+	}
+	if len(rows) == 0 {
+		t.say(t.l("暂时没有相关问题。可以直接输入您的问题。", "No related questions yet. Just type your question."))
+		return nil
+	}
+	t.say(t.l("您可能还想问：", "You may also want to ask:"), rows...)
+	return nil
+}
+
+// runEntryButton answers a curated entry chosen from a list.
+func runEntryButton(ctx context.Context, t *turn, id string) error {
+	e, ok := t.e.cfg.FAQ.Entry(id)
+	if !ok {
+		t.outcome = "unknown"
+		t.say(t.l("这个按钮已失效，请重新提问。", "That button has expired. Please ask again."))
+		return nil
+	}
+	lang := faq.Lang(t.lang)
+	t.replies = append(t.replies, t.renderAnswer(faq.Answer{
+		Text: e.Answer(lang), Citations: e.Citations, EntryID: e.ID}))
+	return nil
+}
+
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

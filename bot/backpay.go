@@ -1,0 +1,144 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/shebao/shebao/records"
+)
+
+func runBackpay(ctx context.Context, t *turn, _ string) error {
+	p, ok, err := t.person(ctx)
+	if !ok {
+		return err
+	}
+	gaps, err := t.e.cfg.Records.Gaps(ctx, p.ID, records.Medical, t.now)
+	if err != nil {
+		return fmt.Errorf("find gaps: %w", err)
+	}
+	rule := t.e.cfg.Records.Rule(ctx, p.Region)
+	var b strings.Builder
+	if len(gaps) == 0 {
+		fmt.Fprintf(&b, t.l(
+			"✅ %s 的医疗保险记录里没有断缴或欠缴的月份（本月尚未到缴费期，不计入）。\n",
+			"✅ The medical-insurance record of %s has no missed or unpaid months (this month is not due yet and is not counted).\n"),
+			esc(records.MaskID(p.ID)))
+		b.WriteString(t.l("以上为记录数据，实际以参保地医保部门系统为准。", "This is what the record shows; the local bureau's system is authoritative."))
+		t.say(b.String())
+		return nil
+	}
+	fmt.Fprintf(&b, t.l("<b>医疗保险断缴情况</b>（%s，%s）\n", "<b>Medical insurance gaps</b> (%s, %s)\n"),
+		esc(records.MaskID(p.ID)), esc(p.Region))
+	for i, g := range gaps {
+		writeGap(&b, t, i+1, g, rule)
+	}
+	if note := rule.Notes[t.lang]; note != "" {
+		fmt.Fprintf(&b, t.l("\n<b>当地规定</b>：%s\n", "\n<b>Local rule</b>: %s\n"), esc(note))
+	}
+	b.WriteString("\n")
+	writeSteps(&b, t, p, rule)
+	t.say(b.String(), []Button{{t.l("所需材料", "Documents"), "documents:"}, {t.l("缴费记录", "Records"), "records:"}})
+	return nil
+}
+
+func writeGap(b *strings.Builder, t *turn, n int, g records.Gap, rule records.RegionRule) {
+	span := g.From.String()
+	if g.To != g.From {
+		span += "～" + g.To.String()
+	}
+	fmt.Fprintf(b, t.l("\n<b>%d. %s（%d个月）</b>\n", "\n<b>%d. %s (%d months)</b>\n"), n, span, len(g.Months))
+	if len(g.Unpaid) > 0 {
+		fmt.Fprintf(b, t.l("• 欠缴（有记录未到账）：%s\n", "• Unpaid (on record, not paid): %s\n"), monthRanges(g.Unpaid, t))
+	}
+	if missing := len(g.Months) - len(g.Unpaid); missing > 0 {
+		fmt.Fprintf(b, t.l("• 无缴费记录：%d个月\n", "• No record at all: %d months\n"), missing)
+	}
+	if g.Owed > 0 {
+		note := t.l("按记录中的金额估算", "estimated from the amounts in your record")
+		if g.Estimated {
+			note = t.l("部分月份按相邻月份的金额估算", "some months estimated from neighbouring months")
+		}
+		fmt.Fprintf(b, t.l("• 估计应缴：约 ¥%s（%s，以经办机构核定为准）\n", "• Estimated amount: about ¥%s (%s; the bureau sets the exact sum)\n"), g.Owed, note)
+	}
+	switch {
+	case rule.BackpayMonths == 0:
+		b.WriteString(t.l("• 补缴期限：记录中的规则未规定期限，请向当地确认。\n", "• Deadline: the rule on file sets none; please confirm locally.\n"))
+	case g.InWindow:
+		fmt.Fprintf(b, t.l("• 补缴期限：仍可补缴，最晚约到 %s（地方规定）。\n", "• Deadline: can still be made up, until about %s (local rule).\n"), g.WindowEnds)
+	default:
+		b.WriteString(t.l("• 补缴期限：已超出当地规定的补缴期限，能否补缴请咨询参保地经办机构。\n",
+			"• Deadline: past the local back-payment window; ask your local bureau whether it can still be made up.\n"))
+	}
+	if rule.LongBreakMonths > 0 && len(g.Months) > rule.LongBreakMonths && rule.WaitingMonths > 0 {
+		fmt.Fprintf(b, t.l(
+			"• 影响：断缴超过%d个月，当地规定可能有%d个月的待遇等待期，期间医保报销可能受限（地方规定，以参保地医保部门规定为准）。\n",
+			"• Consequence: a break of more than %d months may bring a waiting period of %d months with limited benefits (local rule; your local bureau's rules decide).\n"),
+			rule.LongBreakMonths, rule.WaitingMonths)
+	} else {
+		b.WriteString(t.l(
+			"• 影响：断缴期间发生的医疗费用可能不能报销；及时补缴一般可以恢复待遇（以参保地医保部门规定为准）。\n",
+			"• Consequence: medical costs during the break may not be reimbursed; paying soon usually restores benefits (your local bureau's rules decide).\n"))
+	}
+}
+
+// writeSteps is the step-by-step plan for the person's category.
+func writeSteps(b *strings.Builder, t *turn, p records.Person, rule records.RegionRule) {
+	b.WriteString(t.l("<b>怎么补缴</b>\n", "<b>How to make it up</b>\n"))
+	var steps []string
+	switch p.Category {
+	case records.Employee:
+		steps = []string{
+			t.l("联系单位负责社保的同事（人事/HR），请单位为您办理补缴。单位需提供劳动合同、工资发放记录等证明材料，并出具书面说明。",
+				"Ask your employer's social-security staff (HR) to make up the contributions. The employer provides supporting materials (labour contract, wage records) and a written certificate."),
+			t.l("按时足额缴费是单位的法定义务；单位欠缴的，征收机构责令限期缴纳，并自欠缴之日起按日加收万分之五的滞纳金（《社会保险法》第六十三条、第八十六条）。",
+				"Paying on time is the employer's legal duty; for arrears the collection agency orders payment and adds a late fee of 0.05% a day (Social Insurance Law Arts. 63, 86)."),
+			t.l("单位拒绝办理的，您可以向社保或医保行政部门、征收机构投诉举报，也可以申请劳动争议调解、仲裁或提起诉讼（《社会保险法》第四条、第八十二条、第八十三条）。",
+				"If the employer refuses, you may complain to the social-insurance or medical-insurance department or the collection agency, or go to labour mediation, arbitration or court (Social Insurance Law Arts. 4, 82, 83)."),
+		}
+	case records.Flexible:
+		steps = []string{
+			fmt.Sprintf(t.l("带身份证原件和复印件，到您参保地的医保经办窗口（%s）申请补缴，并按要求提交书面申请。",
+				"Bring your original ID card and a copy to the medical-insurance window where you are insured (%s) and apply in writing to make up the months."), esc(rule.Office[t.lang])),
+			t.l("按窗口核定的金额缴费，之后可在“国家医保服务平台”App查询是否到账。",
+				"Pay the amount the window sets; then check in the 国家医保服务平台 app that it has been posted."),
+		}
+	default:
+		steps = []string{
+			t.l("城乡居民医保按年度在集中参保期缴费。错过的，按当地规定办理；补缴一般只能缩短待遇等待期，不能追溯报销断缴期间的费用（国办发〔2024〕38号，非官方来源转述）。",
+				"Resident medical insurance is paid once a year in the enrolment period. If you missed it, local rules apply; paying for missed years usually shortens the waiting period but does not cover costs from the break (State Council Office doc. 2024 No. 38, from secondary sources)."),
+			fmt.Sprintf(t.l("带身份证原件（或户口簿），到户籍地或居住地的乡镇（街道）或医保经办窗口办理（%s）。",
+				"Bring your original ID card (or household register) to the township/street office or the medical-insurance window (%s)."), esc(rule.Office[t.lang])),
+		}
+	}
+	for i, s := range steps {
+		fmt.Fprintf(b, "%d. %s\n", i+1, s)
+	}
+	fmt.Fprintf(b, t.l("咨询电话：%s。具体以参保地医保部门规定为准。", "Hotline: %s. Your local bureau's rules decide."), esc(rule.Hotline))
+	if rule.Example {
+		b.WriteString(t.l("（本地区规则为示例，未经核实。）", " (This region's rule is an example, not verified.)"))
+	}
+}
+
+func runDocuments(ctx context.Context, t *turn, _ string) error {
+	p, ok, err := t.person(ctx)
+	if !ok {
+		return err
+	}
+	rule := t.e.cfg.Records.Rule(ctx, p.Region)
+	var b strings.Builder
+	fmt.Fprintf(&b, t.l("<b>办理补缴需要带的材料</b>（%s）\n", "<b>Documents to bring</b> (%s)\n"), esc(p.Region))
+	docs := rule.Documents[p.Category][t.lang]
+	for _, d := range docs {
+		fmt.Fprintf(&b, "• %s\n", esc(d))
+	}
+	fmt.Fprintf(&b, t.l("去哪里办：%s\n咨询电话：%s\n", "Where: %s\nHotline: %s\n"), esc(rule.Office[t.lang]), esc(rule.Hotline))
+	b.WriteString(t.l(
+		"\n经办机构除身份证件外，只能要求法律、法规或国务院决定规定的其他材料（《社会保险经办条例》第三十一条）。具体以参保地医保部门规定为准。",
+		"\nBeyond an identity document, the bureau may only ask for what a law, regulation or State Council decision requires (Regulation on Social Insurance Handling, Art. 31). Your local bureau's rules decide."))
+	if rule.Example {
+		b.WriteString(t.l("（本地区规则为示例，未经核实。）", " (This region's rule is an example, not verified.)"))
+	}
+	t.say(b.String())
+	return nil
+}

@@ -1,0 +1,56 @@
+// Package bot is the conversation engine of shebao: a Message goes in, the
+// Replies to send come out. It knows nothing of Telegram, Redis or SQL: the
+// transport (bot/telegram, or the terminal in cmd/shebao) turns its input into
+// a Message and sends the Replies; state lives behind the small store
+// interfaces declared in store.go.
+package bot
+
+import "time"
+
+// Message is one thing a user did: typed text, pressed an inline button
+// (Callback) or shared a contact.
+type Message struct {
+	ChatID int64
+	UserID int64
+	// Text is what the user typed. Empty for button presses and contacts.
+	Text string
+	// Callback is the data of a pressed inline button ("" otherwise).
+	Callback string
+	// Contact is set when the user shared a contact card.
+	Contact *Contact
+	// LanguageCode is the client's IETF language tag (Telegram's
+	// language_code), used until the user picks a language with /lang.
+	LanguageCode string
+	// Time is when the transport received the message.
+	Time time.Time
+}
+
+// Contact is a shared contact card. UserID is the Telegram user the card
+// belongs to (0 when it is not a Telegram user).
+type Contact struct {
+	UserID int64
+	Phone  string
+}
+
+// Reply is one message to send. Text is in Telegram's HTML subset: every
+// user- or data-derived string inside it has been escaped, and tags never
+// span lines, so a transport may split it at line boundaries.
+type Reply struct {
+	Text string
+	// Buttons is an inline keyboard, row by row.
+	Buttons [][]Button
+	// AskContact asks the client to show a one-time reply keyboard with a
+	// single "share my phone number" button carrying this label.
+	AskContact string
+	// RemoveKeyboard removes a reply keyboard shown earlier.
+	RemoveKeyboard bool
+	// Slow hints that producing this reply took noticeable work; transports
+	// may have shown a "typing" indicator before it.
+	Slow bool
+}
+
+// Button is an inline button; Data is at most 64 bytes (Telegram's limit).
+type Button struct {
+	Text string
+	Data string
+}

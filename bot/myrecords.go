@@ -1,0 +1,216 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/shebao/shebao/records"
+)
+
+// recordMonths is how far back /records looks.
+const recordMonths = 24
+
+var insuranceNames = map[records.Insurance][2]string{
+	records.Medical:      {"医疗保险", "Medical insurance"},
+	records.Pension:      {"养老保险", "Pension insurance"},
+	records.Unemployment: {"失业保险", "Unemployment insurance"},
+	records.Injury:       {"工伤保险", "Work-injury insurance"},
+	records.Maternity:    {"生育保险", "Maternity insurance"},
+}
+
+func (t *turn) insName(i records.Insurance) string {
+	n := insuranceNames[i]
+	return t.l(n[0], n[1])
+}
+
+// person returns the verified person of the turn, or ok=false after
+// telling the user what to do instead.
+func (t *turn) person(ctx context.Context) (records.Person, bool, error) {
+	if t.e.cfg.Records == nil {
+		t.say(t.l("抱歉，本服务暂未接入个人记录。", "Sorry, personal records are not available on this service."))
+		return records.Person{}, false, nil
+	}
+	l := t.st.Link
+	if !l.Valid(t.now) {
+		t.outcome = "unverified"
+		if l.PersonID != "" {
+			t.st.Link = Link{}
+			t.dirty |= PartLink
+		}
+		t.say(t.l(
+			"查看个人记录前需要先验证身份，只有您本人能看到自己的记录。请发送 /verify 开始。",
+			"To see personal records, first verify who you are: only you can see your own records. Send /verify to start."),
+			[]Button{{t.l("🔐 验证身份", "🔐 Verify"), "verify:"}})
+		return records.Person{}, false, nil
+	}
+	p, err := t.e.cfg.Records.Person(ctx, l.PersonID)
+	if errors.Is(err, records.ErrNotFound) {
+		t.outcome = "gone"
+		t.st.Link = Link{}
+		t.dirty |= PartLink
+		t.say(t.l("记录中已找不到您的信息，请发送 /verify 重新验证，或咨询参保地经办机构。",
+			"Your record can no longer be found. Send /verify to verify again, or ask your local bureau."))
+		return records.Person{}, false, nil
+	}
+	if err != nil {
+		return records.Person{}, false, fmt.Errorf("look up person: %w", err)
+	}
+	return p, true, nil
+}
+
+func runRecords(ctx context.Context, t *turn, _ string) error {
+	p, ok, err := t.person(ctx)
+	if !ok {
+		return err
+	}
+	cur := records.MonthOf(t.now)
+	from := cur.Add(-recordMonths)
+	rows, err := t.e.cfg.Records.Contributions(ctx, p.ID, from, cur)
+	if err != nil {
+		return fmt.Errorf("read contributions: %w", err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, t.l("<b>%s 近%d个月缴费记录</b>（%s 至 %s）\n", "<b>Contributions of %s, last %d months</b> (%s to %s)\n"),
+		esc(records.MaskID(p.ID)), recordMonths, from, cur)
+	if len(rows) == 0 {
+		b.WriteString(t.l("这段时间没有缴费记录。", "No contributions on record in this period."))
+	}
+	byIns := map[records.Insurance][]records.Contribution{}
+	for _, c := range rows {
+		byIns[c.Insurance] = append(byIns[c.Insurance], c)
+	}
+	anyProblem := false
+	for _, ins := range records.Insurances() {
+		cs := byIns[ins]
+		if len(cs) == 0 {
+			continue
+		}
+		var paid, unpaid []records.Month
+		seen := map[records.Month]bool{}
+		first := cs[0].Month
+		for _, c := range cs {
+			seen[c.Month] = true
+			if c.Month.Before(first) {
+				first = c.Month
+			}
+			if c.Status == records.StatusPaid {
+				paid = append(paid, c.Month)
+			} else {
+				unpaid = append(unpaid, c.Month)
+			}
+		}
+		// Months before the first contribution in the window are not
+		// "missing": the person may not have been insured then. The
+		// current month is not due yet.
+		var missing []records.Month
+		for m := first; m.Before(cur); m = m.Add(1) {
+			if !seen[m] {
+				missing = append(missing, m)
+			}
+		}
+		fmt.Fprintf(&b, "\n<b>%s</b>\n", t.insName(ins))
+		if len(paid) > 0 {
+			fmt.Fprintf(&b, t.l("✅ 已缴：%s\n", "✅ Paid: %s\n"), monthRanges(paid, t))
+		}
+		if len(unpaid) > 0 {
+			anyProblem = true
+			fmt.Fprintf(&b, t.l("⚠️ 欠缴（应缴未缴）：%s\n", "⚠️ Unpaid (due but not paid): %s\n"), monthRanges(unpaid, t))
+		}
+		if len(missing) > 0 {
+			anyProblem = true
+			fmt.Fprintf(&b, t.l("❌ 无缴费记录：%s\n", "❌ No record: %s\n"), monthRanges(missing, t))
+		}
+	}
+	b.WriteString(t.l("\n以上为记录数据，实际以参保地经办机构系统为准。",
+		"\nThis is what the record shows; the local bureau's system is authoritative."))
+	var rows2 [][]Button
+	if anyProblem {
+		rows2 = append(rows2, []Button{{t.l("怎么补缴", "How to make it up"), "backpay:"}})
+	}
+	t.say(b.String(), rows2...)
+	return nil
+}
+
+// monthRanges compresses sorted-or-not months into "2024-01～2024-06、2024-09".
+func monthRanges(ms []records.Month, t *turn) string {
+	sorted := append([]records.Month(nil), ms...)
+	for i := 1; i < len(sorted); i++ { // insertion sort: at most 24 items
+		for j := i; j > 0 && sorted[j].Before(sorted[j-1]); j-- {
+			sorted[j], sorted[j-1] = sorted[j-1], sorted[j]
+		}
+	}
+	var parts []string
+	for i := 0; i < len(sorted); {
+		j := i
+		for j+1 < len(sorted) && sorted[j+1] == sorted[j].Add(1) {
+			j++
+		}
+		if i == j {
+			parts = append(parts, sorted[i].String())
+		} else {
+			parts = append(parts, sorted[i].String()+"～"+sorted[j].String())
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, t.l("、", ", "))
+}
+
+func runBalance(ctx context.Context, t *turn, _ string) error {
+	p, ok, err := t.person(ctx)
+	if !ok {
+		return err
+	}
+	bal, moves, err := t.e.cfg.Records.Balance(ctx, p.ID, 5)
+	if err != nil {
+		return fmt.Errorf("read balance: %w", err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, t.l("<b>医保个人账户余额：¥%s</b>\n", "<b>Medical personal-account balance: ¥%s</b>\n"), bal)
+	if len(moves) == 0 {
+		b.WriteString(t.l("暂无账户收支记录。\n", "No account movements on record.\n"))
+	} else {
+		b.WriteString(t.l("最近几笔：\n", "Latest movements:\n"))
+		for _, m := range moves {
+			sign := "+"
+			amt := m.Amount
+			if amt < 0 {
+				sign, amt = "−", -amt
+			}
+			fmt.Fprintf(&b, "%s  %s¥%s  %s\n", m.Date.Format("2006-01-02"), sign, amt, esc(m.Description))
+		}
+	}
+	b.WriteString(t.l(
+		"\n余额多少取决于参保类型、缴费情况和当地划入政策，以医保部门系统为准；也可在“国家医保服务平台”App或微信/支付宝的医保电子凭证里查询，或拨打12393。",
+		"\nThe balance depends on your scheme, your contributions and local crediting rules; the medical-insurance bureau's system is authoritative. You can also check it in the 国家医保服务平台 app, the 医保电子凭证 (e-voucher) in WeChat/Alipay, or call 12393."))
+	t.say(b.String())
+	return nil
+}
+
+func runForget(ctx context.Context, t *turn, arg string) error {
+	switch arg {
+	case "yes":
+		if err := t.e.cfg.Sessions.Forget(ctx, t.msg.ChatID, t.msg.UserID); err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				t.unavailable()
+				return nil
+			}
+			return fmt.Errorf("forget user: %w", err)
+		}
+		// Forget wrote everything; nothing is left to save.
+		t.st, t.dirty = State{Lang: t.st.Lang}, 0
+		t.outcome = "forgotten"
+		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: t.l(
+			"已删除：身份验证关联、进行中的操作和提醒设置。需要时可以重新 /verify。",
+			"Deleted: your verification link, any step in progress and your reminder settings. You can /verify again any time.")})
+	case "no":
+		t.say(t.l("好的，什么都没有删除。", "OK, nothing was deleted."))
+	default:
+		t.say(t.l(
+			"确定要删除您的身份验证关联、进行中的操作和提醒设置吗？（不会影响社保部门的任何记录）",
+			"Delete your verification link, any step in progress and your reminder settings? (Nothing at the insurance bureau changes.)"),
+			[]Button{{t.l("确定删除", "Yes, delete"), "forget:yes"}, {t.l("取消", "No, keep"), "forget:no"}})
+	}
+	return nil
+}

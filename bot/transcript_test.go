@@ -1,0 +1,168 @@
+package bot_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/faq"
+	"github.com/shebao/shebao/records"
+)
+
+var update = flag.Bool("update", false, "rewrite the transcripts in testdata with the engine's current replies")
+
+// testNow is the fixed clock of every transcript: a Thursday morning in
+// Shanghai.
+var testNow = time.Date(2026, 11, 26, 10, 0, 0, 0, time.FixedZone("CST", 8*3600))
+
+// Transcript files hold a conversation: "> " lines are what the user does,
+// "< " lines what the bot answers. User lines:
+//
+//	> some text          typed text
+//	> [data]             pressing the inline button with that callback data
+//	> {contact U PHONE}  sharing the contact of Telegram user U
+//
+// Directives: "@user N" switches to user (and private chat) N, "@lang CODE"
+// sets the client language code, "@advance DURATION" moves the clock,
+// "@store down|up" makes the state store fail or recover. Bot lines show
+// each reply's text, then its buttons as "[label](data)", a contact
+// request as "{ask contact: label}", "{remove keyboard}", and "---"
+// between replies. Lines starting with "#" are comments.
+func TestTranscripts(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.txt"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no transcripts: %v", err)
+	}
+	f, err := faq.New(faq.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			runTranscript(t, file, f)
+		})
+	}
+}
+
+func runTranscript(t *testing.T, file string, f *faq.FAQ) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	db, err := records.OpenDemo(ctx, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store := newMemStore()
+	now := testNow
+	e := bot.New(bot.Config{Sessions: store, Attempts: store, FAQ: f, Records: db, Now: func() time.Time { return now }})
+
+	var got []string
+	user, lang := int64(100), "zh"
+	flush := func(replies []bot.Reply) {
+		for i, r := range replies {
+			if i > 0 {
+				got = append(got, "< ---")
+			}
+			got = append(got, renderReply(r)...)
+		}
+	}
+	for n, line := range strings.Split(strings.TrimRight(string(raw), "\n"), "\n") {
+		switch {
+		case strings.HasPrefix(line, "< "), line == "<":
+			continue // expected output: regenerated below
+		case strings.HasPrefix(line, "#"), strings.TrimSpace(line) == "":
+			got = append(got, line)
+		case strings.HasPrefix(line, "@"):
+			got = append(got, line)
+			dir, arg, _ := strings.Cut(line[1:], " ")
+			switch dir {
+			case "user":
+				user, err = strconv.ParseInt(arg, 10, 64)
+			case "lang":
+				lang = arg
+			case "advance":
+				var d time.Duration
+				d, err = time.ParseDuration(arg)
+				now = now.Add(d)
+			case "store":
+				store.mu.Lock()
+				store.down = arg == "down"
+				store.mu.Unlock()
+			default:
+				err = fmt.Errorf("unknown directive")
+			}
+			if err != nil {
+				t.Fatalf("%s:%d: %s: %v", file, n+1, line, err)
+			}
+		case strings.HasPrefix(line, "> "):
+			got = append(got, line)
+			m := bot.Message{ChatID: user, UserID: user, LanguageCode: lang, Time: now}
+			in := line[2:]
+			switch {
+			case strings.HasPrefix(in, "[") && strings.HasSuffix(in, "]"):
+				m.Callback = in[1 : len(in)-1]
+			case strings.HasPrefix(in, "{contact ") && strings.HasSuffix(in, "}"):
+				owner, phone, _ := strings.Cut(in[len("{contact "):len(in)-1], " ")
+				id, err := strconv.ParseInt(owner, 10, 64)
+				if err != nil {
+					t.Fatalf("%s:%d: bad contact owner: %v", file, n+1, err)
+				}
+				m.Contact = &bot.Contact{UserID: id, Phone: phone}
+			default:
+				m.Text = in
+			}
+			replies, err := e.Handle(ctx, m)
+			if err != nil {
+				got = append(got, "< {error: "+err.Error()+"}")
+			}
+			flush(replies)
+		default:
+			t.Fatalf("%s:%d: cannot parse %q", file, n+1, line)
+		}
+	}
+	out := strings.Join(got, "\n") + "\n"
+	if *update {
+		if err := os.WriteFile(file, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if diff := cmp.Diff(string(raw), out); diff != "" {
+		t.Errorf("%s differs (-file +engine); run go test ./bot -update and review the diff:\n%s", file, diff)
+	}
+}
+
+func renderReply(r bot.Reply) []string {
+	var out []string
+	if r.Text != "" {
+		for _, l := range strings.Split(r.Text, "\n") {
+			out = append(out, strings.TrimRight("< "+l, " "))
+		}
+	}
+	for _, row := range r.Buttons {
+		var cells []string
+		for _, b := range row {
+			cells = append(cells, fmt.Sprintf("[%s](%s)", b.Text, b.Data))
+		}
+		out = append(out, "< "+strings.Join(cells, " "))
+	}
+	if r.AskContact != "" {
+		out = append(out, "< {ask contact: "+r.AskContact+"}")
+	}
+	if r.RemoveKeyboard {
+		out = append(out, "< {remove keyboard}")
+	}
+	return out
+}

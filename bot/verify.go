@@ -1,0 +1,215 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shebao/shebao/records"
+)
+
+const (
+	dialogVerify = "verify"
+	stepID       = "id"
+	stepContact  = "contact"
+
+	// linkTTL is how long a verification holds before the user must
+	// verify again.
+	linkTTL = 90 * 24 * time.Hour
+)
+
+// verifyPolicy locks verification for a user or an ID number after five
+// failures within a day, for a day.
+var verifyPolicy = AttemptPolicy{Limit: 5, Window: 24 * time.Hour, LockFor: 24 * time.Hour}
+
+// shanghai is where users live; times shown to them are in this zone.
+var shanghai = mustZone("Asia/Shanghai")
+
+func mustZone(name string) *time.Location {
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		// The zone database is embedded by cmd/shebao (time/tzdata); a
+		// fixed +08:00 is the same for Shanghai, which has no DST.
+		return time.FixedZone(name, 8*3600)
+	}
+	return loc
+}
+
+func userKey(id int64) string     { return fmt.Sprintf("user:%d", id) }
+func idKey(person string) string  { return "id:" + person }
+func fmtUntil(u time.Time) string { return u.In(shanghai).Format("2006-01-02 15:04") }
+
+func runVerify(ctx context.Context, t *turn, _ string) error {
+	if t.e.cfg.Records == nil || t.e.cfg.Attempts == nil {
+		t.say(t.l("抱歉，本服务暂未接入个人记录。", "Sorry, personal records are not available on this service."))
+		return nil
+	}
+	if t.st.Link.Valid(t.now) {
+		t.say(fmt.Sprintf(t.l(
+			"您已验证为 %s（有效至 %s）。\n可以查看 /records 缴费记录、/balance 余额、/backpay 补缴方案。要解除关联请发送 /forget。",
+			"You are verified as %s (until %s).\nSee /records, /balance or /backpay. To unlink, send /forget."),
+			esc(records.MaskID(t.st.Link.PersonID)), fmtUntil(t.st.Link.Until)), recordButtons(t)...)
+		return nil
+	}
+	if done, err := t.checkLocked(ctx, userKey(t.msg.UserID)); done || err != nil {
+		return err
+	}
+	t.setDialog(Dialog{Name: dialogVerify, Step: stepID})
+	t.say(t.l(
+		"请发送您的18位居民身份证号码。\n号码只用于和记录核对，我不会完整显示它。发送 /cancel 可随时取消。",
+		"Please send your 18-character resident ID number.\nIt is only used to match your record and is never shown in full. Send /cancel at any time to stop."))
+	return nil
+}
+
+// checkLocked tells the user when verification is locked for any of keys
+// and reports whether it was.
+func (t *turn) checkLocked(ctx context.Context, keys ...string) (bool, error) {
+	until, err := t.e.cfg.Attempts.Locked(ctx, keys, t.now)
+	if err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			t.unavailable()
+			return true, nil
+		}
+		return true, fmt.Errorf("check verification lock: %w", err)
+	}
+	if until.IsZero() {
+		return false, nil
+	}
+	t.endDialog()
+	t.outcome = "locked"
+	t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: fmt.Sprintf(t.l(
+		"验证失败次数过多，为保护您的信息，验证已暂停。请在 %s（北京时间）之后再试。",
+		"Too many failed attempts. To protect your data, verification is paused. Please try again after %s (Beijing time)."),
+		fmtUntil(until))})
+	return true, nil
+}
+
+// stepVerify takes the ID number, then the shared contact.
+func stepVerify(ctx context.Context, t *turn) error {
+	switch t.st.Dialog.Step {
+	case stepID:
+		return verifyID(ctx, t)
+	case stepContact:
+		return verifyContact(ctx, t)
+	}
+	t.endDialog()
+	return runVerify(ctx, t, "")
+}
+
+func verifyID(ctx context.Context, t *turn) error {
+	if t.msg.Text == "" {
+		t.say(t.l("请用文字发送您的18位身份证号码，或发送 /cancel 取消。",
+			"Please type your 18-character ID number, or send /cancel."))
+		return nil
+	}
+	// People often type the number in groups: "110105 19880312 0014".
+	id, err := records.CheckID(strings.NewReplacer(" ", "", "-", "", "\u3000", "").Replace(t.msg.Text))
+	if err != nil {
+		t.outcome = "bad_id"
+		t.say(idProblem(t, err))
+		return nil
+	}
+	if done, err := t.checkLocked(ctx, userKey(t.msg.UserID), idKey(id)); done || err != nil {
+		return err
+	}
+	t.setDialog(Dialog{Name: dialogVerify, Step: stepContact, Data: map[string]string{"id": id}})
+	t.replies = append(t.replies, Reply{
+		Text: fmt.Sprintf(t.l(
+			"收到：%s。\n现在请点下方按钮“分享我的手机号”，我会核对它是否与记录中的手机号一致。",
+			"Got it: %s.\nNow tap the button below to share your phone number; I will check it against your record."),
+			esc(records.MaskID(id))),
+		AskContact: t.l("📱 分享我的手机号", "📱 Share my phone number"),
+	})
+	return nil
+}
+
+// idProblem says exactly what is wrong with a typed ID number.
+func idProblem(t *turn, err error) string {
+	switch {
+	case errors.Is(err, records.ErrIDLength):
+		return fmt.Sprintf(t.l(
+			"身份证号码应为18位，您发送的是%d位。请核对后重新发送。",
+			"A resident ID number has 18 characters; yours has %d. Please check and send it again."),
+			len([]rune(strings.ReplaceAll(t.msg.Text, " ", ""))))
+	case errors.Is(err, records.ErrIDChars):
+		return t.l("身份证号码前17位应为数字，最后一位是数字或X。请核对后重新发送。",
+			"The first 17 characters must be digits and the last a digit or X. Please check and send it again.")
+	case errors.Is(err, records.ErrIDDate):
+		return t.l("身份证号码中的出生日期（第7–14位）不是有效日期。请核对后重新发送。",
+			"The birth date inside the number (characters 7–14) is not a valid date. Please check and send it again.")
+	case errors.Is(err, records.ErrIDChecksum):
+		return t.l("身份证号码最后一位（校验码）不对，可能有一位输错了。请核对后重新发送。",
+			"The last character (the check character) does not match; one character may be mistyped. Please check and send it again.")
+	}
+	return t.l("这不是有效的身份证号码，请核对后重新发送。", "That is not a valid ID number. Please check and send it again.")
+}
+
+func verifyContact(ctx context.Context, t *turn) error {
+	c := t.msg.Contact
+	if c == nil {
+		t.replies = append(t.replies, Reply{
+			Text: t.l("请点下方按钮分享您的手机号，或发送 /cancel 取消。",
+				"Please tap the button below to share your phone number, or send /cancel."),
+			AskContact: t.l("📱 分享我的手机号", "📱 Share my phone number"),
+		})
+		return nil
+	}
+	if c.UserID != t.msg.UserID {
+		t.outcome = "foreign_contact"
+		t.replies = append(t.replies, Reply{
+			Text: t.l("这不是您本人的联系人。请点下方按钮分享您自己的手机号。",
+				"That is not your own contact. Please tap the button below to share your own number."),
+			AskContact: t.l("📱 分享我的手机号", "📱 Share my phone number"),
+		})
+		return nil
+	}
+	id := t.st.Dialog.Data["id"]
+	p, err := t.e.cfg.Records.Person(ctx, id)
+	switch {
+	case err == nil && records.NormalizePhone(c.Phone) == records.NormalizePhone(p.Phone):
+		t.st.Link = Link{PersonID: id, Until: t.now.Add(linkTTL)}
+		t.dirty |= PartLink
+		t.endDialog()
+		t.outcome = "verified"
+		t.e.log.Info("user verified", "user", t.msg.UserID, "person", p)
+		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: fmt.Sprintf(t.l(
+			"✅ 验证成功：%s。\n验证有效期90天。现在可以查看：",
+			"✅ Verified: %s.\nThe verification holds for 90 days. You can now see:"),
+			esc(records.MaskID(id)))})
+		t.say(t.l("请选择：", "Choose:"), recordButtons(t)...)
+		t.offerReminders()
+		return nil
+	case err != nil && !errors.Is(err, records.ErrNotFound):
+		return fmt.Errorf("look up person: %w", err)
+	}
+	// Unknown ID and wrong phone get the same answer, so nobody can
+	// probe which ID numbers are on record.
+	t.outcome = "mismatch"
+	until, err := t.e.cfg.Attempts.Fail(ctx, []string{userKey(t.msg.UserID), idKey(id)}, t.now, verifyPolicy)
+	if err != nil {
+		return fmt.Errorf("record failed verification: %w", err)
+	}
+	t.endDialog()
+	if !until.IsZero() {
+		t.outcome = "locked"
+		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: fmt.Sprintf(t.l(
+			"身份证号码与手机号不匹配。失败次数过多，验证已暂停，请在 %s（北京时间）之后再试。",
+			"The ID number and phone number do not match. Too many failed attempts: verification is paused until %s (Beijing time)."),
+			fmtUntil(until))})
+		return nil
+	}
+	t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: t.l(
+		"身份证号码与手机号不匹配，无法验证。请确认号码无误、分享的是登记时留的手机号，然后发送 /verify 重试。",
+		"The ID number and phone number do not match, so I cannot verify you. Check the number and share the phone you registered with, then send /verify to try again.")})
+	return nil
+}
+
+// recordButtons are the record commands as buttons.
+func recordButtons(t *turn) [][]Button {
+	return [][]Button{
+		{{t.l("缴费记录", "Records"), "records:"}, {t.l("账户余额", "Balance"), "balance:"}},
+		{{t.l("补缴方案", "Back-payment plan"), "backpay:"}, {t.l("所需材料", "Documents"), "documents:"}},
+	}
+}
