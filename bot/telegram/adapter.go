@@ -1,0 +1,506 @@
+// Package telegram connects the conversation engine to the Telegram Bot API.
+// It receives updates (long polling or webhook), turns them into
+// bot.Message values, hands them to a Handler one chat at a time and sends
+// the bot.Reply values back. It is the only importer of
+// github.com/go-telegram/bot; no Telegram type crosses its boundary.
+package telegram
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	tgbot "github.com/go-telegram/bot"
+	"github.com/go-telegram/bot/models"
+
+	"github.com/shebao/shebao/bot"
+)
+
+// DefaultAPIURL is the Bot API server used when Options.APIURL is empty.
+const DefaultAPIURL = "https://api.telegram.org"
+
+// ErrBlocked is returned by Send when the user blocked the bot (HTTP 403).
+var ErrBlocked = errors.New("chat blocked the bot")
+
+// Options configure an Adapter. Token and Handler are required.
+type Options struct {
+	Token string
+	// APIURL is the Bot API server (TELEGRAM_API_URL); DefaultAPIURL when empty.
+	APIURL string
+	// WebhookURL and WebhookSecret are used by RegisterWebhook and the
+	// handler from WebhookHandler. A webhook needs a secret.
+	WebhookURL    string
+	WebhookSecret string
+	// Workers bounds how many chats are handled at the same time while
+	// polling; 16 when zero.
+	Workers int
+	// DrainTimeout bounds how long updates already received are still
+	// handled after the context of RunPolling is cancelled; 10 s when zero.
+	DrainTimeout time.Duration
+
+	Handler     Handler
+	Coordinator Coordinator // nil: no cross-replica dedupe
+	Blocklist   Blocklist   // nil: blocked chats are not remembered
+	Metrics     Metrics     // nil: no metrics
+	Logger      *slog.Logger
+	// HTTPClient talks to the Bot API. Nil means a client whose transport
+	// keeps up to 100 idle connections to the API host: the standard
+	// library default of 2 leaves thousands of sockets in TIME_WAIT under
+	// load. Requests are bounded by contexts, so its Timeout should be zero
+	// or longer than the long-poll timeout (50 s).
+	HTTPClient *http.Client
+	// Sleep waits d or until ctx is done (retry_after, backoff). Nil means
+	// a timer; tests make it instant.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Now is the clock stamped on messages; time.Now when nil.
+	Now func() time.Time
+}
+
+// Metrics receives counters; implementations must be safe for concurrent
+// use. Kinds: text, command, callback, contact, other (non-text message),
+// ignored. Outcomes: handled, duplicate, ignored, blocked, error, aborted.
+type Metrics interface {
+	Update(kind, outcome string)
+	// APIError counts a failed Bot API call; code is the HTTP status or 0
+	// for a network error or timeout.
+	APIError(method string, code int)
+}
+
+// Command is one entry of the bot's command menu.
+type Command struct {
+	Name        string // without the leading slash
+	Description string
+}
+
+// Adapter is the Telegram transport of the engine.
+type Adapter struct {
+	tg       *tgbot.Bot
+	http     *http.Client
+	token    string
+	apiURL   string
+	opts     Options
+	log      *slog.Logger
+	sleep    func(ctx context.Context, d time.Duration) error
+	now      func() time.Time
+	locks    chatLocks
+	username atomic.Pointer[string]
+	draining atomic.Bool
+
+	// Tunables kept unexported; tests shorten them.
+	pollTimeout    time.Duration // long-poll wait asked of getUpdates
+	pinnedInterval time.Duration // re-fetch interval while an old update pins the offset
+	maxInHand      int           // fetched but unfinished updates before fetching pauses
+	callTimeout    time.Duration // one Bot API call
+	maxAttempts    int           // per Bot API call
+	firstBackoff   time.Duration
+	maxBackoff     time.Duration
+	confirmTimeout time.Duration // final getUpdates after a drain
+	actionTimeout  time.Duration // sendChatAction, answerCallbackQuery
+}
+
+// New builds an Adapter. It makes no network calls: the token is checked by
+// RunPolling and RegisterWebhook.
+func New(opts Options) (*Adapter, error) {
+	var problems []string
+	if strings.TrimSpace(opts.Token) == "" {
+		problems = append(problems, "token is empty")
+	}
+	if opts.Handler == nil {
+		problems = append(problems, "handler is nil")
+	}
+	if opts.WebhookURL != "" && opts.WebhookSecret == "" {
+		problems = append(problems, "webhook URL set without a secret")
+	}
+	if opts.Workers < 0 {
+		problems = append(problems, "workers is negative")
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("telegram options: %s", strings.Join(problems, "; "))
+	}
+	if opts.APIURL == "" {
+		opts.APIURL = DefaultAPIURL
+	}
+	if opts.Workers == 0 {
+		opts.Workers = 16
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 10 * time.Second
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = defaultHTTPClient()
+	}
+	a := &Adapter{
+		http:           opts.HTTPClient,
+		token:          opts.Token,
+		apiURL:         strings.TrimRight(opts.APIURL, "/"),
+		opts:           opts,
+		log:            opts.Logger,
+		sleep:          opts.Sleep,
+		now:            opts.Now,
+		pollTimeout:    50 * time.Second,
+		pinnedInterval: 500 * time.Millisecond,
+		maxInHand:      1000,
+		callTimeout:    20 * time.Second,
+		maxAttempts:    4,
+		firstBackoff:   500 * time.Millisecond,
+		maxBackoff:     5 * time.Second,
+		confirmTimeout: 5 * time.Second,
+		actionTimeout:  3 * time.Second,
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.sleep == nil {
+		a.sleep = sleepCtx
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	tg, err := tgbot.New(opts.Token,
+		tgbot.WithServerURL(a.apiURL),
+		tgbot.WithSkipGetMe(),
+		tgbot.WithHTTPClient(a.pollTimeout, statusClient{opts.HTTPClient}),
+		tgbot.WithErrorsHandler(func(err error) { a.log.Warn("telegram library", "err", err) }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create telegram client: %w", err)
+	}
+	a.tg = tg
+	return a, nil
+}
+
+func defaultHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          200,
+		MaxIdleConnsPerHost:   100,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// identify calls getMe: it checks the token and learns the bot's username,
+// which tells "/cmd@ThisBot" from "/cmd@OtherBot" in groups.
+func (a *Adapter) identify(ctx context.Context) error {
+	var me *models.User
+	err := a.call(ctx, "getMe", func(ctx context.Context) error {
+		var err error
+		me, err = a.tg.GetMe(ctx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("check bot token: %w", err)
+	}
+	name := me.Username
+	a.username.Store(&name)
+	return nil
+}
+
+// SetCommands publishes the command menu: zh for Chinese clients and as the
+// default, en for English clients.
+func (a *Adapter) SetCommands(ctx context.Context, zh, en []Command) error {
+	for _, set := range []struct {
+		lang string
+		cmds []Command
+	}{{"", zh}, {"zh", zh}, {"en", en}} {
+		params := &tgbot.SetMyCommandsParams{Commands: botCommands(set.cmds), LanguageCode: set.lang}
+		err := a.call(ctx, "setMyCommands", func(ctx context.Context) error {
+			_, err := a.tg.SetMyCommands(ctx, params)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("set commands for language %q: %w", set.lang, err)
+		}
+	}
+	return nil
+}
+
+func botCommands(cmds []Command) []models.BotCommand {
+	out := make([]models.BotCommand, 0, len(cmds))
+	for _, c := range cmds {
+		out = append(out, models.BotCommand{Command: strings.TrimPrefix(c.Name, "/"), Description: c.Description})
+	}
+	return out
+}
+
+// outcome of handling one update. aborted means the context ended before
+// the update was fully handled: it must stay unconfirmed so Telegram
+// delivers it again.
+type outcome string
+
+const (
+	outcomeHandled   outcome = "handled"
+	outcomeDuplicate outcome = "duplicate"
+	outcomeIgnored   outcome = "ignored"
+	outcomeBlocked   outcome = "blocked"
+	outcomeError     outcome = "error"
+	outcomeAborted   outcome = "aborted"
+)
+
+// incoming is an update reduced to what the engine needs.
+type incoming struct {
+	updateID   int64
+	kind       string // see Metrics
+	msg        bot.Message
+	callbackID string // to answer, even for duplicates
+	typing     bool   // the handler may be slow: show "typing" first
+}
+
+// convert turns an update into an incoming message; ok is false for updates
+// the bot does not answer (edits, channel posts, chatter in groups).
+func (a *Adapter) convert(u *models.Update) (in incoming, ok bool) {
+	in.updateID = u.ID
+	in.msg.Time = a.now()
+	switch {
+	case u.CallbackQuery != nil:
+		q := u.CallbackQuery
+		in.kind = "callback"
+		in.callbackID = q.ID
+		in.msg.UserID = q.From.ID
+		in.msg.LanguageCode = q.From.LanguageCode
+		in.msg.Callback = q.Data
+		switch {
+		case q.Message.Message != nil:
+			in.msg.ChatID = q.Message.Message.Chat.ID
+		case q.Message.InaccessibleMessage != nil && q.Message.InaccessibleMessage.Chat.ID != 0:
+			in.msg.ChatID = q.Message.InaccessibleMessage.Chat.ID
+		default:
+			// Inline-mode buttons have no chat; answer the user privately.
+			in.msg.ChatID = q.From.ID
+		}
+		return in, in.msg.ChatID != 0
+	case u.Message != nil:
+		m := u.Message
+		in.msg.ChatID = m.Chat.ID
+		if m.From != nil {
+			in.msg.UserID = m.From.ID
+			in.msg.LanguageCode = m.From.LanguageCode
+		}
+		private := m.Chat.Type == models.ChatTypePrivate
+		switch {
+		case m.Text != "" && strings.HasPrefix(m.Text, "/"):
+			text, mine := a.normalizeCommand(m.Text, private)
+			if !mine {
+				in.kind = "ignored"
+				return in, false
+			}
+			in.kind = "command"
+			in.msg.Text = text
+		case !private:
+			in.kind = "ignored"
+			return in, false
+		case m.Contact != nil:
+			in.kind = "contact"
+			in.msg.Contact = &bot.Contact{UserID: m.Contact.UserID, Phone: m.Contact.PhoneNumber}
+		case m.Text != "":
+			in.kind = "text"
+			in.msg.Text = m.Text
+			in.typing = true
+		default:
+			in.kind = "other" // the engine answers that it only reads text
+		}
+		return in, true
+	default:
+		in.kind = "ignored"
+		return in, false
+	}
+}
+
+// normalizeCommand strips "@BotName" from the leading command so the engine
+// sees "/cmd args". It works on the text, not entity offsets, which count
+// UTF-16 units. mine is false for a group command addressed to another bot.
+func (a *Adapter) normalizeCommand(text string, private bool) (string, bool) {
+	end := strings.IndexAny(text, " \n\t")
+	if end < 0 {
+		end = len(text)
+	}
+	cmd, rest := text[:end], text[end:]
+	at := strings.IndexByte(cmd, '@')
+	if at < 0 {
+		return text, true
+	}
+	target := cmd[at+1:]
+	if me := a.username.Load(); me != nil && *me != "" && !private && !strings.EqualFold(target, *me) {
+		return "", false
+	}
+	return cmd[:at] + rest, true
+}
+
+// process handles one update end to end: dedupe, per-chat serialisation,
+// the handler and the replies. ctx bounds the whole handling.
+func (a *Adapter) process(ctx context.Context, u *models.Update) outcome {
+	in, ok := a.convert(u)
+	if !ok {
+		a.count(in.kind, outcomeIgnored)
+		return outcomeIgnored
+	}
+	out := a.processMessage(ctx, in)
+	a.count(in.kind, out)
+	return out
+}
+
+func (a *Adapter) processMessage(ctx context.Context, in incoming) outcome {
+	chatID := in.msg.ChatID
+	var done func(bool)
+	if c := a.opts.Coordinator; c != nil {
+		d, dup, err := c.Begin(ctx, chatID, in.updateID)
+		switch {
+		case ctx.Err() != nil:
+			return outcomeAborted
+		case err != nil:
+			// Answers must keep flowing when the coordinator (Redis) is
+			// down; the cost is a possible double answer on redelivery.
+			a.log.Warn("coordinator unavailable; handling without dedupe", "update_id", in.updateID, "err", err)
+		case dup:
+			a.answerCallback(ctx, in.callbackID)
+			return outcomeDuplicate
+		default:
+			done = d
+		}
+	}
+	// Begin already orders one chat's updates across replicas; the local
+	// lock keeps that order when the coordinator is absent or down.
+	unlock, err := a.locks.lock(ctx, chatID)
+	if err != nil {
+		if done != nil {
+			done(false)
+		}
+		return outcomeAborted
+	}
+	out := a.handle(ctx, in)
+	unlock()
+	if done != nil {
+		done(out != outcomeAborted)
+	}
+	return out
+}
+
+func (a *Adapter) handle(ctx context.Context, in incoming) outcome {
+	chatID := in.msg.ChatID
+	if in.callbackID != "" {
+		a.answerCallback(ctx, in.callbackID)
+	}
+	if in.typing {
+		a.sendTyping(ctx, chatID)
+	}
+	replies, err := a.opts.Handler.Handle(ctx, in.msg)
+	if ctx.Err() != nil {
+		return outcomeAborted
+	}
+	if err != nil {
+		a.log.Warn("handler failed", "kind", in.kind, "update_id", in.updateID, "err", err)
+		return outcomeError
+	}
+	err = a.Send(ctx, chatID, replies)
+	switch {
+	case err == nil:
+		return outcomeHandled
+	case errors.Is(err, ErrBlocked):
+		return outcomeBlocked
+	case ctx.Err() != nil:
+		return outcomeAborted
+	default:
+		a.log.Warn("send replies", "update_id", in.updateID, "err", err)
+		return outcomeError
+	}
+}
+
+// answerCallback stops the client's button spinner. One try: a late or
+// failed answer only leaves the spinner running a little longer.
+func (a *Adapter) answerCallback(ctx context.Context, id string) {
+	if id == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.actionTimeout)
+	defer cancel()
+	var status int
+	_, err := a.tg.AnswerCallbackQuery(withStatus(ctx, &status), &tgbot.AnswerCallbackQueryParams{CallbackQueryID: id})
+	if err != nil {
+		a.apiError("answerCallbackQuery", status, err)
+		a.log.Debug("answer callback query", "err", err)
+	}
+}
+
+// sendTyping shows "typing…" while the handler works. Its failure does not
+// matter, so it is tried once with a short timeout.
+func (a *Adapter) sendTyping(ctx context.Context, chatID int64) {
+	ctx, cancel := context.WithTimeout(ctx, a.actionTimeout)
+	defer cancel()
+	var status int
+	_, err := a.tg.SendChatAction(withStatus(ctx, &status), &tgbot.SendChatActionParams{ChatID: chatID, Action: models.ChatActionTyping})
+	if err != nil {
+		a.apiError("sendChatAction", status, err)
+		a.log.Debug("send chat action", "err", err)
+	}
+}
+
+func (a *Adapter) count(kind string, out outcome) {
+	if a.opts.Metrics != nil {
+		a.opts.Metrics.Update(kind, string(out))
+	}
+}
+
+// chatLocks serialises the handling of one chat inside this process.
+type chatLocks struct {
+	mu sync.Mutex
+	m  map[int64]*chatLock
+}
+
+type chatLock struct {
+	ch   chan struct{}
+	refs int
+}
+
+func (l *chatLocks) lock(ctx context.Context, chatID int64) (unlock func(), err error) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = make(map[int64]*chatLock)
+	}
+	c := l.m[chatID]
+	if c == nil {
+		c = &chatLock{ch: make(chan struct{}, 1)}
+		l.m[chatID] = c
+	}
+	c.refs++
+	l.mu.Unlock()
+
+	release := func() {
+		l.mu.Lock()
+		c.refs--
+		if c.refs == 0 {
+			delete(l.m, chatID)
+		}
+		l.mu.Unlock()
+	}
+	select {
+	case c.ch <- struct{}{}:
+		return func() { <-c.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+}

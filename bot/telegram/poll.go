@@ -1,0 +1,317 @@
+package telegram
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	tgbot "github.com/go-telegram/bot"
+	"github.com/go-telegram/bot/models"
+)
+
+// allowedUpdates are the update kinds the bot answers; Telegram does not
+// even queue the others.
+var allowedUpdates = []string{models.AllowedUpdateMessage, models.AllowedUpdateCallbackQuery}
+
+// RunPolling receives updates with getUpdates until ctx is cancelled, then
+// finishes the updates in hand within DrainTimeout, confirms those that
+// were handled and returns nil. An update is confirmed to Telegram (the
+// getUpdates offset moves past it) only once it and every update fetched
+// before it were handled, so a crash or restart redelivers, never loses.
+// It returns an error only when the token is rejected or the Bot API
+// cannot be reached at start.
+func (a *Adapter) RunPolling(ctx context.Context) error {
+	if err := a.identify(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	// getUpdates fails with 409 Conflict while a webhook is set.
+	err := a.call(ctx, "deleteWebhook", func(ctx context.Context) error {
+		_, err := a.tg.DeleteWebhook(ctx, &tgbot.DeleteWebhookParams{})
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.log.Warn("delete webhook before polling", "err", err)
+	}
+
+	// Handling outlives ctx by up to DrainTimeout so updates in hand are
+	// answered rather than redelivered.
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hcancel()
+
+	tr := newTracker()
+	queues := make([]chan *models.Update, a.opts.Workers)
+	var wg sync.WaitGroup
+	for i := range queues {
+		q := make(chan *models.Update, 64)
+		queues[i] = q
+		wg.Go(func() {
+			for u := range q {
+				if a.process(hctx, u) != outcomeAborted {
+					tr.finish(u.ID)
+				}
+			}
+		})
+	}
+
+	err = a.fetch(ctx, tr, queues)
+
+	drain := time.AfterFunc(a.opts.DrainTimeout, hcancel)
+	defer drain.Stop()
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	a.confirm(ctx, tr.offset())
+	return err
+}
+
+// fetch runs the getUpdates loop and dispatches each update to the worker
+// of its chat, so one chat's updates are handled in order.
+func (a *Adapter) fetch(ctx context.Context, tr *tracker, queues []chan *models.Update) error {
+	backoff := a.firstBackoff
+	for ctx.Err() == nil {
+		offset, inHand, advanced := tr.state()
+		if inHand >= a.maxInHand {
+			select {
+			case <-advanced:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		updates, err := a.getUpdates(ctx, offset, 100, a.pollTimeout)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, tgbot.ErrorUnauthorized) || errors.Is(err, tgbot.ErrorNotFound) {
+				return fmt.Errorf("poll telegram: %w", err)
+			}
+			wait := backoff
+			backoff = min(2*backoff, a.maxBackoff)
+			var tooMany *tgbot.TooManyRequestsError
+			if errors.As(err, &tooMany) {
+				wait = time.Duration(max(tooMany.RetryAfter, 1)) * time.Second
+			}
+			a.log.Warn("get updates", "err", err, "retry_in", wait)
+			if a.sleep(ctx, wait) != nil {
+				return nil
+			}
+			continue
+		}
+		backoff = a.firstBackoff
+
+		fresh := 0
+		for _, u := range updates {
+			if !tr.add(u.ID) {
+				continue // still in hand from an earlier fetch
+			}
+			fresh++
+			select {
+			case queues[workerFor(chatOf(u), len(queues))] <- u:
+			case <-ctx.Done():
+				return nil // u stays unfinished, hence unconfirmed
+			}
+		}
+		if len(updates) > 0 && fresh == 0 {
+			// An unfinished update pins the offset, so Telegram answers at
+			// once with updates already in hand. Ask again when the
+			// offset moves, or after a pause to pick up other chats'
+			// new updates.
+			t := time.NewTimer(a.pinnedInterval)
+			select {
+			case <-advanced:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
+	}
+	return nil
+}
+
+// confirm tells Telegram which updates were handled: getUpdates with a
+// higher offset drops the updates below it from Telegram's queue.
+func (a *Adapter) confirm(ctx context.Context, offset int64) {
+	if offset == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.confirmTimeout)
+	defer cancel()
+	if _, err := a.getUpdates(ctx, offset, 1, 0); err != nil {
+		a.log.Warn("confirm handled updates", "err", err)
+	}
+}
+
+func chatOf(u *models.Update) int64 {
+	switch {
+	case u.Message != nil:
+		return u.Message.Chat.ID
+	case u.CallbackQuery != nil && u.CallbackQuery.Message.Message != nil:
+		return u.CallbackQuery.Message.Message.Chat.ID
+	case u.CallbackQuery != nil:
+		return u.CallbackQuery.From.ID
+	}
+	return 0
+}
+
+func workerFor(chatID int64, n int) int {
+	h := uint64(chatID) * 0x9E3779B97F4A7C15 // Fibonacci hashing spreads sequential IDs
+	return int((h >> 32) % uint64(n))
+}
+
+// tracker remembers the fetched updates in fetch order and which of them
+// are finished; the offset to confirm is one past the longest finished
+// prefix. Update IDs have gaps, so "contiguous" means in fetch order.
+type tracker struct {
+	mu       sync.Mutex
+	order    []int64
+	done     map[int64]bool
+	base     int64 // next getUpdates offset; 0 until something is finished
+	maxSeen  int64
+	advanced chan struct{} // closed when base moves
+}
+
+func newTracker() *tracker {
+	return &tracker{done: make(map[int64]bool), advanced: make(chan struct{})}
+}
+
+// add registers a fetched update; false when it is already known.
+func (t *tracker) add(id int64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if id <= t.maxSeen {
+		return false
+	}
+	t.maxSeen = id
+	t.order = append(t.order, id)
+	return true
+}
+
+func (t *tracker) finish(id int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.done[id] = true
+	moved := false
+	for len(t.order) > 0 && t.done[t.order[0]] {
+		delete(t.done, t.order[0])
+		t.base = t.order[0] + 1
+		t.order = t.order[1:]
+		moved = true
+	}
+	if moved {
+		close(t.advanced)
+		t.advanced = make(chan struct{})
+	}
+}
+
+func (t *tracker) state() (offset int64, inHand int, advanced <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.base, len(t.order), t.advanced
+}
+
+func (t *tracker) offset() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.base
+}
+
+type getUpdatesParams struct {
+	Offset         int64    `json:"offset,omitempty"`
+	Limit          int      `json:"limit,omitempty"`
+	Timeout        int      `json:"timeout"`
+	AllowedUpdates []string `json:"allowed_updates"`
+}
+
+type apiResponse struct {
+	OK          bool            `json:"ok"`
+	Result      json.RawMessage `json:"result"`
+	ErrorCode   int             `json:"error_code"`
+	Description string          `json:"description"`
+	Parameters  struct {
+		RetryAfter int `json:"retry_after"`
+	} `json:"parameters"`
+}
+
+// getUpdates is called directly because the library's loop is unexported
+// and confirms updates before they are handled. Errors use the library's
+// sentinels so callers classify them the same way.
+func (a *Adapter) getUpdates(ctx context.Context, offset int64, limit int, wait time.Duration) ([]*models.Update, error) {
+	body, err := json.Marshal(getUpdatesParams{
+		Offset: offset, Limit: limit, Timeout: int(wait / time.Second), AllowedUpdates: allowedUpdates,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode getUpdates: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait+a.callTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.apiURL+"/bot"+a.token+"/getUpdates", bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build getUpdates request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.http.Do(req)
+	if err != nil {
+		a.apiError("getUpdates", 0, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL holds the token
+		}
+		return nil, fmt.Errorf("getUpdates: %w", err)
+	}
+	defer resp.Body.Close()
+	var r apiResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&r); err != nil {
+		a.apiError("getUpdates", resp.StatusCode, err)
+		return nil, fmt.Errorf("getUpdates: HTTP %d: decode: %w", resp.StatusCode, err)
+	}
+	if !r.OK {
+		a.apiError("getUpdates", r.ErrorCode, nil)
+		switch r.ErrorCode {
+		case http.StatusTooManyRequests:
+			return nil, &tgbot.TooManyRequestsError{Message: "getUpdates: " + r.Description, RetryAfter: r.Parameters.RetryAfter}
+		case http.StatusUnauthorized:
+			return nil, fmt.Errorf("getUpdates: %w: %s", tgbot.ErrorUnauthorized, r.Description)
+		case http.StatusNotFound:
+			return nil, fmt.Errorf("getUpdates: %w: %s", tgbot.ErrorNotFound, r.Description)
+		case http.StatusConflict:
+			return nil, fmt.Errorf("getUpdates: %w: %s", tgbot.ErrorConflict, r.Description)
+		}
+		return nil, fmt.Errorf("getUpdates: error %d: %s", r.ErrorCode, r.Description)
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(r.Result, &raws); err != nil {
+		return nil, fmt.Errorf("decode updates: %w", err)
+	}
+	updates := make([]*models.Update, 0, len(raws))
+	for _, raw := range raws {
+		u := new(models.Update)
+		if err := json.Unmarshal(raw, u); err != nil {
+			// Keep only the ID: the update is then ignored and confirmed
+			// instead of failing every later getUpdates.
+			a.log.Warn("undecodable update", "err", err)
+			var id struct {
+				ID int64 `json:"update_id"`
+			}
+			if json.Unmarshal(raw, &id) != nil || id.ID == 0 {
+				continue
+			}
+			u = &models.Update{ID: id.ID}
+		}
+		updates = append(updates, u)
+	}
+	return updates, nil
+}
