@@ -1,0 +1,201 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Per-chat coordination across replicas.
+//
+// Each chat has a queue (a sorted set scored by update id) of the updates
+// that want to be handled, and a lock naming the one being handled. An
+// update may run when it is the lowest entry in the queue and it wins the
+// lock. Entries are "<update id>:<token>" so that two deliveries of one
+// update are distinct entries; the token also names the lock holder.
+//
+// A replica can die at any point, so nothing it leaves behind may block the
+// chat for longer than LockLease: the lock carries that lease, and every
+// queue entry has an "alive" key with the same lease that its waiter
+// refreshes on each poll. Whoever finds a dead entry at the head of the
+// queue removes it. The queue key itself expires after two leases without
+// any Begin, so an abandoned chat leaves nothing behind.
+//
+// Fast path, no contention: Begin is one EVALSHA (beginScript returns 1),
+// done is one EVALSHA. Under contention each poll is one more EVALSHA.
+
+// beginScript checks dedupe, enqueues (or refreshes) the entry and tries to
+// take the chat.
+//
+//	KEYS[1] done key of this update, KEYS[2] queue, KEYS[3] lock, KEYS[4] alive key of this entry,
+//	KEYS[5] blocked mark of the chat
+//	ARGV[1] update id, ARGV[2] entry, ARGV[3] lease ms, ARGV[4] alive key prefix
+//
+// Returns -1 when the update was already handled (the entry is removed),
+// 1 when the chat is claimed, 0 when the caller must wait and call again.
+// A claim also clears the chat's blocked mark: a user who writes to the bot
+// has unblocked it, and clearing it here saves a round trip per update.
+var beginScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  redis.call('DEL', KEYS[4])
+  return -1
+end
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], 2 * tonumber(ARGV[3]))
+redis.call('SET', KEYS[4], '1', 'PX', ARGV[3])
+while true do
+  local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+  if head == ARGV[2] then
+    break
+  end
+  if redis.call('EXISTS', ARGV[4] .. head) == 1 then
+    return 0
+  end
+  redis.call('ZREM', KEYS[2], head)
+end
+if redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[3]) then
+  redis.call('DEL', KEYS[5])
+  return 1
+end
+return 0
+`)
+
+// doneScript finishes (or abandons) a claim or a wait: marks the update
+// handled if asked, releases the lock only if this entry holds it, and
+// leaves the queue.
+//
+//	KEYS[1] done key, KEYS[2] queue, KEYS[3] lock, KEYS[4] alive key
+//	ARGV[1] entry, ARGV[2] "1" to mark handled, ARGV[3] dedupe ms
+var doneScript = redis.NewScript(`
+if ARGV[2] == '1' then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
+end
+if redis.call('GET', KEYS[3]) == ARGV[1] then
+  redis.call('DEL', KEYS[3])
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[4])
+return 1
+`)
+
+const (
+	minPoll = 2 * time.Millisecond
+	maxPoll = 50 * time.Millisecond
+)
+
+// Begin implements telegram.Coordinator. It waits, polling with backoff,
+// until updateID is the next update of chatID to handle and claims it. While
+// it waits it keeps its place in the queue alive; when ctx ends it leaves the
+// queue and returns ctx's error. Redis errors wrap bot.ErrUnavailable.
+func (s *Store) Begin(ctx context.Context, chatID, updateID int64) (done func(handled bool), dup bool, err error) {
+	entry := strconv.FormatInt(updateID, 10) + ":" + rand.Text()
+	aliveKey := s.chatKey(chatID, "alive:")
+	keys := []string{
+		s.chatKey(chatID, "done:"+strconv.FormatInt(updateID, 10)),
+		s.chatKey(chatID, "q"),
+		s.chatKey(chatID, "lock"),
+		aliveKey + entry,
+		s.chatKey(chatID, "blocked"),
+	}
+	lease := s.opt.LockLease.Milliseconds()
+	wait := minPoll
+	for {
+		r, err := s.runScript(ctx, beginScript, keys, updateID, entry, lease, aliveKey)
+		if err != nil {
+			s.leave(keys, entry, false)
+			return nil, false, fmt.Errorf("claim update of chat %d: %w", chatID, err)
+		}
+		switch r {
+		case -1:
+			return nil, true, nil
+		case 1:
+			return func(handled bool) { s.leave(keys, entry, handled) }, false, nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.leave(keys, entry, false)
+			return nil, false, fmt.Errorf("wait for chat %d: %w", chatID, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, maxPoll)
+	}
+}
+
+// leave runs doneScript. It must work after the caller's context has ended
+// (a cancelled wait still has to leave the queue), so it runs on its own
+// deadline; a failure only delays the chat until the lease runs out.
+func (s *Store) leave(keys []string, entry string, handled bool) {
+	h := "0"
+	if handled {
+		h = "1"
+	}
+	_, err := s.runScript(context.Background(), doneScript, keys, entry, h, s.opt.DedupeTTL.Milliseconds())
+	if err != nil {
+		s.log.Warn("release chat claim; the chat waits for the lease to run out", "err", err)
+	}
+}
+
+// runScript runs a script returning an integer under OpTimeout.
+func (s *Store) runScript(ctx context.Context, sc *redis.Script, keys []string, args ...any) (int64, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	r, err := sc.Run(ctx, s.rdb, keys, args...).Int64()
+	if err != nil {
+		return 0, s.classify(err)
+	}
+	return r, nil
+}
+
+// Waiting returns how many updates of chatID are queued, including the one
+// being handled: a gauge of per-chat contention, and what the conformance
+// suite uses to know that concurrent Begins have all enqueued.
+func (s *Store) Waiting(ctx context.Context, chatID int64) (int, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	n, err := s.rdb.ZCard(ctx, s.chatKey(chatID, "q")).Result()
+	if err != nil {
+		return 0, fmt.Errorf("count waiting updates of chat %d: %w", chatID, s.classify(err))
+	}
+	return int(n), nil
+}
+
+// MarkBlocked remembers that the user of chatID blocked the bot. It does not
+// expire: the mark stays until they write again and the adapter calls
+// Unblock.
+func (s *Store) MarkBlocked(ctx context.Context, chatID int64) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if err := s.rdb.Set(ctx, s.chatKey(chatID, "blocked"), "1", 0).Err(); err != nil {
+		return fmt.Errorf("mark chat %d blocked: %w", chatID, s.classify(err))
+	}
+	return nil
+}
+
+// Unblock forgets the blocked mark of chatID.
+func (s *Store) Unblock(ctx context.Context, chatID int64) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if err := s.rdb.Del(ctx, s.chatKey(chatID, "blocked")).Err(); err != nil {
+		return fmt.Errorf("unblock chat %d: %w", chatID, s.classify(err))
+	}
+	return nil
+}
+
+// Blocked reports whether chatID is marked blocked.
+func (s *Store) Blocked(ctx context.Context, chatID int64) (bool, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	n, err := s.rdb.Exists(ctx, s.chatKey(chatID, "blocked")).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("read blocked mark of chat %d: %w", chatID, s.classify(err))
+	}
+	return n == 1, nil
+}

@@ -1,0 +1,374 @@
+// Package redisstore keeps all mutable bot state in Redis: dialog state,
+// verified links, language choices, failed-attempt counters and lockouts,
+// update dedupe, per-chat serialisation across replicas, and the blocklist.
+// It implements bot.Sessions, bot.Attempts, telegram.Coordinator and
+// telegram.Blocklist, and is the only importer of github.com/redis/go-redis.
+// OpenEmbedded runs an in-process server (github.com/alicebob/miniredis) for
+// single-process use: miniredis's only use outside tests.
+//
+// It talks to one Redis or a Redis Cluster through redis.UniversalClient.
+// Every key carries a hash tag ({u:ID} for per-user state, {c:ID} for
+// per-chat coordination, {a:HASH} for an attempt key) so that the keys one
+// call touches together live in one slot and multi-key commands, MULTI and
+// Lua scripts work on a cluster.
+//
+// Every Redis call runs under Options.OpTimeout. Errors that mean "Redis is
+// not reachable in time" wrap bot.ErrUnavailable, so the engine can answer
+// without state instead of stalling.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shebao/shebao/bot"
+)
+
+// Options configure a Store. Zero fields take the defaults documented on
+// each field.
+type Options struct {
+	// URL is a redis:// or rediss:// URL, parsed with redis.ParseURL. With
+	// Cluster set, or with addr= query parameters naming further seed
+	// nodes, it is parsed with redis.ParseClusterURL and a cluster client
+	// is used. Timeouts given in the URL override the small defaults.
+	URL     string
+	Cluster bool
+	// Client is used instead of URL when set (tests). The Store does not
+	// change its options; Close closes it.
+	Client redis.UniversalClient
+	// KeyPrefix starts every key; default "shebao". Tests use a distinct
+	// prefix each so they can share one server.
+	KeyPrefix string
+	// OpTimeout bounds every Redis call; default 300ms. A dead Redis must
+	// not stall a handler for seconds.
+	OpTimeout time.Duration
+	// DialogTTL is how long a dialog survives without being saved; default
+	// 30 minutes.
+	DialogTTL time.Duration
+	// DedupeTTL is how long an answered update id is remembered; default
+	// 24 hours (Telegram stops redelivering long before).
+	DedupeTTL time.Duration
+	// LockLease is how long a claimed update keeps its chat, and a waiting
+	// update its place in the queue, when the replica holding it dies;
+	// default 30 seconds. Handlers must finish well within it.
+	LockLease time.Duration
+	// Logger receives warnings about undecodable values and failed
+	// releases; nil discards.
+	Logger *slog.Logger
+}
+
+const (
+	defaultPrefix    = "shebao"
+	defaultOpTimeout = 300 * time.Millisecond
+	defaultDialogTTL = 30 * time.Minute
+	defaultDedupeTTL = 24 * time.Hour
+	defaultLockLease = 30 * time.Second
+)
+
+func (o *Options) setDefaults() {
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = defaultPrefix
+	}
+	if o.OpTimeout <= 0 {
+		o.OpTimeout = defaultOpTimeout
+	}
+	if o.DialogTTL <= 0 {
+		o.DialogTTL = defaultDialogTTL
+	}
+	if o.DedupeTTL <= 0 {
+		o.DedupeTTL = defaultDedupeTTL
+	}
+	if o.LockLease <= 0 {
+		o.LockLease = defaultLockLease
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Store is the Redis implementation of the engine's and the adapter's store
+// interfaces. It is safe for concurrent use.
+type Store struct {
+	rdb    redis.UniversalClient
+	opt    Options
+	log    *slog.Logger
+	trips  atomic.Int64
+	closer func() // stops the embedded server, if any
+}
+
+// Open connects to Redis, checks that it answers and loads the Lua scripts.
+// A Redis that cannot be reached yields an error wrapping bot.ErrUnavailable.
+func Open(ctx context.Context, opt Options) (*Store, error) {
+	opt.setDefaults()
+	if strings.ContainsAny(opt.KeyPrefix, "{}") {
+		// The prefix would become the hash tag of every key and put all
+		// state in one cluster slot.
+		return nil, fmt.Errorf("open redis store: key prefix %q must not contain braces", opt.KeyPrefix)
+	}
+	routeClientLog.Do(func() { redis.SetLogger(clientLog{opt.Logger}) })
+	rdb := opt.Client
+	if rdb == nil {
+		var err error
+		rdb, err = newClient(opt)
+		if err != nil {
+			return nil, err
+		}
+	}
+	s := &Store{rdb: rdb, opt: opt, log: opt.Logger}
+	rdb.AddHook(tripCounter{&s.trips})
+	if err := s.prepare(ctx); err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenEmbedded starts an in-process Redis-compatible server (miniredis) and
+// opens a Store on it; Close stops the server. State lives only as long as
+// the process: this is for the terminal chat and single-replica defaults.
+// opt.URL and opt.Client are ignored.
+func OpenEmbedded(ctx context.Context, opt Options) (*Store, error) {
+	mr, err := miniredis.Run()
+	if err != nil {
+		return nil, fmt.Errorf("start embedded redis: %w", err)
+	}
+	opt.URL, opt.Client, opt.Cluster = "redis://"+mr.Addr(), nil, false
+	s, err := Open(ctx, opt)
+	if err != nil {
+		mr.Close()
+		return nil, err
+	}
+	s.closer = mr.Close
+	return s, nil
+}
+
+func newClient(opt Options) (redis.UniversalClient, error) {
+	u, err := url.Parse(opt.URL)
+	if err != nil {
+		// The URL may hold a password: never echo it.
+		return nil, errors.New("parse redis url: malformed URL")
+	}
+	if opt.Cluster || u.Query().Has("addr") {
+		co, err := redis.ParseClusterURL(opt.URL)
+		if err != nil {
+			return nil, fmt.Errorf("parse redis cluster url: %w", redactURLError(err))
+		}
+		co.DialTimeout = orDefault(co.DialTimeout, 2*opt.OpTimeout)
+		co.ReadTimeout = orDefault(co.ReadTimeout, opt.OpTimeout)
+		co.WriteTimeout = orDefault(co.WriteTimeout, opt.OpTimeout)
+		co.PoolTimeout = orDefault(co.PoolTimeout, opt.OpTimeout)
+		if co.MaxRetries == 0 {
+			co.MaxRetries = 1
+		}
+		if co.DialerRetries == 0 {
+			co.DialerRetries = 2
+			co.DialerRetryTimeout = 10 * time.Millisecond
+		}
+		co.ContextTimeoutEnabled = true
+		return redis.NewClusterClient(co), nil
+	}
+	o, err := redis.ParseURL(opt.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse redis url: %w", redactURLError(err))
+	}
+	o.DialTimeout = orDefault(o.DialTimeout, 2*opt.OpTimeout)
+	o.ReadTimeout = orDefault(o.ReadTimeout, opt.OpTimeout)
+	o.WriteTimeout = orDefault(o.WriteTimeout, opt.OpTimeout)
+	o.PoolTimeout = orDefault(o.PoolTimeout, opt.OpTimeout)
+	if o.MaxRetries == 0 {
+		o.MaxRetries = 1
+	}
+	// go-redis dials 5 times 100ms apart by default: a stall of half a
+	// second for a Redis that is down.
+	if o.DialerRetries == 0 {
+		o.DialerRetries = 2
+		o.DialerRetryTimeout = 10 * time.Millisecond
+	}
+	// Without this go-redis sets socket deadlines from ReadTimeout alone
+	// and ignores the per-call context deadline.
+	o.ContextTimeoutEnabled = true
+	return redis.NewClient(o), nil
+}
+
+// redactURLError keeps go-redis parse errors, which name the offending
+// parameter but may also quote the URL, from leaking a password.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return errors.New("malformed URL")
+	}
+	return err
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// prepare pings and preloads the scripts so that the first Begin, Fail and
+// done are one round trip each like all later ones.
+func (s *Store) prepare(ctx context.Context) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping redis: %w", s.classify(err))
+	}
+	for _, sc := range []*redis.Script{failScript, beginScript, doneScript} {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("load redis script: %w", s.classify(err))
+		}
+	}
+	return nil
+}
+
+// Close closes the client and, for an embedded store, stops the server.
+func (s *Store) Close() error {
+	err := s.rdb.Close()
+	if s.closer != nil {
+		s.closer()
+	}
+	if err != nil {
+		return fmt.Errorf("close redis client: %w", err)
+	}
+	return nil
+}
+
+// Ping reports whether Redis answers within OpTimeout, for /healthz.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping redis: %w", s.classify(err))
+	}
+	return nil
+}
+
+// RoundTrips returns how many commands and pipelines the Store has sent to
+// Redis since Open (a pipeline or MULTI block counts once; a script retried
+// after NOSCRIPT counts twice). On a cluster a pipeline spanning several
+// nodes is one count but one exchange per node.
+func (s *Store) RoundTrips() int64 { return s.trips.Load() }
+
+// op bounds one Redis exchange.
+func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opt.OpTimeout)
+}
+
+// classify maps a go-redis error to what the caller can act on: the caller's
+// own cancellation stays itself; anything that means Redis did not answer in
+// time, or answered "not now", wraps bot.ErrUnavailable; the rest (a bug,
+// such as a script error) is returned as is. redis.Nil never gets here.
+func (s *Store) classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	if isUnavailable(err) {
+		return fmt.Errorf("%w: %w", bot.ErrUnavailable, err)
+	}
+	return err
+}
+
+func isUnavailable(err error) bool {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, redis.ErrClosed),
+		errors.Is(err, redis.ErrPoolTimeout),
+		errors.As(err, &ne),
+		errors.Is(err, net.ErrClosed):
+		return true
+	}
+	var re redis.Error
+	if errors.As(err, &re) {
+		msg := re.Error()
+		for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY "} {
+			if strings.HasPrefix(msg, p) {
+				return true
+			}
+		}
+		return false
+	}
+	// I/O errors such as io.EOF or "connection reset" from a server that
+	// went away mid-reply.
+	return true
+}
+
+// Key layout. The part in braces is the hash tag: keys sharing it share a
+// slot.
+//
+//	<p>:{u:<user>}:<chat>:lang      language choice, no expiry
+//	<p>:{u:<user>}:<chat>:dialog    dialog JSON, DialogTTL, refreshed on save
+//	<p>:{u:<user>}:<chat>:link      link JSON, expires at Link.Until
+//	<p>:{u:<user>}:<chat>:remind    reminder settings (deleted by Forget)
+//	<p>:{a:<hash>}:n                failed attempts in the current window
+//	<p>:{a:<hash>}:lock             lockout end (unix ms), expires then
+//	<p>:{c:<chat>}:done:<update>    update answered, DedupeTTL
+//	<p>:{c:<chat>}:q                queue of waiting updates (zset)
+//	<p>:{c:<chat>}:alive:<member>   liveness of a queue entry, LockLease
+//	<p>:{c:<chat>}:lock             token of the replica handling the chat
+//	<p>:{c:<chat>}:blocked          the user blocked the bot
+//
+// The per-user keys are tagged by user, not chat, because the engine loads a
+// (chat, user) pair together and in private chats the two ids are equal.
+const (
+	langKey     = "lang"
+	dialogKey   = "dialog"
+	linkKey     = "link"
+	reminderKey = "remind"
+)
+
+func (s *Store) userKey(chatID, userID int64, part string) string {
+	return s.opt.KeyPrefix + ":{u:" + strconv.FormatInt(userID, 10) + "}:" + strconv.FormatInt(chatID, 10) + ":" + part
+}
+
+func (s *Store) chatKey(chatID int64, rest string) string {
+	return s.opt.KeyPrefix + ":{c:" + strconv.FormatInt(chatID, 10) + "}:" + rest
+}
+
+// go-redis has one process-wide logger that prints plain text to stderr
+// (a line per failed dial while Redis is down). The first Open routes it to
+// that Store's slog.Logger so the JSON log stays JSON; once, because
+// redis.SetLogger is not safe to call while clients run.
+var routeClientLog sync.Once
+
+type clientLog struct{ log *slog.Logger }
+
+func (l clientLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+}
+
+// tripCounter counts exchanges with Redis for RoundTrips.
+type tripCounter struct{ n *atomic.Int64 }
+
+func (h tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}

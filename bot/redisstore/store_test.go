@@ -1,0 +1,420 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/storetest"
+	"github.com/shebao/shebao/bot/telegram"
+)
+
+var (
+	_ bot.Sessions         = (*Store)(nil)
+	_ bot.Attempts         = (*Store)(nil)
+	_ telegram.Coordinator = (*Store)(nil)
+	_ telegram.Blocklist   = (*Store)(nil)
+	_ storetest.Blocklist  = (*Store)(nil)
+)
+
+// testStore opens a Store for one test.
+//
+// With REDIS_URL set it uses that server, under a key prefix of its own so
+// tests never see each other's keys, and deletes its keys afterwards; it
+// never flushes. A real server cannot skip time, so the store gets short
+// TTLs and FastForward sleeps. Without REDIS_URL each test gets a fresh
+// miniredis, whose clock FastForward moves instantly.
+func testStore(t testing.TB) (*Store, storetest.Stores, *miniredis.Miniredis) {
+	t.Helper()
+	ctx := context.Background()
+	if url := os.Getenv("REDIS_URL"); url != "" {
+		opt := Options{
+			URL:       url,
+			KeyPrefix: "test-" + rand.Text()[:12],
+			OpTimeout: time.Second,
+			DialogTTL: 400 * time.Millisecond,
+			LockLease: time.Second,
+		}
+		s, err := Open(ctx, opt)
+		if err != nil {
+			t.Fatalf("Open(REDIS_URL): %v", err)
+		}
+		t.Cleanup(func() {
+			var keys []string
+			iter := s.rdb.Scan(ctx, 0, opt.KeyPrefix+":*", 1000).Iterator()
+			for iter.Next(ctx) {
+				keys = append(keys, iter.Val())
+			}
+			if len(keys) > 0 {
+				s.rdb.Del(ctx, keys...)
+			}
+			s.Close()
+		})
+		return s, stores(s, 200*time.Millisecond, time.Sleep), nil
+	}
+	mr := miniredis.RunT(t)
+	s, err := Open(ctx, Options{URL: "redis://" + mr.Addr()})
+	if err != nil {
+		t.Fatalf("Open(miniredis): %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, stores(s, time.Minute, mr.FastForward), mr
+}
+
+func stores(s *Store, unit time.Duration, ff func(time.Duration)) storetest.Stores {
+	return storetest.Stores{
+		Sessions:    s,
+		Attempts:    s,
+		Coordinator: s,
+		Blocklist:   s,
+		Waiting:     s.Waiting,
+		DialogTTL:   s.opt.DialogTTL,
+		LockLease:   s.opt.LockLease,
+		Unit:        unit,
+		FastForward: ff,
+	}
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Stores {
+		_, st, _ := testStore(t)
+		return st
+	})
+}
+
+func TestEmbedded(t *testing.T) {
+	ctx := t.Context()
+	s, err := OpenEmbedded(ctx, Options{})
+	if err != nil {
+		t.Fatalf("OpenEmbedded: %v", err)
+	}
+	if err := s.Save(ctx, 1, 1, bot.State{Lang: "zh"}, bot.PartLang); err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+	if st, err := s.Load(ctx, 1, 1); err != nil || st.Lang != "zh" {
+		t.Fatalf("Load = %+v, %v", st, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, bot.ErrUnavailable) {
+		t.Errorf("Ping after Close: %v, want ErrUnavailable", err)
+	}
+}
+
+// A stopped Redis must fail every call quickly with ErrUnavailable, and the
+// store must work again once Redis is back.
+func TestStoppedRedis(t *testing.T) {
+	s, _, mr := testStore(t)
+	if mr == nil {
+		t.Skip("needs miniredis to stop and restart the server")
+	}
+	ctx := t.Context()
+	if err := s.Save(ctx, 1, 1, bot.State{Lang: "en"}, bot.PartLang); err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+	mr.Close()
+
+	calls := map[string]func() error{
+		"Load":   func() error { _, err := s.Load(ctx, 1, 1); return err },
+		"Save":   func() error { return s.Save(ctx, 1, 1, bot.State{Lang: "zh"}, bot.PartLang) },
+		"Forget": func() error { return s.Forget(ctx, 1, 1) },
+		"Locked": func() error { _, err := s.Locked(ctx, []string{"user:1"}, time.Now()); return err },
+		"Fail": func() error {
+			_, err := s.Fail(ctx, []string{"user:1"}, time.Now(), bot.AttemptPolicy{Limit: 5, Window: time.Hour, LockFor: time.Hour})
+			return err
+		},
+		"Begin":       func() error { _, _, err := s.Begin(ctx, 1, 1); return err },
+		"MarkBlocked": func() error { return s.MarkBlocked(ctx, 1) },
+		"Blocked":     func() error { _, err := s.Blocked(ctx, 1); return err },
+		"Ping":        func() error { return s.Ping(ctx) },
+	}
+	for name, call := range calls {
+		start := time.Now()
+		err := call()
+		// A correctness bound ("does not stall"), far above OpTimeout.
+		if elapsed := time.Since(start); elapsed > 2*time.Second {
+			t.Errorf("%s took %v with Redis down", name, elapsed)
+		}
+		if !errors.Is(err, bot.ErrUnavailable) {
+			t.Errorf("%s with Redis down: %v, want ErrUnavailable", name, err)
+		}
+	}
+
+	if err := mr.Restart(); err != nil {
+		t.Fatalf("restart miniredis: %v", err)
+	}
+	// After a run of failed dials go-redis fails fast and probes the
+	// server once a second: recovery takes up to about a second.
+	var st bot.State
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if st, err = s.Load(ctx, 1, 1); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition in the test only
+	}
+	if err != nil {
+		t.Fatalf("Load after restart: %v", err)
+	}
+	if st.Lang != "en" {
+		t.Errorf("Lang after restart = %q, want en", st.Lang)
+	}
+	done, dup, err := s.Begin(ctx, 1, 1)
+	if err != nil || dup {
+		t.Fatalf("Begin after restart: dup %v, err %v", dup, err)
+	}
+	done(true)
+}
+
+// blackHole accepts connections and never answers: the worst case, a Redis
+// that is reachable but hung.
+func blackHole(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestHungRedis(t *testing.T) {
+	addr := blackHole(t)
+	ctx := t.Context()
+
+	start := time.Now()
+	_, err := Open(ctx, Options{URL: "redis://" + addr})
+	elapsed := time.Since(start)
+	t.Logf("Open against a hung server failed after %v", elapsed)
+	if elapsed > 2*time.Second {
+		t.Errorf("Open took %v against a hung server", elapsed)
+	}
+	if !errors.Is(err, bot.ErrUnavailable) {
+		t.Fatalf("Open against a hung server: %v, want ErrUnavailable", err)
+	}
+
+	// A store whose Redis hangs after Open.
+	opt := Options{URL: "redis://" + addr}
+	opt.setDefaults()
+	rdb, err := newClient(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Store{rdb: rdb, opt: opt, log: opt.Logger}
+	defer s.Close()
+	start = time.Now()
+	_, err = s.Load(ctx, 1, 1)
+	elapsed = time.Since(start)
+	t.Logf("Load against a hung server failed after %v", elapsed)
+	if elapsed > 2*time.Second {
+		t.Errorf("Load took %v against a hung server", elapsed)
+	}
+	if !errors.Is(err, bot.ErrUnavailable) {
+		t.Errorf("Load against a hung server: %v, want ErrUnavailable", err)
+	}
+	start = time.Now()
+	_, _, err = s.Begin(ctx, 1, 1)
+	elapsed = time.Since(start)
+	t.Logf("Begin against a hung server failed after %v", elapsed)
+	if elapsed > 2*time.Second {
+		t.Errorf("Begin took %v against a hung server", elapsed)
+	}
+	if !errors.Is(err, bot.ErrUnavailable) {
+		t.Errorf("Begin against a hung server: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestOpenBadURLHidesPassword(t *testing.T) {
+	for _, u := range []string{
+		"redis://:s3cret@127.0.0.1:6379/notadb",
+		"http://:s3cret@127.0.0.1:6379/0",
+		"redis://:s3cret@[::1/0",
+	} {
+		_, err := Open(t.Context(), Options{URL: u})
+		if err == nil {
+			t.Errorf("Open(%q) succeeded", u)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Open error shows the password: %v", err)
+		}
+	}
+}
+
+// Attempt keys carry ID numbers; none may appear in a Redis key name.
+func TestNoPersonalDataInKeys(t *testing.T) {
+	s, _, _ := testStore(t)
+	ctx := t.Context()
+	const id = "110105199001013418"
+	p := bot.AttemptPolicy{Limit: 1, Window: time.Hour, LockFor: time.Hour}
+	if _, err := s.Fail(ctx, []string{"id:" + id, "user:77"}, time.Now(), p); err != nil {
+		t.Fatal(err)
+	}
+	st := bot.State{Link: bot.Link{PersonID: id, Until: time.Now().Add(time.Hour)}, Dialog: bot.Dialog{Name: "verify", Data: map[string]string{"id": id}}}
+	if err := s.Save(ctx, 77, 77, st, bot.PartDialog|bot.PartLink); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := s.rdb.Keys(ctx, s.opt.KeyPrefix+":*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) < 4 {
+		t.Fatalf("expected lock and state keys, got %q", keys)
+	}
+	for _, k := range keys {
+		if strings.Contains(k, id) || strings.Contains(k, "user:77") {
+			t.Errorf("key %q holds a raw attempt key", k)
+		}
+	}
+}
+
+// The costs the design promises: one exchange per store call on the fast
+// path.
+func TestRoundTrips(t *testing.T) {
+	s, _, _ := testStore(t)
+	ctx := t.Context()
+	p := bot.AttemptPolicy{Limit: 5, Window: time.Hour, LockFor: time.Hour}
+	st := bot.State{Lang: "zh", Dialog: bot.Dialog{Name: "verify"}, Link: bot.Link{PersonID: "x", Until: time.Now().Add(time.Hour)}}
+	var done func(bool)
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"Load", func() error { _, err := s.Load(ctx, 1, 1); return err }},
+		{"Save all parts", func() error { return s.Save(ctx, 1, 1, st, bot.PartLang|bot.PartDialog|bot.PartLink) }},
+		{"Forget", func() error { return s.Forget(ctx, 1, 1) }},
+		{"Locked two keys", func() error { _, err := s.Locked(ctx, []string{"user:1", "id:1"}, time.Now()); return err }},
+		{"Fail two keys", func() error { _, err := s.Fail(ctx, []string{"user:1", "id:1"}, time.Now(), p); return err }},
+		{"Begin", func() error { var err error; done, _, err = s.Begin(ctx, 1, 1); return err }},
+		{"done", func() error { done(true); return nil }},
+		{"Begin dup", func() error { _, _, err := s.Begin(ctx, 1, 1); return err }},
+	}
+	// Warm up: dialing a connection costs a few exchanges of its own.
+	for _, c := range calls {
+		if err := c.call(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+	}
+	if _, err := s.rdb.Del(ctx, s.chatKey(1, "done:1")).Result(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range calls {
+		before := s.RoundTrips()
+		if err := c.call(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := s.RoundTrips() - before; got != 1 {
+			t.Errorf("%s: %d round trips, want 1", c.name, got)
+		}
+	}
+}
+
+// Scripts are preloaded at Open; a server that lost them (restart, SCRIPT
+// FLUSH) must still work.
+func TestScriptsReloaded(t *testing.T) {
+	s, _, _ := testStore(t)
+	ctx := t.Context()
+	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p := bot.AttemptPolicy{Limit: 1, Window: time.Hour, LockFor: time.Hour}
+	if until, err := s.Fail(ctx, []string{"user:1", "user:2"}, time.Now(), p); err != nil || until.IsZero() {
+		t.Fatalf("Fail after SCRIPT FLUSH: %v, %v", until, err)
+	}
+	done, _, err := s.Begin(ctx, 1, 1)
+	if err != nil {
+		t.Fatalf("Begin after SCRIPT FLUSH: %v", err)
+	}
+	done(true)
+}
+
+func BenchmarkLoadSave(b *testing.B) {
+	s, _, _ := testStore(b)
+	ctx := b.Context()
+	st := bot.State{Lang: "zh", Dialog: bot.Dialog{Name: "verify", Step: "phone", Data: map[string]string{"id": "x"}}}
+	before := s.RoundTrips()
+	n := 0
+	for b.Loop() {
+		if _, err := s.Load(ctx, 1, 1); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Save(ctx, 1, 1, st, bot.PartDialog); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	b.ReportMetric(float64(s.RoundTrips()-before)/float64(n), "trips/op")
+}
+
+func BenchmarkBeginDone(b *testing.B) {
+	s, _, _ := testStore(b)
+	ctx := b.Context()
+	before := s.RoundTrips()
+	var id int64
+	for b.Loop() {
+		id++
+		done, dup, err := s.Begin(ctx, 1, id)
+		if err != nil || dup {
+			b.Fatalf("Begin: dup %v, err %v", dup, err)
+		}
+		done(true)
+	}
+	b.ReportMetric(float64(s.RoundTrips()-before)/float64(id), "trips/op")
+}
+
+// BenchmarkBeginDoneContended has every goroutine handle updates of one
+// chat: the cost of serialisation, polling included.
+func BenchmarkBeginDoneContended(b *testing.B) {
+	s, _, _ := testStore(b)
+	ctx := b.Context()
+	var id atomic.Int64
+	before := s.RoundTrips()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			done, dup, err := s.Begin(ctx, 1, id.Add(1))
+			if err != nil || dup {
+				b.Errorf("Begin: dup %v, err %v", dup, err)
+				return
+			}
+			done(true)
+		}
+	})
+	b.ReportMetric(float64(s.RoundTrips()-before)/float64(b.N), "trips/op")
+}
+
+func TestOpenRejectsBracedPrefix(t *testing.T) {
+	mr := miniredis.RunT(t)
+	if _, err := Open(t.Context(), Options{URL: "redis://" + mr.Addr(), KeyPrefix: "app{x}"}); err == nil {
+		t.Error("Open accepted a key prefix with a hash tag")
+	}
+}
