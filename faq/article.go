@@ -1,0 +1,157 @@
+package faq
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Law aliases people type, longest first within each language so that
+// "社会保险经办条例" is not read as "社会保险" + something.
+var zhLawAliases = []struct{ alias, law string }{
+	{"医疗保障基金使用监督管理条例", LawMedFund},
+	{"社会保险费征缴暂行条例", LawCollection},
+	{"中华人民共和国社会保险法", LawSIL},
+	{"社会保险经办条例", LawHandling},
+	{"医保基金监管条例", LawMedFund},
+	{"医保基金使用条例", LawMedFund},
+	{"基金监管条例", LawMedFund},
+	{"医保基金条例", LawMedFund},
+	{"征缴暂行条例", LawCollection},
+	{"社会保险法", LawSIL},
+	{"社保经办条例", LawHandling},
+	{"经办条例", LawHandling},
+	{"征缴条例", LawCollection},
+	{"社保法", LawSIL},
+}
+
+var enLawAliases = []struct {
+	re  *regexp.Regexp
+	law string
+}{
+	{regexp.MustCompile(`(?i)medical (?:security|insurance) fund|fund supervision|use of medical`), LawMedFund},
+	{regexp.MustCompile(`(?i)collection|premium collection|interim regulation`), LawCollection},
+	{regexp.MustCompile(`(?i)handling|social insurance (?:handling|administration) regulation`), LawHandling},
+	{regexp.MustCompile(`(?i)social (?:insurance|security) law`), LawSIL},
+}
+
+var (
+	// 第七十四条, 第74条, and (with a law name before it) 74条.
+	zhArticleRef = regexp.MustCompile(`(第)?\s*([0-9]+|[零〇一二两三四五六七八九十百千]+)\s*条`)
+	enArticleRef = regexp.MustCompile(`(?i)\b(?:article|art)\.?\s*(?:no\.?\s*)?(\d+)\b`)
+)
+
+// articleRequest recognises a question that asks for one article. ok is
+// false when the question names no article. The law defaults to the
+// Social Insurance Law when none is named.
+func articleRequest(q string) (Citation, bool) {
+	q = foldWidth(q)
+	// Cheap checks first: regexps cost more than the whole retrieval.
+	hasZH := strings.Contains(q, "条")
+	hasEN := strings.Contains(strings.ToLower(q), "art")
+	if !hasZH && !hasEN {
+		return Citation{}, false
+	}
+	if m := enArticleRef.FindStringSubmatch(q); hasEN && m != nil {
+		n, err := strconv.Atoi(m[1])
+		if err != nil {
+			return Citation{}, false
+		}
+		law := LawSIL
+		for _, a := range enLawAliases {
+			if a.re.MatchString(q) {
+				law = a.law
+				break
+			}
+		}
+		// A Chinese law name in an English sentence still counts.
+		if l, ok := zhLawIn(q); ok {
+			law = l
+		}
+		return Citation{Law: law, Article: n}, true
+	}
+	if !hasZH {
+		return Citation{}, false
+	}
+	for _, m := range zhArticleRef.FindAllStringSubmatchIndex(q, -1) {
+		hasDi := m[2] >= 0
+		law, named := zhLawIn(q[:m[0]])
+		if !named {
+			law, named = zhLawIn(q)
+		}
+		if !hasDi && !named {
+			continue // "交满15年有几条规定" is not an article request
+		}
+		num := q[m[4]:m[5]]
+		n, err := strconv.Atoi(num)
+		if err != nil {
+			var ok bool
+			if n, ok = parseZHNumber(num); !ok {
+				continue
+			}
+		}
+		if !named {
+			law = LawSIL
+		}
+		return Citation{Law: law, Article: n}, true
+	}
+	return Citation{}, false
+}
+
+// zhLawIn returns the last law named in s.
+func zhLawIn(s string) (string, bool) {
+	best, bestAt := "", -1
+	for _, a := range zhLawAliases {
+		if i := strings.LastIndex(s, a.alias); i >= 0 && i+len(a.alias) > bestAt {
+			best, bestAt = a.law, i+len(a.alias)
+		}
+	}
+	return best, bestAt >= 0
+}
+
+func foldWidth(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '！' && r <= '～' {
+			return r - '！' + '!'
+		}
+		return r
+	}, s)
+}
+
+// articleText renders an article for a direct request: the Chinese
+// original (the authority), then the English labelled as official or not,
+// paragraph by paragraph where that differs.
+func articleText(a *Article, lang Lang) string {
+	var b strings.Builder
+	b.WriteString(a.Text)
+	if a.English == "" {
+		if lang == EN {
+			b.WriteString("\n\n(No English translation of this article is available yet. 本条暂无英文译文。)")
+		}
+		return b.String()
+	}
+	paras := strings.Split(a.English, "\n")
+	official := min(a.OfficialParas, len(paras))
+	if official > 0 {
+		b.WriteString("\n\nEnglish（官方译文 / official translation）:\n")
+		b.WriteString(strings.Join(paras[:official], "\n"))
+	}
+	if official < len(paras) {
+		b.WriteString("\n\nEnglish（英文为非官方译文 / unofficial translation）:\n")
+		b.WriteString(strings.Join(paras[official:], "\n"))
+	}
+	return b.String()
+}
+
+func noSuchArticleText(c Citation, count int, lang Lang) string {
+	if lang == EN {
+		name := c.Law
+		if l, ok := lawByName(c.Law); ok {
+			name = "The " + l.english
+		}
+		return name + " has no Article " + strconv.Itoa(c.Article) + " (it has " + strconv.Itoa(count) +
+			" articles). Please check the article number, or ask your question in your own words."
+	}
+	return "《" + c.Law + "》没有第" + zhNumber(c.Article) + "条（共" + zhNumber(count) +
+		"条）。请核对条号，或者直接用自己的话提问。"
+}

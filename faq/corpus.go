@@ -1,0 +1,293 @@
+package faq
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+//go:embed corpus/*.md
+var corpusFS embed.FS
+
+// data/*.json rather than the two names: articles_en.json may not exist yet
+// while the content is being written, and a missing name would not compile.
+//
+//go:embed data/*.json
+var dataFS embed.FS
+
+// Law short names, as used in JSON and in citations.
+const (
+	LawSIL        = "社会保险法"
+	LawHandling   = "社会保险经办条例"
+	LawMedFund    = "医疗保障基金使用监督管理条例"
+	LawCollection = "社会保险费征缴暂行条例"
+)
+
+// lawInfo describes a law the corpus holds; the order is the display order.
+type lawInfo struct {
+	name    string // short Chinese name (the JSON name)
+	key     string // ASCII prefix of Citation.Key
+	english string
+}
+
+var laws = []lawInfo{
+	{LawSIL, "sil", "Social Insurance Law"},
+	{LawHandling, "jb", "Regulations on Social Insurance Handling"},
+	{LawMedFund, "mf", "Regulations on the Supervision and Administration of the Use of Medical Security Funds"},
+	{LawCollection, "zj", "Interim Regulations on the Collection and Payment of Social Insurance Premiums"},
+}
+
+func lawByName(name string) (lawInfo, bool) {
+	for _, l := range laws {
+		if l.name == name {
+			return l, true
+		}
+	}
+	return lawInfo{}, false
+}
+
+var (
+	htmlComment   = regexp.MustCompile(`(?s)<!--.*?-->`)
+	zhArticleHead = regexp.MustCompile(`^## (?:〔([^〕]+)〕)?第([零〇一二两三四五六七八九十百千]+)条\s*$`)
+	zhChapterHead = regexp.MustCompile(`^# (?:〔[^〕]+〕)?(第[零〇一二三四五六七八九十]+章.*)$`)
+	zhLawHead     = regexp.MustCompile(`^# 《([^》]+)》\s*$`)
+	enArticleHead = regexp.MustCompile(`^## Article (\d+)\s*$`)
+	spaces        = regexp.MustCompile(`\s+`)
+)
+
+// corpus is the parsed legal text, addressable by citation.
+type corpus struct {
+	articles map[Citation]*Article
+	counts   map[string]int // law → number of articles
+}
+
+// loadCorpus parses the embedded Chinese texts, then attaches English:
+// the official translation where the corpus has it, the unofficial
+// renderings in articlesEN otherwise.
+func loadCorpus(articlesEN []byte) (*corpus, error) {
+	c := &corpus{articles: map[Citation]*Article{}, counts: map[string]int{}}
+	sil, err := corpusFS.ReadFile("corpus/social-insurance-law.zh.md")
+	if err != nil {
+		return nil, fmt.Errorf("read social insurance law: %w", err)
+	}
+	if err := c.parseZH(string(sil), LawSIL); err != nil {
+		return nil, fmt.Errorf("parse social insurance law: %w", err)
+	}
+	other, err := corpusFS.ReadFile("corpus/other-rules.zh.md")
+	if err != nil {
+		return nil, fmt.Errorf("read regulations: %w", err)
+	}
+	if err := c.parseZH(string(other), ""); err != nil {
+		return nil, fmt.Errorf("parse regulations: %w", err)
+	}
+	official, err := corpusFS.ReadFile("corpus/social-insurance-law.en.md")
+	if err != nil {
+		return nil, fmt.Errorf("read english translation: %w", err)
+	}
+	offParas := parseEN(string(official))
+	unofficial := map[string]map[string]struct {
+		Text     string `json:"text"`
+		Official bool   `json:"official"`
+	}{}
+	if len(articlesEN) > 0 {
+		if err := json.Unmarshal(articlesEN, &unofficial); err != nil {
+			return nil, fmt.Errorf("parse articles_en.json: %w", err)
+		}
+	}
+	for law, arts := range unofficial {
+		if _, ok := lawByName(law); !ok {
+			return nil, fmt.Errorf("articles_en.json: unknown law %q", law)
+		}
+		for num, r := range arts {
+			n, err := strconv.Atoi(num)
+			if err != nil {
+				return nil, fmt.Errorf("articles_en.json: %s article %q: %w", law, num, err)
+			}
+			a, ok := c.articles[Citation{law, n}]
+			if !ok {
+				return nil, fmt.Errorf("articles_en.json: %s has no article %d", law, n)
+			}
+			a.English = strings.TrimSpace(r.Text)
+		}
+	}
+	for n, paras := range offParas {
+		a, ok := c.articles[Citation{LawSIL, n}]
+		if !ok {
+			return nil, fmt.Errorf("english translation: no article %d", n)
+		}
+		zhParas := strings.Split(a.Text, "\n")
+		rest := ""
+		if len(paras) < len(zhParas) && a.English != "" {
+			// The unofficial rendering may cover the whole article or only
+			// the paragraphs the official text lacks.
+			un := strings.Split(a.English, "\n")
+			if len(un) == len(zhParas) {
+				un = un[len(paras):]
+			}
+			rest = strings.Join(un, "\n")
+		}
+		a.English = strings.Join(paras, "\n")
+		a.OfficialParas = len(paras)
+		if rest != "" {
+			a.English += "\n" + rest
+		}
+		a.Official = rest == "" && len(paras) >= len(zhParas)
+	}
+	return c, nil
+}
+
+// parseZH reads "## 第X条" or "## 〔条例名〕第X条" sections. law is the
+// law for unprefixed headings; "# 《条例名》" headings switch it.
+func (c *corpus) parseZH(src, law string) error {
+	src = htmlComment.ReplaceAllString(src, "")
+	var cur *Article
+	var paras []string
+	chapter := ""
+	flush := func() error {
+		if cur == nil {
+			return nil
+		}
+		if len(paras) == 0 {
+			return fmt.Errorf("%s article %d is empty", cur.Law, cur.Article)
+		}
+		cur.Text = strings.Join(paras, "\n")
+		if _, dup := c.articles[cur.Citation]; dup {
+			return fmt.Errorf("%s article %d appears twice", cur.Law, cur.Article)
+		}
+		c.articles[cur.Citation] = cur
+		c.counts[cur.Law]++
+		cur, paras = nil, nil
+		return nil
+	}
+	for _, line := range strings.Split(src, "\n") {
+		line = strings.TrimRight(line, " \t\r")
+		if m := zhArticleHead.FindStringSubmatch(line); m != nil {
+			if err := flush(); err != nil {
+				return err
+			}
+			l := law
+			if m[1] != "" {
+				l = m[1]
+			}
+			if _, ok := lawByName(l); !ok {
+				return fmt.Errorf("unknown law %q in heading %q", l, line)
+			}
+			n, ok := parseZHNumber(m[2])
+			if !ok {
+				return fmt.Errorf("bad article number in %q", line)
+			}
+			cur = &Article{Citation: Citation{Law: l, Article: n}, Chapter: chapter}
+			continue
+		}
+		if strings.HasPrefix(line, "#") {
+			if err := flush(); err != nil {
+				return err
+			}
+			if m := zhLawHead.FindStringSubmatch(line); m != nil {
+				law, chapter = m[1], ""
+			} else if m := zhChapterHead.FindStringSubmatch(line); m != nil {
+				chapter = spaces.ReplaceAllString(strings.TrimSpace(m[1]), " ")
+			}
+			continue
+		}
+		if cur != nil && strings.TrimSpace(line) != "" {
+			paras = append(paras, strings.TrimSpace(line))
+		}
+	}
+	return flush()
+}
+
+// parseEN returns the paragraphs of each article of the official English
+// excerpt. Bracketed editorial notes ("[Paragraph 2: not found.]") are not
+// translation text and are dropped.
+func parseEN(src string) map[int][]string {
+	src = htmlComment.ReplaceAllString(src, "")
+	out := map[int][]string{}
+	cur := 0
+	for _, line := range strings.Split(src, "\n") {
+		line = strings.TrimSpace(line)
+		if m := enArticleHead.FindStringSubmatch(line); m != nil {
+			cur, _ = strconv.Atoi(m[1])
+			continue
+		}
+		if strings.HasPrefix(line, "#") {
+			cur = 0
+			continue
+		}
+		if cur == 0 || line == "" || (strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]")) {
+			continue
+		}
+		out[cur] = append(out[cur], line)
+	}
+	return out
+}
+
+var zhDigits = map[rune]int{'零': 0, '〇': 0, '一': 1, '二': 2, '两': 2, '三': 3, '四': 4, '五': 5, '六': 6, '七': 7, '八': 8, '九': 9}
+
+// parseZHNumber reads Chinese numerals up to 9999 (十二, 七十四, 一百零三,
+// and the bare-digit style 一二〇).
+func parseZHNumber(s string) (int, bool) {
+	if s == "" {
+		return 0, false
+	}
+	units := map[rune]int{'十': 10, '百': 100, '千': 1000}
+	hasUnit := strings.ContainsAny(s, "十百千")
+	total, digit := 0, -1
+	for _, r := range s {
+		if d, ok := zhDigits[r]; ok {
+			if !hasUnit {
+				total = total*10 + d
+				continue
+			}
+			digit = d
+			continue
+		}
+		u, ok := units[r]
+		if !ok {
+			return 0, false
+		}
+		if digit < 0 {
+			digit = 1 // 十二 means 一十二
+		}
+		total += digit * u
+		digit = -1
+	}
+	if hasUnit && digit > 0 {
+		total += digit
+	}
+	return total, total > 0
+}
+
+// zhNumber writes n (1..9999) the way statutes number articles: 十二, 七十四, 一百零三.
+func zhNumber(n int) string {
+	if n <= 0 || n > 9999 {
+		return strconv.Itoa(n)
+	}
+	names := []string{"零", "一", "二", "三", "四", "五", "六", "七", "八", "九"}
+	units := []string{"千", "百", "十", ""}
+	div := []int{1000, 100, 10, 1}
+	var b strings.Builder
+	zero := false
+	for i, d := range div {
+		v := n / d % 10
+		if v == 0 {
+			if b.Len() > 0 {
+				zero = true
+			}
+			continue
+		}
+		if zero {
+			b.WriteString("零")
+			zero = false
+		}
+		// 十二, not 一十二, when ten leads.
+		if !(v == 1 && d == 10 && b.Len() == 0) {
+			b.WriteString(names[v])
+		}
+		b.WriteString(units[i])
+	}
+	return b.String()
+}

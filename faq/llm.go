@@ -1,0 +1,273 @@
+package faq
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+)
+
+const defaultLLMTimeout = 15 * time.Second
+
+// reason is why an LLM phrasing was not used.
+type reason int
+
+const (
+	reasonHTTP reason = iota
+	reasonTimeout
+	reasonInvalidJSON
+	reasonBadCitation
+	reasonBadQuote
+	reasonEmpty
+	numReasons
+)
+
+func (r reason) String() string {
+	return [...]string{"http", "timeout", "invalid_json", "bad_citation", "bad_quote", "empty"}[r]
+}
+
+type llm struct {
+	client  *openai.Client
+	model   string
+	timeout time.Duration
+}
+
+func newLLM(c LLMConfig) *llm {
+	cfg := openai.DefaultConfig(c.APIKey)
+	if c.BaseURL != "" {
+		cfg.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	}
+	// cfg.HTTPClient is an interface: a nil *http.Client in it would not
+	// compare equal to nil, so pick the client before assigning.
+	hc := c.HTTPClient
+	if hc == nil {
+		// The context carries the per-call deadline; these bound the
+		// phases a context cannot see into a stuck connection pool.
+		hc = &http.Client{Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: 60 * time.Second,
+			MaxIdleConnsPerHost:   8,
+			IdleConnTimeout:       90 * time.Second,
+		}}
+	}
+	cfg.HTTPClient = hc
+	t := c.Timeout
+	if t <= 0 {
+		t = defaultLLMTimeout
+	}
+	return &llm{client: openai.NewClientWithConfig(cfg), model: c.Model, timeout: t}
+}
+
+// idRun matches what could identify a person: any run of six or more
+// digits, allowing spaces or dashes inside (phones are often typed
+// "139 1234 5678"), and an ID number's final X.
+var idRun = regexp.MustCompile(`[0-9０-９](?:[ \-]?[0-9０-９]){5,}[xXｘＸ]?`)
+
+// redact removes ID numbers, phone numbers, account numbers and the like
+// before a question leaves the process.
+func redact(s string) string {
+	return idRun.ReplaceAllString(s, "[redacted]")
+}
+
+type llmReply struct {
+	Answer    string     `json:"answer"`
+	Citations []Citation `json:"citations"`
+	Quotes    []string   `json:"quotes"`
+}
+
+const systemPromptZH = `你是一个社保、医保问答助手的措辞助手。只能依据下面给出的“参考答案”和“法条原文”回答，不得添加其中没有的事实、数字或法条。` +
+	`用简体中文、简洁友好地回答用户的问题。只输出一个 JSON 对象，不要输出其他内容：` +
+	`{"answer": "回答正文（纯文本，不要写法条名称和条号标签）", "citations": [{"law": "法律简称", "article": 条号数字}], "quotes": ["从法条原文逐字摘抄的句子"]}。` +
+	`citations 只能从给出的法条中选；quotes 必须与法条原文逐字一致，没有把握就留空数组。`
+
+const systemPromptEN = `You phrase answers for a Chinese social and medical insurance Q&A assistant. Use only the "reference answer" and ` +
+	`"article texts" given below; add no fact, number or article that is not in them. Answer the user's question in plain, friendly ` +
+	`English. Output exactly one JSON object and nothing else: ` +
+	`{"answer": "answer text (plain text, no citation labels)", "citations": [{"law": "law short name as given", "article": number}], ` +
+	`"quotes": ["text copied verbatim from an article text"]}. ` +
+	`Cite only articles given below; every quote must be copied exactly from an article text, or leave quotes empty.`
+
+func (l *llm) prompt(question string, lang Lang, e Entry, arts []*Article) []openai.ChatCompletionMessage {
+	sys := systemPromptZH
+	if lang == EN {
+		sys = systemPromptEN
+	}
+	var b strings.Builder
+	b.WriteString("Reference answer / 参考答案:\n")
+	b.WriteString(e.Answer(lang))
+	b.WriteString("\n\nArticle texts / 法条原文:\n")
+	for _, a := range arts {
+		b.WriteString(`{"law": "` + a.Law + `", "article": ` + strconv.Itoa(a.Article) + "}\n")
+		b.WriteString(a.Text)
+		if a.English != "" {
+			b.WriteString("\n(English rendering) " + a.English)
+		}
+		b.WriteString("\n\n")
+	}
+	b.WriteString("User question / 用户问题:\n")
+	b.WriteString(redact(question))
+	return []openai.ChatCompletionMessage{
+		{Role: openai.ChatMessageRoleSystem, Content: sys},
+		{Role: openai.ChatMessageRoleUser, Content: b.String()},
+	}
+}
+
+// phrase asks the LLM to word the retrieved answer and replaces ans.Text
+// only if the reply passes validation. Failures are logged without any
+// message text and counted.
+func (f *FAQ) phrase(ctx context.Context, question string, lang Lang, e Entry, ans *Answer) {
+	arts := make([]*Article, 0, len(e.Citations))
+	for _, c := range e.Citations {
+		arts = append(arts, f.corpus.articles[c])
+	}
+	f.stats.llmCalls.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, f.llm.timeout)
+	defer cancel()
+	resp, err := f.llm.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
+		Model:       f.llm.model,
+		Messages:    f.llm.prompt(question, lang, e, arts),
+		Temperature: 0.2,
+	})
+	if err != nil {
+		r := reasonHTTP
+		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			r = reasonTimeout
+		}
+		f.fallback(r, e.ID, err)
+		return
+	}
+	if len(resp.Choices) == 0 {
+		f.fallback(reasonEmpty, e.ID, nil)
+		return
+	}
+	cits, text, r, ok := validate(resp.Choices[0].Message.Content, arts)
+	if !ok {
+		f.fallback(r, e.ID, nil)
+		return
+	}
+	f.stats.llmAccepted.Add(1)
+	ans.Text = text
+	if len(cits) > 0 {
+		ans.Citations = cits
+	}
+	ans.Phrased = true
+}
+
+func (f *FAQ) fallback(r reason, entry string, err error) {
+	f.stats.fallbacks[r].Add(1)
+	attrs := []any{"reason", r.String(), "entry", entry}
+	if err != nil && r == reasonHTTP {
+		// The client error names the URL and status, not the prompt.
+		var apiErr *openai.APIError
+		var reqErr *openai.RequestError
+		switch {
+		case errors.As(err, &apiErr):
+			attrs = append(attrs, "status", apiErr.HTTPStatusCode)
+		case errors.As(err, &reqErr):
+			attrs = append(attrs, "status", reqErr.HTTPStatusCode)
+		}
+	}
+	f.log.Warn("llm phrasing rejected, using retrieval answer", attrs...)
+}
+
+// validate checks an LLM reply against the articles retrieval supplied.
+// It returns the citations to show (a subset of the supplied ones) and the
+// answer text.
+func validate(content string, arts []*Article) ([]Citation, string, reason, bool) {
+	content = strings.TrimSpace(content)
+	// Many servers wrap JSON in a Markdown fence despite the prompt.
+	if strings.HasPrefix(content, "```") {
+		content = strings.TrimPrefix(content, "```json")
+		content = strings.TrimPrefix(content, "```")
+		content = strings.TrimSuffix(strings.TrimSpace(content), "```")
+	}
+	var r llmReply
+	dec := json.NewDecoder(strings.NewReader(content))
+	if err := dec.Decode(&r); err != nil || dec.More() {
+		return nil, "", reasonInvalidJSON, false
+	}
+	text := strings.TrimSpace(r.Answer)
+	if text == "" {
+		return nil, "", reasonEmpty, false
+	}
+	allowed := map[Citation]*Article{}
+	for _, a := range arts {
+		allowed[a.Citation] = a
+	}
+	var cits []Citation
+	seen := map[Citation]bool{}
+	for _, c := range r.Citations {
+		if _, ok := allowed[c]; !ok {
+			return nil, "", reasonBadCitation, false
+		}
+		if !seen[c] {
+			seen[c] = true
+			cits = append(cits, c)
+		}
+	}
+	// An article named only in the prose is a citation too: it must be
+	// one of those supplied.
+	nums := map[int]bool{}
+	for _, a := range arts {
+		nums[a.Article] = true
+	}
+	for _, n := range articleNumbersIn(text) {
+		if !nums[n] {
+			return nil, "", reasonBadCitation, false
+		}
+	}
+	for _, q := range r.Quotes {
+		q = strings.TrimSpace(q)
+		if q == "" {
+			continue
+		}
+		found := false
+		// A quote must come from an article the reply cites; with no
+		// citations, from any supplied article.
+		for c, a := range allowed {
+			if len(cits) > 0 && !seen[c] {
+				continue
+			}
+			if strings.Contains(a.Text, q) || (a.English != "" && strings.Contains(a.English, q)) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, "", reasonBadQuote, false
+		}
+	}
+	return cits, text, 0, true
+}
+
+// articleNumbersIn finds article numbers written in prose: 第七十四条,
+// 第74条, Article 74, Art. 74.
+func articleNumbersIn(s string) []int {
+	s = foldWidth(s)
+	var out []int
+	for _, m := range zhArticleRef.FindAllStringSubmatch(s, -1) {
+		if m[1] == "" {
+			continue
+		}
+		if n, err := strconv.Atoi(m[2]); err == nil {
+			out = append(out, n)
+		} else if n, ok := parseZHNumber(m[2]); ok {
+			out = append(out, n)
+		}
+	}
+	for _, m := range enArticleRef.FindAllStringSubmatch(s, -1) {
+		if n, err := strconv.Atoi(m[1]); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
