@@ -91,16 +91,25 @@ func runArticleButton(ctx context.Context, t *turn, key string) error {
 func renderArticle(a faq.Article, lang string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "<b>%s</b>\n%s", esc(a.Label(faq.ZH)), esc(a.Text))
-	if a.English != "" {
-		label := "English (unofficial translation)"
-		if a.Official {
-			label = "English (official translation)"
-		}
-		if lang == "en" {
-			fmt.Fprintf(&b, "\n\n<b>%s — %s</b>\n%s", esc(a.Label(faq.EN)), label, esc(a.English))
-		} else {
-			fmt.Fprintf(&b, "\n\n<i>%s</i>\n%s", label, esc(a.English))
-		}
+	if a.English == "" {
+		return b.String()
+	}
+	// The official translation may cover only the first paragraphs (SIL
+	// Art. 4); each part is labelled for what it is.
+	paras := strings.Split(a.English, "\n")
+	official := a.OfficialParas
+	if a.Official {
+		official = len(paras)
+	}
+	official = min(official, len(paras))
+	if lang == "en" {
+		fmt.Fprintf(&b, "\n\n<b>%s</b>", esc(a.Label(faq.EN)))
+	}
+	if official > 0 {
+		fmt.Fprintf(&b, "\n\n<i>English (official translation)</i>\n%s", esc(strings.Join(paras[:official], "\n")))
+	}
+	if official < len(paras) {
+		fmt.Fprintf(&b, "\n\n<i>English (unofficial translation)</i>\n%s", esc(strings.Join(paras[official:], "\n")))
 	}
 	return b.String()
 }
