@@ -1,0 +1,103 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// config is everything read from the environment.
+type config struct {
+	Token         string
+	APIURL        string
+	WebhookURL    string
+	WebhookSecret string
+	ListenAddr    string
+	RedisURL      string
+	RecordsDB     string
+	OpenAIBaseURL string
+	OpenAIKey     string
+	OpenAIModel   string
+	LogLevel      slog.Level
+	LLMTimeout    time.Duration
+}
+
+const defaultAPIURL = "https://api.telegram.org"
+
+// loadConfig reads the environment and reports every problem at once.
+// need says which settings the subcommand requires.
+func loadConfig(getenv func(string) string, serve bool) (config, error) {
+	c := config{
+		Token:         strings.TrimSpace(getenv("TELEGRAM_BOT_TOKEN")),
+		APIURL:        strings.TrimRight(orDefault(getenv("TELEGRAM_API_URL"), defaultAPIURL), "/"),
+		WebhookURL:    strings.TrimSpace(getenv("WEBHOOK_URL")),
+		WebhookSecret: getenv("WEBHOOK_SECRET"),
+		ListenAddr:    orDefault(getenv("LISTEN_ADDR"), ":8080"),
+		RedisURL:      strings.TrimSpace(getenv("REDIS_URL")),
+		RecordsDB:     strings.TrimSpace(getenv("RECORDS_DB")),
+		OpenAIBaseURL: strings.TrimSpace(getenv("OPENAI_BASE_URL")),
+		OpenAIKey:     getenv("OPENAI_API_KEY"),
+		OpenAIModel:   strings.TrimSpace(getenv("OPENAI_MODEL")),
+		LLMTimeout:    15 * time.Second,
+	}
+	var errs []error
+	if err := c.LogLevel.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
+		errs = append(errs, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error"))
+	}
+	if serve && c.Token == "" {
+		errs = append(errs, errors.New("TELEGRAM_BOT_TOKEN is required for serve"))
+	}
+	if err := checkURL(c.APIURL); err != nil {
+		errs = append(errs, fmt.Errorf("TELEGRAM_API_URL: %w", err))
+	}
+	if c.WebhookURL != "" {
+		if err := checkURL(c.WebhookURL); err != nil {
+			errs = append(errs, fmt.Errorf("WEBHOOK_URL: %w", err))
+		}
+		if serve && len(c.WebhookSecret) < 16 {
+			errs = append(errs, errors.New("WEBHOOK_SECRET: required with WEBHOOK_URL, at least 16 characters of A-Z a-z 0-9 _ -"))
+		}
+	}
+	if c.WebhookSecret != "" && !validSecret(c.WebhookSecret) {
+		errs = append(errs, errors.New("WEBHOOK_SECRET: only A-Z a-z 0-9 _ - allowed, at most 256 characters"))
+	}
+	if c.OpenAIBaseURL != "" || c.OpenAIModel != "" {
+		if c.OpenAIBaseURL == "" || c.OpenAIModel == "" {
+			errs = append(errs, errors.New("OPENAI_BASE_URL and OPENAI_MODEL: set both to use an LLM, or neither"))
+		} else if err := checkURL(c.OpenAIBaseURL); err != nil {
+			errs = append(errs, fmt.Errorf("OPENAI_BASE_URL: %w", err))
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+func orDefault(v, def string) string {
+	if v = strings.TrimSpace(v); v == "" {
+		return def
+	}
+	return v
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("want an http(s) URL")
+	}
+	return nil
+}
+
+// validSecret follows Telegram's rule for secret_token.
+func validSecret(s string) bool {
+	if len(s) > 256 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}

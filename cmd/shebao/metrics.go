@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/telegram"
+	"github.com/shebao/shebao/faq"
+)
+
+// metrics is the Prometheus side of the counters the packages report. It
+// implements bot.Metrics and telegram.Metrics, and wraps the engine to time
+// each message.
+type metrics struct {
+	reg       *prometheus.Registry
+	updates   *prometheus.CounterVec
+	outcomes  *prometheus.CounterVec
+	apiErrors *prometheus.CounterVec
+	latency   prometheus.Histogram
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		updates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shebao_updates_total", Help: "Telegram updates by kind and outcome.",
+		}, []string{"kind", "outcome"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shebao_messages_total", Help: "Messages handled by the engine, by route and outcome (verifications, FAQ abstentions, …).",
+		}, []string{"route", "outcome"}),
+		apiErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shebao_telegram_api_errors_total", Help: "Failed Bot API calls by method and HTTP status (0: network or timeout).",
+		}, []string{"method", "code"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "shebao_handle_seconds", Help: "Time the engine took per message.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 15},
+		}),
+	}
+	m.reg.MustRegister(m.updates, m.outcomes, m.apiErrors, m.latency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) Update(kind, outcome string)   { m.updates.WithLabelValues(kind, outcome).Inc() }
+func (m *metrics) Outcome(route, outcome string) { m.outcomes.WithLabelValues(route, outcome).Inc() }
+func (m *metrics) APIError(method string, code int) {
+	m.apiErrors.WithLabelValues(method, strconv.Itoa(code)).Inc()
+}
+
+// watchStore exports the store's Redis round trips and errors.
+func (m *metrics) watchStore(trips func() int64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "shebao_redis_round_trips_total", Help: "Round trips to Redis (a pipeline counts once).",
+	}, func() float64 { return float64(trips()) }))
+}
+
+// watchFAQ exports the FAQ's counters.
+func (m *metrics) watchFAQ(f *faq.FAQ) {
+	m.reg.MustRegister(newFAQCollector(f))
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// timed wraps a handler to observe its latency.
+type timed struct {
+	next telegram.Handler
+	hist prometheus.Histogram
+}
+
+func (t timed) Handle(ctx context.Context, msg bot.Message) ([]bot.Reply, error) {
+	start := time.Now()
+	r, err := t.next.Handle(ctx, msg)
+	t.hist.Observe(time.Since(start).Seconds())
+	return r, err
+}
+
+// faqCollector reads the FAQ's cumulative counters at scrape time.
+type faqCollector struct {
+	f                                  *faq.FAQ
+	questions, abstentions, llm, fallb *prometheus.Desc
+}
+
+func newFAQCollector(f *faq.FAQ) *faqCollector {
+	return &faqCollector{
+		f:           f,
+		questions:   prometheus.NewDesc("shebao_faq_questions_total", "Questions answered by the FAQ, by kind of answer.", []string{"answer"}, nil),
+		abstentions: prometheus.NewDesc("shebao_faq_abstentions_total", "Questions the FAQ declined as out of scope or below confidence.", nil, nil),
+		llm:         prometheus.NewDesc("shebao_llm_calls_total", "LLM phrasing calls, by result.", []string{"result"}, nil),
+		fallb:       prometheus.NewDesc("shebao_llm_fallbacks_total", "LLM phrasings rejected or failed, by reason; the retrieval answer was shown.", []string{"reason"}, nil),
+	}
+}
+
+func (c *faqCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.questions
+	ch <- c.abstentions
+	ch <- c.llm
+	ch <- c.fallb
+}
+
+func (c *faqCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.f.Stats()
+	ch <- prometheus.MustNewConstMetric(c.questions, prometheus.CounterValue, float64(s.EntryAnswers), "entry")
+	ch <- prometheus.MustNewConstMetric(c.questions, prometheus.CounterValue, float64(s.ArticleAnswers), "article")
+	ch <- prometheus.MustNewConstMetric(c.abstentions, prometheus.CounterValue, float64(s.Abstentions))
+	ch <- prometheus.MustNewConstMetric(c.llm, prometheus.CounterValue, float64(s.LLMCalls), "called")
+	ch <- prometheus.MustNewConstMetric(c.llm, prometheus.CounterValue, float64(s.LLMAccepted), "accepted")
+	for reason, n := range s.LLMFallbacks {
+		ch <- prometheus.MustNewConstMetric(c.fallb, prometheus.CounterValue, float64(n), reason)
+	}
+}

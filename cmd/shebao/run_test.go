@@ -1,0 +1,292 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shebao/shebao/bot/telegram/telegramtest"
+)
+
+const testToken = "123456:TEST-token"
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// startServe runs `shebao serve` in the background and returns a function
+// that cancels it and returns its error.
+func startServe(t *testing.T, vars map[string]string) (logs *syncBuffer, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs = &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, env(vars), strings.NewReader(""), logs, logs) }()
+	return logs, func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatal("serve did not return after cancel")
+			return nil
+		}
+	}
+}
+
+var addrRE = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+
+// listenAddr waits for the "listening" log line and returns the address.
+func listenAddr(t *testing.T, logs *syncBuffer) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
+			return m[1]
+		}
+		time.Sleep(10 * time.Millisecond) // polling a log in a test, not logic
+	}
+	t.Fatalf("serve never logged its address; logs:\n%s", logs.String())
+	return ""
+}
+
+func TestServePolling(t *testing.T) {
+	fake := telegramtest.New(testToken)
+	defer fake.Close()
+	logs, stop := startServe(t, map[string]string{
+		"TELEGRAM_BOT_TOKEN": testToken, "TELEGRAM_API_URL": fake.URL, "LISTEN_ADDR": "127.0.0.1:0",
+	})
+	addr := listenAddr(t, logs)
+
+	fake.PushText(10, "/start")
+	help := telegramtest.TextUpdate(20, "/help")
+	help.Message.From.LanguageCode = "en"
+	fake.Push(help)
+	fake.PushText(30, "查社保缴费记录要钱吗")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sent, err := fake.WaitSent(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byChat := map[int64]string{}
+	for _, m := range sent {
+		byChat[m.ChatID] += m.Text
+		if m.ParseMode != "HTML" {
+			t.Errorf("chat %d: parse mode %q, want HTML", m.ChatID, m.ParseMode)
+		}
+	}
+	if !strings.Contains(byChat[10], "社保医保小助手") {
+		t.Errorf("/start in Chinese: got %q", byChat[10])
+	}
+	if !strings.Contains(byChat[20], "/verify") || !strings.Contains(byChat[20], "Commands") {
+		t.Errorf("/help in English: got %q", byChat[20])
+	}
+	if !strings.Contains(byChat[30], "免费") || !strings.Contains(byChat[30], "第七十四条") {
+		t.Errorf("FAQ answer with citation: got %q", byChat[30])
+	}
+	if n := len(fake.Calls("setMyCommands")); n < 2 {
+		t.Errorf("setMyCommands called %d times, want zh and en", n)
+	}
+
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz = %d, want 200", resp.StatusCode)
+	}
+	body := get(t, "http://"+addr+"/metrics")
+	if !strings.Contains(body, `shebao_updates_total{kind="command",outcome="handled"}`) {
+		t.Errorf("/metrics lacks handled command updates:\n%.2000s", body)
+	}
+
+	if err := stop(); err != nil {
+		t.Fatalf("serve returned %v after cancel, want nil", err)
+	}
+	if got := fake.Confirmed(); got <= 0 || fake.Pending() != 0 {
+		t.Errorf("after shutdown: confirmed offset %d, %d updates pending; want all confirmed", got, fake.Pending())
+	}
+	assertNoPersonalData(t, logs.String())
+}
+
+func TestServeWebhook(t *testing.T) {
+	fake := telegramtest.New(testToken)
+	defer fake.Close()
+	const secret = "s3cret-s3cret-s3cret"
+	logs, stop := startServe(t, map[string]string{
+		"TELEGRAM_BOT_TOKEN": testToken, "TELEGRAM_API_URL": fake.URL, "LISTEN_ADDR": "127.0.0.1:0",
+		"WEBHOOK_URL": "https://bot.example.com/tg/hook", "WEBHOOK_SECRET": secret,
+	})
+	addr := listenAddr(t, logs)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	calls, err := fake.WaitCalls(ctx, "setWebhook", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls[0].Params["secret_token"] != secret || calls[0].Params["url"] != "https://bot.example.com/tg/hook" {
+		t.Errorf("setWebhook params = %v", calls[0].Params)
+	}
+
+	post := func(secretHeader string, u any) int {
+		b, _ := json.Marshal(u)
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/tg/hook", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		if secretHeader != "" {
+			req.Header.Set("X-Telegram-Bot-Api-Secret-Token", secretHeader)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	u := telegramtest.TextUpdate(40, "/start")
+	u.ID = 5001
+	if code := post("wrong", u); code != http.StatusUnauthorized {
+		t.Errorf("wrong secret: %d, want 401", code)
+	}
+	if code := post(secret, u); code != http.StatusOK {
+		t.Fatalf("right secret: %d, want 200", code)
+	}
+	// The 200 came after the reply was sent.
+	if n := len(fake.Sent()); n != 1 {
+		t.Fatalf("after the 200, %d messages sent, want 1", n)
+	}
+	// Telegram redelivers the same update: not answered twice.
+	if code := post(secret, u); code != http.StatusOK {
+		t.Fatalf("redelivery: %d, want 200", code)
+	}
+	en := telegramtest.TextUpdate(41, "/start")
+	en.Message.From.LanguageCode = "en"
+	en.ID = 5002
+	post(secret, en)
+	sent := fake.Sent()
+	if len(sent) != 2 {
+		t.Fatalf("sent %d messages, want 2 (one per distinct update): %+v", len(sent), sent)
+	}
+	if !strings.Contains(sent[0].Text, "您好") || !strings.Contains(sent[1].Text, "Hello") {
+		t.Errorf("replies: %q / %q", sent[0].Text, sent[1].Text)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("serve returned %v after cancel, want nil", err)
+	}
+}
+
+func TestConfigErrorsReportedTogether(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"serve"}, env(map[string]string{
+		"WEBHOOK_URL": "ftp://x", "LOG_LEVEL": "loud", "OPENAI_API_KEY": "sk-secret-value", "OPENAI_MODEL": "m",
+	}), strings.NewReader(""), &out, &out)
+	if err == nil {
+		t.Fatal("serve with bad config returned nil")
+	}
+	for _, want := range []string{"TELEGRAM_BOT_TOKEN", "WEBHOOK_URL", "LOG_LEVEL", "OPENAI_BASE_URL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error()+out.String(), "sk-secret-value") {
+		t.Error("a secret was printed")
+	}
+}
+
+func TestChat(t *testing.T) {
+	in := strings.NewReader("/start\n2\n/verify\n350102198501150037\n/contact +86 139 0000 0033\n/balance\n")
+	var out, errs syncBuffer
+	if err := run(context.Background(), []string{"chat"}, env(nil), in, &out, &errs); err != nil {
+		t.Fatalf("chat: %v\n%s", err, errs.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		"[1] 🔐 验证身份", "[2] English", // buttons are numbered
+		"OK, I will reply in English", // ... and chosen by number
+		"350102********0037",          // masked
+		"Verified",
+		"Medical personal-account balance",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("chat output lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "<b>") || strings.Contains(got, "350102198501150037\n<") {
+		t.Errorf("chat output shows HTML or the full ID:\n%s", got)
+	}
+}
+
+func TestAskJSON(t *testing.T) {
+	var out, errs syncBuffer
+	if err := run(context.Background(), []string{"ask", "--json", "社会保险法第74条"}, env(nil), nil, &out, &errs); err != nil {
+		t.Fatalf("ask: %v\n%s", err, errs.String())
+	}
+	var got askJSON
+	if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
+		t.Fatalf("ask --json printed invalid JSON: %v\n%s", err, out.String())
+	}
+	if len(got.Citations) != 1 || got.Citations[0].Law != "社会保险法" || got.Citations[0].Article != 74 || got.Abstained {
+		t.Errorf("ask --json = %+v", got)
+	}
+	out = syncBuffer{}
+	if err := run(context.Background(), []string{"ask", "--json", "--lang", "en", "Tell me a joke"}, env(nil), nil, &out, &errs); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out.String()), &got); err != nil || !got.Abstained || len(got.Citations) != 0 {
+		t.Errorf("out of scope: %+v (err %v)", got, err)
+	}
+}
+
+var personalRE = regexp.MustCompile(`\d{17}[\dXx]|1[3-9]\d{9}`)
+
+// assertNoPersonalData fails when logs contain an unmasked ID number or
+// mobile number.
+func assertNoPersonalData(t *testing.T, logs string) {
+	t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(logs))
+	for sc.Scan() {
+		if m := personalRE.FindString(sc.Text()); m != "" {
+			t.Errorf("log line contains personal data %q: %s", m, sc.Text())
+		}
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/telegram"
+)
+
+// shutdownTimeout bounds how long in-flight webhook requests may take to
+// finish after SIGTERM.
+const shutdownTimeout = 15 * time.Second
+
+// runServe runs the Telegram bot until ctx is cancelled, then finishes the
+// updates in hand and returns nil.
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		return fmt.Errorf("serve: unexpected argument %q (configuration comes from the environment)", args[0])
+	}
+	c, err := loadConfig(getenv, true)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stdout, c.LogLevel)
+	m := newMetrics()
+	parts, err := openEngine(ctx, c, log, m)
+	if err != nil {
+		return err
+	}
+	defer parts.close()
+	m.watchStore(parts.store.RoundTrips)
+	m.watchFAQ(parts.faq)
+
+	tg, err := telegram.New(telegram.Options{
+		Token: c.Token, APIURL: c.APIURL, WebhookURL: c.WebhookURL, WebhookSecret: c.WebhookSecret,
+		Handler:     timed{next: parts.engine, hist: m.latency},
+		Coordinator: parts.store, Blocklist: parts.store, Metrics: m, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := parts.store.Ping(r.Context()); err != nil {
+			http.Error(w, "redis unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.Handle("GET /metrics", m.handler())
+	if c.WebhookURL != "" {
+		u, _ := url.Parse(c.WebhookURL) // checked by loadConfig
+		path := u.Path
+		if path == "" {
+			path = "/"
+		}
+		mux.Handle("POST "+path, tg.WebhookHandler())
+	}
+	ln, err := net.Listen("tcp", c.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("serve: listen on %s: %w", c.ListenAddr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	log.Info("listening", "addr", ln.Addr().String(), "mode", mode(c))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		tg.Drain() // new webhook updates get 503 and are redelivered later
+		// Webhook requests in flight are answered (200 only after the
+		// update was handled) before the server returns.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), shutdownTimeout)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	g.Go(func() error {
+		if err := tg.SetCommands(gctx, commands("zh"), commands("en")); err != nil && gctx.Err() == nil {
+			log.Warn("set bot commands", "err", err)
+		}
+		return nil
+	})
+	if c.WebhookURL != "" {
+		g.Go(func() error {
+			if err := tg.RegisterWebhook(gctx); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("register webhook: %w", err)
+			}
+			return nil
+		})
+	} else {
+		g.Go(func() error { return tg.RunPolling(gctx) })
+	}
+	err = g.Wait()
+	if ctx.Err() != nil && err == nil {
+		log.Info("stopped cleanly")
+	}
+	return err
+}
+
+func mode(c config) string {
+	if c.WebhookURL != "" {
+		return "webhook"
+	}
+	return "polling"
+}
+
+// commands is the command menu in one language.
+func commands(lang string) []telegram.Command {
+	var cs []telegram.Command
+	for _, c := range bot.Commands() {
+		d := c.ZH
+		if lang == "en" {
+			d = c.EN
+		}
+		cs = append(cs, telegram.Command{Name: c.Name, Description: d})
+	}
+	return cs
+}
