@@ -2,13 +2,14 @@ package telegram
 
 import (
 	"fmt"
-	"html"
 	"strings"
 	"testing"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/shebao/shebao/bot/telegram/telegramtest"
 )
 
 func TestSplitHTML(t *testing.T) {
@@ -36,70 +37,6 @@ func TestSplitHTML(t *testing.T) {
 			}
 		})
 	}
-}
-
-// telegramTags is the HTML subset Telegram accepts (span and tg-emoji left
-// out: the engine does not produce them).
-var telegramTags = map[string]bool{
-	"b": true, "strong": true, "i": true, "em": true, "u": true, "ins": true,
-	"s": true, "strike": true, "del": true, "code": true, "pre": true, "a": true,
-	"tg-spoiler": true, "blockquote": true,
-}
-
-// checkTelegramHTML parses s as Telegram's HTML subset and returns its text
-// content, or an error for unknown tags and entities, unbalanced tags, or a
-// bare '<' or '&'.
-func checkTelegramHTML(s string) (string, error) {
-	var stack []string
-	var text strings.Builder
-	for i := 0; i < len(s); {
-		switch s[i] {
-		case '<':
-			end := strings.IndexByte(s[i:], '>')
-			if end < 0 {
-				return "", fmt.Errorf("unterminated tag at %d", i)
-			}
-			tag := s[i : i+end+1]
-			name := tagName(tag)
-			if !telegramTags[name] {
-				return "", fmt.Errorf("tag %q not in Telegram's subset", tag)
-			}
-			if strings.HasPrefix(tag, "</") {
-				if len(stack) == 0 || stack[len(stack)-1] != name {
-					return "", fmt.Errorf("closing %q does not match open %v", tag, stack)
-				}
-				stack = stack[:len(stack)-1]
-			} else {
-				if name == "a" && !strings.HasPrefix(tag, `<a href="`) {
-					return "", fmt.Errorf("link without href: %q", tag)
-				}
-				stack = append(stack, name)
-			}
-			i += end + 1
-		case '&':
-			matched := false
-			for _, ent := range []string{"&lt;", "&gt;", "&amp;", "&quot;"} {
-				if strings.HasPrefix(s[i:], ent) {
-					text.WriteString(html.UnescapeString(ent))
-					i += len(ent)
-					matched = true
-					break
-				}
-			}
-			if !matched {
-				return "", fmt.Errorf("bare & at %d", i)
-			}
-		case '>':
-			return "", fmt.Errorf("bare > at %d", i)
-		default:
-			text.WriteByte(s[i])
-			i++
-		}
-	}
-	if len(stack) > 0 {
-		return "", fmt.Errorf("unclosed %v", stack)
-	}
-	return text.String(), nil
 }
 
 // buildHTML turns fuzz bytes into a valid reply: escaped text and simple
@@ -159,7 +96,7 @@ func FuzzSplit(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, l uint8) {
 		in := buildHTML(data)
 		limit := 8 + int(l)
-		want, err := checkTelegramHTML(in)
+		want, err := telegramtest.CheckHTML(in)
 		if err != nil {
 			t.Fatalf("generator made invalid HTML %q: %v", in, err)
 		}
@@ -168,7 +105,7 @@ func FuzzSplit(f *testing.F) {
 			if n := utf8.RuneCountInString(p); n > limit || textLen(p) > limit {
 				t.Errorf("part %d is %d runes, %d units, limit %d: %q", i, n, textLen(p), limit, p)
 			}
-			content, err := checkTelegramHTML(p)
+			content, err := telegramtest.CheckHTML(p)
 			if err != nil {
 				t.Errorf("part %d %q: %v (input %q)", i, p, err, in)
 			}
@@ -194,7 +131,7 @@ func TestSplitMaxLength(t *testing.T) {
 		if n := utf8.RuneCountInString(p); n > maxMessageLen {
 			t.Errorf("part %d: %d runes", i, n)
 		}
-		if _, err := checkTelegramHTML(p); err != nil {
+		if _, err := telegramtest.CheckHTML(p); err != nil {
 			t.Errorf("part %d: %v", i, err)
 		}
 	}

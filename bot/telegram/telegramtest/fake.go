@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf16"
 
 	"github.com/go-telegram/bot/models"
 )
@@ -386,6 +387,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "Bad Request: chat_id is empty", 0)
 			return
+		}
+		if method == "sendMessage" {
+			// Like Telegram, refuse text that is not valid in its parse mode
+			// or is too long, so tests catch what users would never see.
+			text := params["text"]
+			if params["parse_mode"] == "HTML" {
+				if _, err := CheckHTML(text); err != nil {
+					writeError(w, http.StatusBadRequest, "Bad Request: can't parse entities: "+err.Error(), 0)
+					return
+				}
+			}
+			if n := len(utf16.Encode([]rune(text))); n > 4096 || strings.TrimSpace(text) == "" {
+				writeError(w, http.StatusBadRequest, "Bad Request: message is too long or empty", 0)
+				return
+			}
 		}
 		s.mu.Lock()
 		blocked := s.blocked[chatID]
