@@ -81,6 +81,7 @@ func TestServePolling(t *testing.T) {
 	defer fake.Close()
 	logs, stop := startServe(t, map[string]string{
 		"TELEGRAM_BOT_TOKEN": testToken, "TELEGRAM_API_URL": fake.URL, "LISTEN_ADDR": "127.0.0.1:0",
+		"LOG_LEVEL": "debug",
 	})
 	addr := listenAddr(t, logs)
 
@@ -126,6 +127,45 @@ func TestServePolling(t *testing.T) {
 	body := get(t, "http://"+addr+"/metrics")
 	if !strings.Contains(body, `shebao_updates_total{kind="command",outcome="handled"}`) {
 		t.Errorf("/metrics lacks handled command updates:\n%.2000s", body)
+	}
+
+	// Two users verify as two different people over Telegram; each sees
+	// only their own record, and the logs (even at debug) hold no
+	// unmasked ID number or phone.
+	verify := func(chat int64, id, phone string) {
+		fake.PushText(chat, "/verify")
+		fake.PushText(chat, id)
+		fake.PushContact(chat, phone, chat)
+		fake.PushText(chat, "/balance")
+		fake.PushText(chat, "/backpay")
+	}
+	verify(50, "350102198501150037", "+86 139 0000 0033")
+	verify(60, "210202199005080040", "13900000044")
+	// Chat 70 tries chat 50's ID with its own phone: refused.
+	fake.PushText(70, "/verify")
+	fake.PushText(70, "350102198501150037")
+	fake.PushContact(70, "13900000044", 70)
+	before := len(sent)
+	byChat = map[int64]string{}
+	for !strings.Contains(byChat[70], "不匹配") || !strings.Contains(byChat[50], "怎么补缴") || !strings.Contains(byChat[60], "怎么补缴") {
+		if sent, err = fake.WaitSent(ctx, len(sent)+1); err != nil {
+			t.Fatalf("%v; got so far: %v", err, byChat)
+		}
+		byChat = map[int64]string{}
+		for _, m := range sent[before:] {
+			byChat[m.ChatID] += m.Text + "\n"
+		}
+	}
+	if !strings.Contains(byChat[50], "350102********0037") || !strings.Contains(byChat[50], "¥") {
+		t.Errorf("chat 50 did not get its own balance:\n%s", byChat[50])
+	}
+	if !strings.Contains(byChat[60], "210202********0040") {
+		t.Errorf("chat 60 did not get its own record:\n%s", byChat[60])
+	}
+	for chat, other := range map[int64]string{50: "210202", 60: "350102", 70: "¥"} {
+		if strings.Contains(byChat[chat], other) {
+			t.Errorf("chat %d saw someone else's data (%s):\n%s", chat, other, byChat[chat])
+		}
 	}
 
 	if err := stop(); err != nil {
