@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
@@ -330,3 +331,59 @@ func get(t *testing.T, url string) string {
 	return string(b)
 }
 
+
+// An LLM that invents a citation is overruled: the user sees the
+// retrieval answer and its real citations, and the LLM never sees the
+// ID number typed into the question.
+func TestServeLLMNeverShowsInventedCitation(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	llm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"id": "x", "object": "chat.completion", "model": "m",
+			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop", "message": map[string]any{
+				"role": "assistant",
+				"content": `{"answer": "根据《社会保险法》第九百九十九条，查询要收费100元。", "citations": [{"law": "社会保险法", "article": 999}], "quotes": []}`,
+			}}},
+		})
+	}))
+	defer llm.Close()
+	fake := telegramtest.New(testToken)
+	defer fake.Close()
+	_, stop := startServe(t, map[string]string{
+		"TELEGRAM_BOT_TOKEN": testToken, "TELEGRAM_API_URL": fake.URL, "LISTEN_ADDR": "127.0.0.1:0",
+		"OPENAI_BASE_URL": llm.URL + "/v1", "OPENAI_MODEL": "m", "OPENAI_API_KEY": "k",
+	})
+	fake.PushText(10, "我的身份证号110105198803120014，查社保缴费记录要钱吗")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sent, err := fake.WaitSent(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	got := sent[0].Text
+	if strings.Contains(got, "九百九十九") || strings.Contains(got, "100元") {
+		t.Errorf("the invented citation reached the user:\n%s", got)
+	}
+	if !strings.Contains(got, "免费") || !strings.Contains(got, "第七十四条") {
+		t.Errorf("want the retrieval answer with its citation, got:\n%s", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bodies) == 0 {
+		t.Fatal("the LLM was never asked")
+	}
+	for _, b := range bodies {
+		if strings.Contains(b, "110105198803120014") || strings.Contains(b, "19880312") {
+			t.Errorf("the LLM received the ID number: %s", b)
+		}
+	}
+}
