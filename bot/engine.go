@@ -28,7 +28,9 @@ type FAQ interface {
 type Config struct {
 	Sessions Sessions
 	Attempts Attempts
-	FAQ      FAQ
+	// Reminders keeps reminder settings; nil disables /remind.
+	Reminders Reminders
+	FAQ       FAQ
 	// Records holds the agency's records; nil disables the record
 	// commands (they then say so).
 	Records *records.DB

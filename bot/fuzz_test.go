@@ -50,7 +50,7 @@ func newFuzzEngine(tb testing.TB) (*bot.Engine, func()) {
 		tb.Fatal(err)
 	}
 	store := newMemStore()
-	e := bot.New(bot.Config{Sessions: store, Attempts: store, FAQ: f, Records: db, Now: func() time.Time { return testNow }})
+	e := bot.New(bot.Config{Sessions: store, Attempts: store, Reminders: store, FAQ: f, Records: db, Now: func() time.Time { return testNow }})
 	return e, func() { db.Close() }
 }
 

@@ -98,9 +98,9 @@ type ReminderSetting struct {
 	Lang           string    // "zh" or "en"
 }
 
-// Reminders keeps reminder settings. A Sessions implementation may also
-// implement it; the engine offers reminders only when it does, and Forget
-// deletes the setting too.
+// Reminders keeps reminder settings (Config.Reminders); the engine offers
+// reminders only when one is configured. Sessions.Forget deletes the
+// setting too.
 type Reminders interface {
 	// Reminder returns the user's setting; ok is false when reminders
 	// are off.

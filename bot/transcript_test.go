@@ -66,7 +66,7 @@ func runTranscript(t *testing.T, file string, f *faq.FAQ) {
 	defer db.Close()
 	store := newMemStore()
 	now := testNow
-	e := bot.New(bot.Config{Sessions: store, Attempts: store, FAQ: f, Records: db, Now: func() time.Time { return now }})
+	e := bot.New(bot.Config{Sessions: store, Attempts: store, Reminders: store, FAQ: f, Records: db, Now: func() time.Time { return now }})
 
 	var got []string
 	user, lang := int64(100), "zh"

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/reminder"
 	"github.com/shebao/shebao/bot/telegram"
 	"github.com/shebao/shebao/faq"
 )
@@ -24,6 +25,8 @@ type metrics struct {
 	outcomes  *prometheus.CounterVec
 	apiErrors *prometheus.CounterVec
 	latency   prometheus.Histogram
+	reminders *prometheus.CounterVec
+	passes    *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -42,8 +45,14 @@ func newMetrics() *metrics {
 			Name: "shebao_handle_seconds", Help: "Time the engine took per message.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 15},
 		}),
+		reminders: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shebao_reminders_total", Help: "Reminders by outcome: sent, failed, or skipped_<reason>.",
+		}, []string{"outcome"}),
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shebao_reminder_passes_total", Help: "Reminder passes by result: complete, incomplete, idle (nothing to run, quiet hours, lease elsewhere).",
+		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.updates, m.outcomes, m.apiErrors, m.latency,
+	m.reg.MustRegister(m.updates, m.outcomes, m.apiErrors, m.latency, m.reminders, m.passes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -52,6 +61,23 @@ func (m *metrics) Update(kind, outcome string)   { m.updates.WithLabelValues(kin
 func (m *metrics) Outcome(route, outcome string) { m.outcomes.WithLabelValues(route, outcome).Inc() }
 func (m *metrics) APIError(method string, code int) {
 	m.apiErrors.WithLabelValues(method, strconv.Itoa(code)).Inc()
+}
+
+// ReminderPass counts one reminder pass (reminder.Metrics).
+func (m *metrics) ReminderPass(s reminder.Summary) {
+	result := "complete"
+	switch {
+	case s.Incomplete:
+		result = "incomplete"
+	case len(s.Slots) == 0:
+		result = "idle"
+	}
+	m.passes.WithLabelValues(result).Inc()
+	m.reminders.WithLabelValues("sent").Add(float64(s.Sent))
+	m.reminders.WithLabelValues("failed").Add(float64(s.Failed))
+	for reason, n := range s.Skipped {
+		m.reminders.WithLabelValues("skipped_" + reason).Add(float64(n))
+	}
 }
 
 // watchStore exports the store's Redis round trips and errors.

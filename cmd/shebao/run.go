@@ -23,6 +23,8 @@ Usage:
                                     print what the bot would answer
   shebao import [--persons F] [--contributions F] [--account F]
                                     validate and import CSV records into RECORDS_DB
+  shebao remind --once [--now RFC3339] [--dry-run]
+                                    run one reminder pass by hand (serve runs them itself)
   shebao help                       this text
 
 Configuration is read from the environment; see README.md.
@@ -45,6 +47,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runAsk(ctx, rest, getenv, stdout, stderr)
 	case "import":
 		return runImport(ctx, rest, getenv, stdout, stderr)
+	case "remind":
+		return runRemindCmd(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -148,7 +152,7 @@ func openEngine(ctx context.Context, c config, log *slog.Logger, m bot.Metrics) 
 		return nil, err
 	}
 	p.engine = bot.New(bot.Config{
-		Sessions: store, Attempts: store, FAQ: p.faq, Records: db, Logger: log, Metrics: m,
+		Sessions: store, Attempts: store, Reminders: store, FAQ: p.faq, Records: db, Logger: log, Metrics: m,
 	})
 	return p, nil
 }

@@ -331,7 +331,6 @@ func get(t *testing.T, url string) string {
 	return string(b)
 }
 
-
 // An LLM that invents a citation is overruled: the user sees the
 // retrieval answer and its real citations, and the LLM never sees the
 // ID number typed into the question.
@@ -347,7 +346,7 @@ func TestServeLLMNeverShowsInventedCitation(t *testing.T) {
 		json.NewEncoder(w).Encode(map[string]any{
 			"id": "x", "object": "chat.completion", "model": "m",
 			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop", "message": map[string]any{
-				"role": "assistant",
+				"role":    "assistant",
 				"content": `{"answer": "根据《社会保险法》第九百九十九条，查询要收费100元。", "citations": [{"law": "社会保险法", "article": 999}], "quotes": []}`,
 			}}},
 		})

@@ -96,6 +96,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return nil
 	})
+	sched := newScheduler(parts.store, parts.records, tg, log, m, nil)
+	g.Go(func() error { return sched.Run(gctx) })
 	if c.WebhookURL != "" {
 		g.Go(func() error {
 			if err := tg.RegisterWebhook(gctx); err != nil && gctx.Err() == nil {

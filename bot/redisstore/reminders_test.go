@@ -1,0 +1,182 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shebao/shebao/bot"
+)
+
+func TestReminderSettingRoundTripAndForget(t *testing.T) {
+	s, _, _ := testStore(t)
+	ctx := context.Background()
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
+	r := bot.ReminderSetting{ChatID: 7, UserID: 7, Slot: bot.SlotEvening, PersonID: "110105198803120014", Until: until, Lang: "en"}
+	if _, on, err := s.Reminder(ctx, 7, 7); err != nil || on {
+		t.Fatalf("before opt-in: on=%v err=%v", on, err)
+	}
+	if err := s.SetReminder(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	got, on, err := s.Reminder(ctx, 7, 7)
+	if err != nil || !on {
+		t.Fatalf("after opt-in: on=%v err=%v", on, err)
+	}
+	if diff := cmp.Diff(r, got); diff != "" {
+		t.Errorf("setting (-set +loaded):\n%s", diff)
+	}
+	// Changing the slot moves the user between indexes.
+	r.Slot = bot.SlotMorning
+	if err := s.SetReminder(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if n := scanAll(t, s, bot.SlotEvening); len(n) != 0 {
+		t.Errorf("evening still lists %v after moving to morning", n)
+	}
+	if n := scanAll(t, s, bot.SlotMorning); len(n) != 1 {
+		t.Errorf("morning lists %v", n)
+	}
+	// /forget deletes the setting; the next scan drops the index entry.
+	if err := s.Forget(ctx, 7, 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, on, _ := s.Reminder(ctx, 7, 7); on {
+		t.Error("reminders on after Forget")
+	}
+	if n := scanAll(t, s, bot.SlotMorning); len(n) != 0 {
+		t.Errorf("scan after Forget: %v", n)
+	}
+	if n, _ := s.rdb.SCard(ctx, s.slotKey(bot.SlotMorning)).Result(); n != 0 {
+		t.Errorf("stale index entries left: %d", n)
+	}
+}
+
+func TestReminderStopAndExpiry(t *testing.T) {
+	s, st, _ := testStore(t)
+	ctx := context.Background()
+	for i := int64(1); i <= 2; i++ {
+		if err := s.SetReminder(ctx, bot.ReminderSetting{ChatID: i, UserID: i, Slot: bot.SlotAfternoon,
+			PersonID: "x", Until: time.Now().Add(3 * st.Unit)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.StopReminder(ctx, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := scanAll(t, s, bot.SlotAfternoon); fmt.Sprint(got) != "[2]" {
+		t.Errorf("after stopping user 1: %v", got)
+	}
+	// The setting expires with the verification.
+	st.FastForward(4 * st.Unit)
+	if got := scanAll(t, s, bot.SlotAfternoon); len(got) != 0 {
+		t.Errorf("after the link expired: %v", got)
+	}
+}
+
+func scanAll(t *testing.T, s *Store, slot string) []int64 {
+	t.Helper()
+	var users []int64
+	var cursor uint64
+	for {
+		batch, next, err := s.ScanReminders(context.Background(), slot, cursor, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range batch {
+			users = append(users, r.UserID)
+		}
+		if next == 0 {
+			break
+		}
+		cursor = next
+	}
+	sort.Slice(users, func(i, j int) bool { return users[i] < users[j] })
+	return users
+}
+
+func TestReminderScanManyWithoutLoss(t *testing.T) {
+	s, _, _ := testStore(t)
+	ctx := context.Background()
+	const n = 2500
+	for i := int64(1); i <= n; i++ {
+		if err := s.SetReminder(ctx, bot.ReminderSetting{ChatID: i, UserID: i, Slot: bot.SlotMorning, PersonID: "p", Until: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[int64]bool{}
+	for _, u := range scanAll(t, s, bot.SlotMorning) {
+		seen[u] = true
+	}
+	if len(seen) != n {
+		t.Errorf("scan found %d distinct users, want %d", len(seen), n)
+	}
+}
+
+func TestClaimIsExclusive(t *testing.T) {
+	s, _, _ := testStore(t)
+	ctx := context.Background()
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			ok, err := s.Claim(ctx, "sent:abc:missed:2026-10", time.Hour)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d concurrent claims won, want 1", wins.Load())
+	}
+	if ok, _ := s.Marked(ctx, "sent:abc:missed:2026-10"); !ok {
+		t.Error("claimed mark not marked")
+	}
+	if err := s.Release(ctx, "sent:abc:missed:2026-10"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.Claim(ctx, "sent:abc:missed:2026-10", time.Hour); !ok {
+		t.Error("released mark cannot be claimed again")
+	}
+}
+
+func TestLease(t *testing.T) {
+	s, st, _ := testStore(t)
+	ctx := context.Background()
+	ttl := 2 * st.Unit
+	if ok, err := s.Lease(ctx, "pass", "a", ttl); !ok || err != nil {
+		t.Fatalf("a takes free lease: %v %v", ok, err)
+	}
+	if ok, _ := s.Lease(ctx, "pass", "b", ttl); ok {
+		t.Fatal("b took a's lease")
+	}
+	if ok, _ := s.Lease(ctx, "pass", "a", ttl); !ok {
+		t.Fatal("a cannot renew")
+	}
+	if err := s.Unlease(ctx, "pass", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.Lease(ctx, "pass", "b", ttl); ok {
+		t.Fatal("b's Unlease released a's lease")
+	}
+	st.FastForward(3 * st.Unit)
+	if ok, _ := s.Lease(ctx, "pass", "b", ttl); !ok {
+		t.Fatal("b cannot take an expired lease")
+	}
+	if err := s.Unlease(ctx, "pass", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.Lease(ctx, "pass", "a", ttl); !ok {
+		t.Fatal("a cannot take a released lease")
+	}
+}

@@ -1,0 +1,64 @@
+package bot_test
+
+import (
+	"context"
+	"sync"
+
+	"github.com/shebao/shebao/bot"
+)
+
+// Reminder settings of the transcript store. memStore (fake_test.go) keeps
+// its own fields; the settings live here, per store, so the transcripts of
+// /remind and the opt-in offer run through the same runner.
+var reminderSettings sync.Map // *memStore -> *reminderMap
+
+type reminderMap struct {
+	mu sync.Mutex
+	m  map[[2]int64]bot.ReminderSetting
+}
+
+func (s *memStore) reminders() *reminderMap {
+	v, _ := reminderSettings.LoadOrStore(s, &reminderMap{m: map[[2]int64]bot.ReminderSetting{}})
+	return v.(*reminderMap)
+}
+
+var _ bot.Reminders = (*memStore)(nil)
+
+func (s *memStore) Reminder(ctx context.Context, chatID, userID int64) (bot.ReminderSetting, bool, error) {
+	if s.isDown() {
+		return bot.ReminderSetting{}, false, bot.ErrUnavailable
+	}
+	r := s.reminders()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.m[[2]int64{chatID, userID}]
+	return v, ok, nil
+}
+
+func (s *memStore) SetReminder(ctx context.Context, v bot.ReminderSetting) error {
+	if s.isDown() {
+		return bot.ErrUnavailable
+	}
+	r := s.reminders()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.m[[2]int64{v.ChatID, v.UserID}] = v
+	return nil
+}
+
+func (s *memStore) StopReminder(ctx context.Context, chatID, userID int64) error {
+	if s.isDown() {
+		return bot.ErrUnavailable
+	}
+	r := s.reminders()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m, [2]int64{chatID, userID})
+	return nil
+}
+
+func (s *memStore) isDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.down
+}

@@ -1,0 +1,607 @@
+// Package reminder runs the reminder passes: it reads who opted in (from the
+// state store), what is due for each of them (from the records), and sends
+// each due reminder exactly once, paced, in the daytime slot the user chose.
+//
+// Exactly once rests on two things in the store, not on this process: a
+// lease, so one replica runs a pass at a time, and a sent-mark per (person,
+// kind, month) claimed atomically before the message goes out. A claim that
+// loses means someone else sent it; a send that fails for a reason worth
+// retrying releases the mark for a later pass. A crash between claim and
+// send loses that one reminder rather than risk sending it twice.
+//
+// The package knows nothing of Telegram or Redis: the Sender and the Store
+// are interfaces declared here, and the texts come from bot.ReminderReply.
+package reminder
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/records"
+)
+
+// Sender sends replies to a chat; bot/telegram's Adapter is one.
+type Sender interface {
+	Send(ctx context.Context, chatID int64, replies []bot.Reply) error
+}
+
+// Subscribers lists who opted in, and turns a user's reminders off.
+type Subscribers interface {
+	// ScanReminders returns about count settings of slot from cursor (0
+	// to start); next is 0 after the last batch. A setting may come twice.
+	ScanReminders(ctx context.Context, slot string, cursor uint64, count int) (batch []bot.ReminderSetting, next uint64, err error)
+	StopReminder(ctx context.Context, chatID, userID int64) error
+}
+
+// Marks are flags with a lifetime, set atomically.
+type Marks interface {
+	// Claim sets mark unless it is set and reports whether this call set it.
+	Claim(ctx context.Context, mark string, ttl time.Duration) (bool, error)
+	Release(ctx context.Context, mark string) error
+	Marked(ctx context.Context, mark string) (bool, error)
+}
+
+// Leases let one replica at a time run a pass.
+type Leases interface {
+	// Lease takes or renews the lease for token and reports whether
+	// token holds it.
+	Lease(ctx context.Context, name, token string, ttl time.Duration) (bool, error)
+	Unlease(ctx context.Context, name, token string) error
+}
+
+// Store is what a pass keeps in the shared state store (bot/redisstore).
+type Store interface {
+	Subscribers
+	Marks
+	Leases
+}
+
+// Blocklist tells whether a chat's user blocked the bot (a 403 seen by the
+// interactive side).
+type Blocklist interface {
+	Blocked(ctx context.Context, chatID int64) (bool, error)
+}
+
+// Metrics is told the outcome of each pass.
+type Metrics interface {
+	ReminderPass(s Summary)
+}
+
+// Config wires a Scheduler. Store and Records are required; Sender too
+// unless every pass is a dry run.
+type Config struct {
+	Store   Store
+	Records *records.DB
+	Sender  Sender
+	// Blocklist, when set, is checked before each send.
+	Blocklist Blocklist
+	// Blocked reports whether a send error means the user blocked the bot
+	// (then their reminders are turned off). Nil: never.
+	Blocked func(error) bool
+	// Retryable reports whether the reminder may be sent again after this
+	// send error. Nil: every error except the caller's cancellation, which
+	// may have struck after Telegram took the message.
+	Retryable func(error) bool
+	// Rate is the most messages per second; default 25 (Telegram allows
+	// about 30 to different chats, and replies to users need some room).
+	Rate float64
+	// Now and Sleep are the clock; nil means the real one.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Batch is how many settings one scan step reads; default 1000.
+	Batch int
+	// LeaseTTL is how long a crashed replica keeps the lease; default
+	// one minute. The holder renews it as it goes.
+	LeaseTTL time.Duration
+	// Recheck is how often Run looks for work in the daytime; default 10
+	// minutes.
+	Recheck time.Duration
+	// Token names this replica in the lease; default random.
+	Token   string
+	Logger  *slog.Logger
+	Metrics Metrics
+}
+
+// Scheduler runs reminder passes. Its methods may be called concurrently,
+// also from several processes: the store keeps them apart.
+type Scheduler struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Scheduler for cfg.
+func New(cfg Config) *Scheduler {
+	if cfg.Rate <= 0 {
+		cfg.Rate = 25
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 1000
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = time.Minute
+	}
+	if cfg.Recheck <= 0 {
+		cfg.Recheck = 10 * time.Minute
+	}
+	if cfg.Token == "" {
+		cfg.Token = rand.Text()
+	}
+	if cfg.Blocked == nil {
+		cfg.Blocked = func(error) bool { return false }
+	}
+	if cfg.Retryable == nil {
+		cfg.Retryable = func(err error) bool {
+			return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Scheduler{cfg: cfg, log: cfg.Logger}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// shanghai is where users live: slots and quiet hours are its local time.
+var shanghai = time.FixedZone("CST", 8*3600)
+
+// slots in order, with the hour each starts.
+var slots = []struct {
+	name string
+	hour int
+}{{bot.SlotMorning, 9}, {bot.SlotAfternoon, 14}, {bot.SlotEvening, 19}}
+
+// Quiet hours: no reminder is sent from quietFrom to quietUntil local time.
+const (
+	quietFrom  = 21
+	quietUntil = 8
+)
+
+// Quiet reports whether t falls in the quiet hours, 21:00–08:00 Shanghai.
+func Quiet(t time.Time) bool {
+	h := t.In(shanghai).Hour()
+	return h >= quietFrom || h < quietUntil
+}
+
+// quietStart is the next start of quiet hours at or after t.
+func quietStart(t time.Time) time.Time {
+	l := t.In(shanghai)
+	return time.Date(l.Year(), l.Month(), l.Day(), quietFrom, 0, 0, 0, shanghai)
+}
+
+// nextSlotStart is the first slot start after t.
+func nextSlotStart(t time.Time) time.Time {
+	l := t.In(shanghai)
+	for d := 0; d < 2; d++ {
+		for _, s := range slots {
+			st := time.Date(l.Year(), l.Month(), l.Day()+d, s.hour, 0, 0, 0, shanghai)
+			if st.After(t) {
+				return st
+			}
+		}
+	}
+	return t.Add(24 * time.Hour) // unreachable
+}
+
+const (
+	leaseName = "pass"
+	// sentTTL outlives the 24 months a gap is looked at, so a month is
+	// never reminded twice while it can still come up.
+	sentTTL = 26 * 31 * 24 * time.Hour
+	doneTTL = 36 * time.Hour
+)
+
+// Summary is what one pass did.
+type Summary struct {
+	Start      time.Time
+	Slots      []string // the slots the pass worked on
+	Candidates int      // opted-in settings read
+	Due        int      // people with something to send
+	Sent       int
+	Failed     int            // sends that failed (blocked users included)
+	Skipped    map[string]int // by reason (the Skip constants)
+	Incomplete bool           // stopped before every slot was done: resumes next window
+	DryRun     bool
+	// Planned lists what was (or, in a dry run, would be) sent.
+	Planned []Planned
+}
+
+// Planned is one reminder of a pass.
+type Planned struct {
+	ChatID int64
+	Kind   bot.ReminderKind
+	Month  records.Month
+	Reply  bot.Reply
+}
+
+func (s *Summary) skip(reason string) { s.Skipped[reason]++ }
+
+// LogValue summarises without any chat, person or text.
+func (s Summary) LogValue() slog.Value {
+	var skipped []slog.Attr
+	for k, v := range s.Skipped {
+		skipped = append(skipped, slog.Int(k, v))
+	}
+	return slog.GroupValue(
+		slog.Any("slots", s.Slots), slog.Int("candidates", s.Candidates), slog.Int("due", s.Due),
+		slog.Int("sent", s.Sent), slog.Int("failed", s.Failed),
+		slog.Attr{Key: "skipped", Value: slog.GroupValue(skipped...)},
+		slog.Bool("incomplete", s.Incomplete), slog.Bool("dry_run", s.DryRun))
+}
+
+// Run runs passes until ctx ends: one at each slot start, and every
+// Recheck in the daytime so that a pass cut short, or one whose replica
+// died, is taken up again.
+func (s *Scheduler) Run(ctx context.Context) error {
+	for {
+		now := s.cfg.Now()
+		if !Quiet(now) {
+			if _, err := s.Pass(ctx, false); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.log.Warn("reminder pass", "err", err)
+			}
+		}
+		now = s.cfg.Now()
+		wait := min(nextSlotStart(now).Sub(now), s.cfg.Recheck)
+		if Quiet(now) {
+			wait = nextSlotStart(now).Sub(now)
+		}
+		if err := s.cfg.Sleep(ctx, wait); err != nil {
+			return nil
+		}
+	}
+}
+
+// Pass runs one pass at the current time: the slots that have started today
+// and are not done yet, until the quiet hours begin. With dryRun it claims
+// and sends nothing and lists what it would send. The error is for the
+// operator; the summary counts what was done before it.
+func (s *Scheduler) Pass(ctx context.Context, dryRun bool) (Summary, error) {
+	now := s.cfg.Now()
+	sum := Summary{Start: now, Skipped: map[string]int{}, DryRun: dryRun}
+	err := s.pass(ctx, now, &sum)
+	level := slog.LevelInfo
+	if len(sum.Slots) == 0 && err == nil {
+		level = slog.LevelDebug // quiet hours, another replica, all done: every recheck
+	}
+	s.log.Log(ctx, level, "reminder pass", "summary", sum, "took", s.cfg.Now().Sub(now).String())
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.ReminderPass(sum)
+	}
+	return sum, err
+}
+
+func (s *Scheduler) pass(ctx context.Context, now time.Time, sum *Summary) error {
+	if Quiet(now) {
+		sum.skip(SkipQuietHours)
+		return nil
+	}
+	if !sum.DryRun {
+		ok, err := s.cfg.Store.Lease(ctx, leaseName, s.cfg.Token, s.cfg.LeaseTTL)
+		if err != nil {
+			return fmt.Errorf("reminder pass: %w", err)
+		}
+		if !ok {
+			sum.skip(SkipLeaseHeld)
+			return nil
+		}
+		defer func() {
+			if err := s.cfg.Store.Unlease(context.WithoutCancel(ctx), leaseName, s.cfg.Token); err != nil {
+				s.log.Warn("release reminder lease", "err", err)
+			}
+		}()
+	}
+	p := &run{s: s, sum: sum, deadline: quietStart(now), renewed: now, rules: map[string]records.RegionRule{},
+		pace: newBucket(s.cfg.Rate, s.cfg.Now, s.cfg.Sleep)}
+	local := now.In(shanghai)
+	day := local.Format(time.DateOnly)
+	p.day = day
+	for _, sl := range slots {
+		if local.Hour() < sl.hour {
+			break
+		}
+		doneMark := "done:" + day + ":" + sl.name
+		done, err := s.cfg.Store.Marked(ctx, doneMark)
+		if err != nil {
+			return fmt.Errorf("reminder pass: %w", err)
+		}
+		if done {
+			continue
+		}
+		sum.Slots = append(sum.Slots, sl.name)
+		p.retry = false
+		complete, err := p.slot(ctx, sl.name)
+		if err != nil {
+			sum.Incomplete = true
+			return fmt.Errorf("reminder pass, slot %s: %w", sl.name, err)
+		}
+		if !complete {
+			sum.Incomplete = true
+			return nil
+		}
+		if p.retry {
+			// A send worth retrying failed: leave the slot open so the
+			// next recheck takes it up again (sent marks skip the rest).
+			sum.Incomplete = true
+			continue
+		}
+		if !sum.DryRun {
+			if _, err := s.cfg.Store.Claim(ctx, doneMark, doneTTL); err != nil {
+				return fmt.Errorf("reminder pass: %w", err)
+			}
+		}
+	}
+	if len(sum.Slots) == 0 {
+		sum.skip(SkipNothingToRun)
+	}
+	return nil
+}
+
+// run is the state of one pass.
+type run struct {
+	s        *Scheduler
+	sum      *Summary
+	deadline time.Time // quiet hours begin: stop sending
+	renewed  time.Time // when the lease was last renewed
+	pace     *bucket
+	day      string // the local date, for the reminded-today marks
+	rules    map[string]records.RegionRule
+	retry    bool // a send failed and its mark was released
+}
+
+// slot works through one slot's settings and reports whether it got to the
+// end.
+func (p *run) slot(ctx context.Context, slot string) (bool, error) {
+	var cursor uint64
+	for {
+		if !p.sum.DryRun {
+			if err := p.renew(ctx); err != nil {
+				return false, err
+			}
+		}
+		batch, next, err := p.s.cfg.Store.ScanReminders(ctx, slot, cursor, p.s.cfg.Batch)
+		if err != nil {
+			return false, err
+		}
+		complete, err := p.batch(ctx, batch)
+		if err != nil || !complete {
+			return false, err
+		}
+		if next == 0 {
+			return true, nil
+		}
+		cursor = next
+	}
+}
+
+// batch handles one scanned batch: one records query for all of it, then
+// each person in turn.
+func (p *run) batch(ctx context.Context, batch []bot.ReminderSetting) (bool, error) {
+	cfg := &p.s.cfg
+	now := cfg.Now()
+	p.sum.Candidates += len(batch)
+	ids := make([]string, 0, len(batch))
+	live := batch[:0:0]
+	for _, r := range batch {
+		if !now.Before(r.Until) {
+			p.sum.skip(SkipUnverified)
+			continue
+		}
+		ids = append(ids, r.PersonID)
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return true, nil
+	}
+	sts, err := cfg.Records.Standings(ctx, ids)
+	if err != nil {
+		return false, err
+	}
+	byID := make(map[string]records.Standing, len(sts))
+	for _, st := range sts {
+		byID[st.ID] = st
+	}
+	for i, r := range live {
+		st, ok := byID[r.PersonID]
+		switch {
+		case !ok:
+			p.sum.skip(SkipUnknown)
+			continue
+		case st.Category == records.Resident:
+			p.sum.skip(SkipResident)
+			continue
+		case !st.HasMedical:
+			p.sum.skip(SkipNoMedical)
+			continue
+		}
+		gaps, err := cfg.Records.MedicalGaps(ctx, st, now)
+		if err != nil {
+			return false, err
+		}
+		rule, ok := p.rules[st.Region]
+		if !ok {
+			// Rule copies the region's texts; a pass meets few regions.
+			rule = cfg.Records.Rule(ctx, st.Region)
+			p.rules[st.Region] = rule
+		}
+		cands := dueReminders(st, gaps, rule, now)
+		if len(cands) == 0 {
+			p.sum.skip(SkipNothingDue)
+			continue
+		}
+		more, err := p.person(ctx, r, st, rule, cands)
+		if err != nil {
+			return false, err
+		}
+		if !more {
+			// The window closed: the rest of the batch waits too.
+			p.sum.Skipped[SkipWindowEnded] += len(live) - i
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// markFor names the sent-mark of a reminder. The person is hashed so that
+// no ID number appears in a key name.
+func markFor(personID string, c candidate) string {
+	return "sent:" + personHash(personID) + ":" + string(c.kind) + ":" + c.month.String()
+}
+
+func personHash(personID string) string {
+	h := sha256.Sum256([]byte("shebao-reminder:" + personID))
+	return hex.EncodeToString(h[:12])
+}
+
+// person sends the first due reminder of one person that nobody sent
+// before: at most one message per person and pass. It reports false when
+// the sending window has closed.
+func (p *run) person(ctx context.Context, r bot.ReminderSetting, st records.Standing, rule records.RegionRule, cands []candidate) (bool, error) {
+	cfg := &p.s.cfg
+	p.sum.Due++
+	// At most one reminder a day for a person: the next one waits for
+	// tomorrow's pass, however many are due.
+	dayMark := "day:" + personHash(r.PersonID) + ":" + p.day
+	if today, err := cfg.Store.Marked(ctx, dayMark); err != nil || today {
+		if today {
+			p.sum.skip(SkipToday)
+		}
+		return true, err
+	}
+	for _, c := range cands {
+		mark := markFor(r.PersonID, c)
+		reply := bot.ReminderReply(bot.ReminderNote{Kind: c.kind, Lang: r.Lang, PersonID: r.PersonID,
+			Month: c.month, Gap: c.gap, DueDay: rule.DueDay, Rule: rule})
+		if p.sum.DryRun {
+			sent, err := cfg.Store.Marked(ctx, mark)
+			if err != nil {
+				return false, err
+			}
+			if sent {
+				continue
+			}
+			p.sum.Planned = append(p.sum.Planned, Planned{ChatID: r.ChatID, Kind: c.kind, Month: c.month, Reply: reply})
+			return true, nil
+		}
+		// A cheap read first: a rerun over people already reminded must
+		// not wait for the pace.
+		sent, err := cfg.Store.Marked(ctx, mark)
+		if err != nil {
+			return false, err
+		}
+		if sent {
+			continue
+		}
+		// Wait for the pace before claiming, so that a window closing
+		// during the wait leaves nothing claimed and unsent.
+		if err := p.pace.wait(ctx, p.deadline); err != nil {
+			if errors.Is(err, errPastDeadline) {
+				return false, nil
+			}
+			return false, err
+		}
+		if err := p.renew(ctx); err != nil {
+			return false, err
+		}
+		if cfg.Blocklist != nil {
+			blocked, err := cfg.Blocklist.Blocked(ctx, r.ChatID)
+			if err != nil {
+				return false, err
+			}
+			if blocked {
+				p.sum.skip(SkipBlocked)
+				p.stop(ctx, r)
+				return true, nil
+			}
+		}
+		won, err := cfg.Store.Claim(ctx, mark, sentTTL)
+		if err != nil {
+			return false, err
+		}
+		if !won {
+			continue
+		}
+		err = cfg.Sender.Send(ctx, r.ChatID, []bot.Reply{reply})
+		switch {
+		case err == nil:
+			p.sum.Sent++
+			if _, err := cfg.Store.Claim(context.WithoutCancel(ctx), dayMark, doneTTL); err != nil {
+				p.s.log.Warn("set reminded-today mark", "err", err)
+			}
+			p.sum.Planned = append(p.sum.Planned, Planned{ChatID: r.ChatID, Kind: c.kind, Month: c.month, Reply: reply})
+		case cfg.Blocked(err):
+			// The mark stays: had the user not blocked us, they would
+			// have had it. Their reminders end here.
+			p.sum.Failed++
+			p.sum.skip(SkipBlocked)
+			p.stop(ctx, r)
+		default:
+			p.sum.Failed++
+			if cfg.Retryable(err) {
+				p.retry = true
+				if rerr := cfg.Store.Release(context.WithoutCancel(ctx), mark); rerr != nil {
+					p.s.log.Warn("release reminder mark after failed send", "err", rerr)
+				}
+			}
+			p.s.log.Warn("send reminder", "chat", r.ChatID, "kind", c.kind, "err", err)
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+		}
+		return true, nil
+	}
+	p.sum.skip(SkipAlreadySent)
+	return true, nil
+}
+
+func (p *run) stop(ctx context.Context, r bot.ReminderSetting) {
+	p.s.log.Info("user blocked the bot: reminders off", "chat", r.ChatID)
+	if err := p.s.cfg.Store.StopReminder(ctx, r.ChatID, r.UserID); err != nil {
+		p.s.log.Warn("turn reminders off for blocked user", "chat", r.ChatID, "err", err)
+	}
+}
+
+// errLeaseLost stops a pass whose replica stalled long enough for another
+// to take over.
+var errLeaseLost = errors.New("reminder lease lost to another replica")
+
+// renew keeps the lease while the pass is sending, every third of its TTL.
+func (p *run) renew(ctx context.Context) error {
+	now := p.s.cfg.Now()
+	if now.Sub(p.renewed) < p.s.cfg.LeaseTTL/3 {
+		return nil
+	}
+	ok, err := p.s.cfg.Store.Lease(ctx, leaseName, p.s.cfg.Token, p.s.cfg.LeaseTTL)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errLeaseLost
+	}
+	p.renewed = now
+	return nil
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/redisstore"
+	"github.com/shebao/shebao/bot/telegram/telegramtest"
+	"github.com/shebao/shebao/records"
+)
+
+// TestRemindOnce opts the demo people in, then runs `shebao remind --once`
+// as an operator would: a dry run lists, a real run sends through the Bot
+// API once, a second run sends nothing, and a blocked user is turned off.
+func TestRemindOnce(t *testing.T) {
+	ctx := context.Background()
+	mr := miniredis.RunT(t)
+	store, err := redisstore.Open(ctx, redisstore.Options{URL: "redis://" + mr.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	now := "2026-11-26T09:30:00+08:00"
+	at, _ := time.Parse(time.RFC3339, now)
+	// Valid at the pretended time for the pass, and in the future for
+	// Redis's own expiry.
+	until := at.Add(24 * time.Hour)
+	if time.Now().After(at) {
+		until = time.Now().Add(24 * time.Hour)
+	}
+	for i, p := range records.Demo() {
+		if err := store.SetReminder(ctx, bot.ReminderSetting{ChatID: int64(i + 1), UserID: int64(i + 1),
+			Slot: bot.SlotMorning, PersonID: p.ID, Until: until, Lang: "en"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fake := telegramtest.New(testToken)
+	defer fake.Close()
+	fake.Block(3) // the employee whose employer has not paid
+	vars := map[string]string{"REDIS_URL": "redis://" + mr.Addr(), "TELEGRAM_BOT_TOKEN": testToken, "TELEGRAM_API_URL": fake.URL}
+
+	var out, logs bytes.Buffer
+	if err := run(ctx, []string{"remind", "--once", "--dry-run", "--now", now}, env(vars), strings.NewReader(""), &out, &logs); err != nil {
+		t.Fatalf("dry run: %v\n%s", err, logs.String())
+	}
+	for _, want := range []string{"4 due, 0 sent", "would send to chat 2: window 2026-08", "would send to chat 3: missed 2026-10", "310104********0020"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("dry-run output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), records.Demo()[1].ID) {
+		t.Error("dry-run output shows a full ID number")
+	}
+	if n := len(fake.Sent()); n != 0 {
+		t.Fatalf("dry run sent %d messages", n)
+	}
+
+	out.Reset()
+	if err := run(ctx, []string{"remind", "--once", "--now", now}, env(vars), strings.NewReader(""), &out, &logs); err != nil {
+		t.Fatalf("pass: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(out.String(), "3 sent, 1 failed") {
+		t.Errorf("pass output:\n%s", out.String())
+	}
+	sent := fake.Sent()
+	if len(sent) != 3 {
+		t.Fatalf("sent %d messages, want 3: %+v", len(sent), sent)
+	}
+	if !strings.Contains(sent[0].ReplyMarkup, `"remind:off"`) || !strings.Contains(sent[0].ReplyMarkup, `"backpay:"`) {
+		t.Errorf("reminder buttons: %s", sent[0].ReplyMarkup)
+	}
+	if _, on, _ := store.Reminder(ctx, 3, 3); on {
+		t.Error("reminders still on for the user who blocked the bot")
+	}
+
+	// Later the same morning: nothing more.
+	out.Reset()
+	if err := run(ctx, []string{"remind", "--once", "--now", "2026-11-26T11:00:00+08:00"}, env(vars), strings.NewReader(""), &out, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(fake.Sent()); n != 3 {
+		t.Errorf("second pass sent %d more", n-3)
+	}
+	if strings.Contains(logs.String(), records.Demo()[1].ID) {
+		t.Error("logs show a full ID number")
+	}
+}
+
+func TestRemindUsage(t *testing.T) {
+	var out, errs bytes.Buffer
+	err := run(context.Background(), []string{"remind"}, env(nil), strings.NewReader(""), &out, &errs)
+	if err == nil || !strings.Contains(err.Error(), "--once") {
+		t.Errorf("remind without --once: %v", err)
+	}
+	err = run(context.Background(), []string{"remind", "--once", "--now", "tomorrow"}, env(nil), strings.NewReader(""), &out, &errs)
+	if err == nil || !strings.Contains(err.Error(), "RFC 3339") {
+		t.Errorf("bad --now: %v", err)
+	}
+}
