@@ -199,6 +199,10 @@ func (f *FAQ) Answer(ctx context.Context, question string, lang Lang) (Answer, e
 	if c, ok := articleRequest(question); ok {
 		return f.answerArticle(c, lang), nil
 	}
+	if _, curated := f.index.exact[wordingKey(question)]; !curated && isOffTopic(question) {
+		f.log.Debug("faq abstain", "reason", "off topic")
+		return f.abstain(lang, 0), nil
+	}
 	q := analyze(question)
 	hits := f.index.search(q, maxRelated+1)
 	if len(hits) == 0 {

@@ -17,7 +17,7 @@ var zhVariants = map[string][]string{
 	"补缴":   {"续缴", "续上", "接上", "补上", "补费", "补齐", "补足", "续费", "补办缴费", "补回来", "补回"},
 	"职工医保": {"职工基本医疗保险", "职工医疗保险", "职工医保", "城镇职工医保"},
 	"居民医保": {"城乡居民基本医疗保险", "城乡居民医疗保险", "城乡居民医保", "居民基本医疗保险", "居民医疗保险", "新农合", "城镇居民医保"},
-	"医保":   {"基本医疗保险", "医疗保险", "医保卡", "医疗险", "医保", "医宝", "医疗保线"},
+	"医保":   {"基本医疗保险", "医疗保险", "医保卡", "医保", "医宝", "医疗保线"},
 	"社保":   {"社会保险", "社保", "社宝", "社会保线"},
 	"报销":   {"报消", "报账", "能报吗", "报不报", "给报"},
 	"滞纳金":  {"滞纳费", "滞留金", "滞纳金"},
@@ -38,6 +38,30 @@ var zhVariants = map[string][]string{
 	"异地就医": {"外地看病", "异地看病", "在外地就医", "外地就医", "异地就医", "回老家看病", "在老家看病", "老家看病", "去外地看病",
 		"外省看病", "跨省看病", "跨省就医", "异地住院", "外地住院"},
 	"退休": {"退了休", "退休"},
+}
+
+// offTopic names things people confuse with social insurance that this
+// bot does not cover: the housing provident fund, commercial insurance
+// products, taxes and investments. A question naming one is declined
+// (unless it is a curated wording), because sharing a word such as 缴 or
+// "insurance" with an entry does not make it about that entry. 医疗险 is
+// deliberately not folded into 医保 above: "百万医疗险" is a commercial
+// product.
+var offTopic = []string{
+	"公积金", "车险", "交强险", "重疾险", "百万医疗", "旅游险", "旅行险", "宠物险", "股票", "个税", "个人所得税", "退税",
+	"housing fund", "provident fund", "car insurance", "auto insurance", "vehicle insurance", "travel insurance",
+	"critical illness insurance", "pet insurance", "stock", "tax return", "tax refund", "income tax",
+}
+
+// isOffTopic reports whether s names something outside the bot's scope.
+func isOffTopic(s string) bool {
+	s = strings.ToLower(s)
+	for _, w := range offTopic {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // zhPayFold runs before zhVariants: people write 交 for 缴 (pay) all the
