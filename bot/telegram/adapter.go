@@ -103,6 +103,7 @@ type Adapter struct {
 	maxBackoff     time.Duration
 	confirmTimeout time.Duration // final getUpdates after a drain
 	actionTimeout  time.Duration // sendChatAction, answerCallbackQuery
+	typingDelay    time.Duration // handler time after which "typing…" is shown
 }
 
 // New builds an Adapter. It makes no network calls: the token is checked by
@@ -153,6 +154,7 @@ func New(opts Options) (*Adapter, error) {
 		maxBackoff:     5 * time.Second,
 		confirmTimeout: 5 * time.Second,
 		actionTimeout:  3 * time.Second,
+		typingDelay:    300 * time.Millisecond,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -404,10 +406,12 @@ func (a *Adapter) handle(ctx context.Context, in incoming) outcome {
 	if in.callbackID != "" {
 		a.answerCallback(ctx, in.callbackID)
 	}
+	stopTyping := func() {}
 	if in.typing {
-		a.sendTyping(ctx, chatID)
+		stopTyping = a.typingAfter(ctx, chatID, a.typingDelay)
 	}
 	replies, err := a.opts.Handler.Handle(ctx, in.msg)
+	stopTyping()
 	if ctx.Err() != nil {
 		return outcomeAborted
 	}
@@ -442,6 +446,36 @@ func (a *Adapter) answerCallback(ctx context.Context, id string) {
 	if err != nil {
 		a.apiError("answerCallbackQuery", status, err)
 		a.log.Debug("answer callback query", "err", err)
+	}
+}
+
+// typingAfter shows "typing…" if the handler is still working after d.
+// Most answers come from memory in microseconds and need no indicator (an
+// unconditional sendChatAction would double the Bot API calls per
+// question); an LLM phrasing can take seconds. stop waits for a typing
+// call in flight, so the indicator never follows the reply. d <= 0 sends
+// it at once.
+func (a *Adapter) typingAfter(ctx context.Context, chatID int64, d time.Duration) (stop func()) {
+	if d <= 0 {
+		a.sendTyping(ctx, chatID)
+		return func() {}
+	}
+	cancel := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			a.sendTyping(ctx, chatID)
+		case <-cancel:
+		case <-ctx.Done():
+		}
+	}()
+	return func() {
+		close(cancel)
+		<-finished
 	}
 }
 

@@ -2,12 +2,14 @@ package telegram
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-telegram/bot/models"
 	"github.com/google/go-cmp/cmp"
@@ -203,6 +205,7 @@ func TestConversion(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, nil)
+			e.a.typingDelay = 0 // at once, so the call order is fixed
 			if err := e.a.identify(testCtx(t)); err != nil {
 				t.Fatal(err)
 			}
@@ -235,5 +238,32 @@ func TestConversion(t *testing.T) {
 				t.Errorf("log leaks message content: %s", e.logs)
 			}
 		})
+	}
+}
+
+// "typing…" appears only when the handler is slow: a fast answer costs one
+// Bot API call, a slow one shows the indicator before the reply.
+func TestTypingOnlyWhenSlow(t *testing.T) {
+	e := newEnv(t, nil)
+	e.a.typingDelay = time.Hour
+	postUpdate(t, e, telegramtest.TextUpdate(5, "医保断缴了还能补吗"), e.options.WebhookSecret)
+	if n := len(e.fake.Calls("sendChatAction")); n != 0 {
+		t.Errorf("fast answer: %d sendChatAction calls, want 0", n)
+	}
+
+	e = newEnv(t, nil)
+	e.a.typingDelay = time.Millisecond
+	// The handler stays busy until the indicator has been shown.
+	e.h.hook = func(ctx context.Context, m bot.Message) error {
+		_, err := e.fake.WaitCalls(ctx, "sendChatAction", 1)
+		return err
+	}
+	postUpdate(t, e, telegramtest.TextUpdate(5, "医保断缴了还能补吗"), e.options.WebhookSecret)
+	var methods []string
+	for _, c := range e.fake.Calls("") {
+		methods = append(methods, c.Method)
+	}
+	if diff := cmp.Diff([]string{"sendChatAction", "sendMessage"}, methods); diff != "" {
+		t.Errorf("slow answer: Bot API calls (-want +got):\n%s", diff)
 	}
 }
