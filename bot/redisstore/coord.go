@@ -115,7 +115,11 @@ func (s *Store) Begin(ctx context.Context, chatID, updateID int64) (done func(ha
 		case -1:
 			return nil, true, nil
 		case 1:
-			return func(handled bool) { s.leave(keys, entry, handled) }, false, nil
+			stop := s.keepClaim(keys, entry)
+			return func(handled bool) {
+				stop()
+				s.leave(keys, entry, handled)
+			}, false, nil
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -126,6 +130,57 @@ func (s *Store) Begin(ctx context.Context, chatID, updateID int64) (done func(ha
 		case <-t.C:
 		}
 		wait = min(2*wait, maxPoll)
+	}
+}
+
+// refreshScript extends a claim's lease while its update is being handled.
+//
+//	KEYS[2] queue, KEYS[3] lock, KEYS[4] alive key; ARGV[1] entry, ARGV[2] lease ms
+var refreshScript = redis.NewScript(`
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then
+  return 0
+end
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+redis.call('PEXPIRE', KEYS[4], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], 2 * tonumber(ARGV[2]))
+return 1
+`)
+
+// keepClaim renews the claim every third of the lease until stop is called
+// or MaxHold has passed.
+// The lease can then be short, so a replica that dies mid-update blocks its
+// chats for seconds, not for the longest an update might take (an LLM call
+// may take 15 s). stop waits for a renewal in flight.
+func (s *Store) keepClaim(keys []string, entry string) (stop func()) {
+	quit := make(chan struct{})
+	finished := make(chan struct{})
+	lease := s.opt.LockLease
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(lease / 3)
+		defer tick.Stop()
+		limit := time.NewTimer(s.opt.MaxHold)
+		defer limit.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-limit.C:
+				s.log.Warn("update handled for longer than MaxHold; its chat is released when the lease runs out")
+				return
+			case <-tick.C:
+				ok, err := s.runScript(context.Background(), refreshScript, keys, entry, lease.Milliseconds())
+				if err != nil {
+					s.log.Warn("renew chat claim", "err", err)
+				} else if ok == 0 {
+					return // lost it: the lease ran out while Redis was unreachable
+				}
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-finished
 	}
 }
 

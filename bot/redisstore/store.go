@@ -62,8 +62,12 @@ type Options struct {
 	DedupeTTL time.Duration
 	// LockLease is how long a claimed update keeps its chat, and a waiting
 	// update its place in the queue, when the replica holding it dies;
-	// default 30 seconds. Handlers must finish well within it.
+	// default 5 seconds. A claim is renewed while its update is handled,
+	// so a handler may take longer than the lease.
 	LockLease time.Duration
+	// MaxHold bounds the renewals: a handler stuck for longer loses its
+	// chat, so one bug cannot block a chat for good; default 2 minutes.
+	MaxHold time.Duration
 	// Logger receives warnings about undecodable values and failed
 	// releases; nil discards.
 	Logger *slog.Logger
@@ -74,7 +78,8 @@ const (
 	defaultOpTimeout = 300 * time.Millisecond
 	defaultDialogTTL = 30 * time.Minute
 	defaultDedupeTTL = 24 * time.Hour
-	defaultLockLease = 30 * time.Second
+	defaultLockLease = 5 * time.Second
+	defaultMaxHold   = 2 * time.Minute
 )
 
 func (o *Options) setDefaults() {
@@ -89,6 +94,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.DedupeTTL <= 0 {
 		o.DedupeTTL = defaultDedupeTTL
+	}
+	if o.MaxHold <= 0 {
+		o.MaxHold = defaultMaxHold
 	}
 	if o.LockLease <= 0 {
 		o.LockLease = defaultLockLease

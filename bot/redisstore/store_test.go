@@ -44,6 +44,7 @@ func testStore(t testing.TB) (*Store, storetest.Stores, *miniredis.Miniredis) {
 			OpTimeout: time.Second,
 			DialogTTL: 400 * time.Millisecond,
 			LockLease: time.Second,
+			MaxHold:   500 * time.Millisecond,
 		}
 		s, err := Open(ctx, opt)
 		if err != nil {
@@ -79,7 +80,8 @@ func stores(s *Store, unit time.Duration, ff func(time.Duration)) storetest.Stor
 		Blocklist:   s,
 		Waiting:     s.Waiting,
 		DialogTTL:   s.opt.DialogTTL,
-		LockLease:   s.opt.LockLease,
+		// An abandoned claim is renewed for MaxHold, then expires.
+		LockLease:   s.opt.LockLease + s.opt.MaxHold,
 		Unit:        unit,
 		FastForward: ff,
 	}
@@ -417,4 +419,42 @@ func TestOpenRejectsBracedPrefix(t *testing.T) {
 	if _, err := Open(t.Context(), Options{URL: "redis://" + mr.Addr(), KeyPrefix: "app{x}"}); err == nil {
 		t.Error("Open accepted a key prefix with a hash tag")
 	}
+}
+
+// A claim whose handler takes longer than the lease keeps its chat: the
+// claim is renewed. It needs real expiry, so it runs against REDIS_URL.
+func TestClaimRenewedWhileHandled(t *testing.T) {
+	if os.Getenv("REDIS_URL") == "" {
+		t.Skip("needs a real Redis (REDIS_URL): miniredis expires keys only when told")
+	}
+	ctx := context.Background()
+	prefix := "test-" + rand.Text()[:12]
+	s, err := Open(ctx, Options{URL: os.Getenv("REDIS_URL"), KeyPrefix: prefix, LockLease: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer func() {
+		keys, _ := s.rdb.Keys(ctx, prefix+":*").Result()
+		if len(keys) > 0 {
+			s.rdb.Del(ctx, keys...)
+		}
+	}()
+	done, dup, err := s.Begin(ctx, 100, 1)
+	if err != nil || dup {
+		t.Fatalf("Begin: dup %v, err %v", dup, err)
+	}
+	time.Sleep(1500 * time.Millisecond) // longer than the lease: waiting for real expiry, not logic
+	wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if d, _, err := s.Begin(wctx, 100, 2); err == nil {
+		d(false)
+		t.Fatal("update 2 took the chat while update 1 was still being handled")
+	}
+	done(true)
+	d, dup, err := s.Begin(ctx, 100, 2)
+	if err != nil || dup {
+		t.Fatalf("after done: dup %v, err %v", dup, err)
+	}
+	d(true)
 }

@@ -47,7 +47,8 @@ type Stores struct {
 	// that case checks mutual exclusion only.
 	Waiting func(ctx context.Context, chatID int64) (int, error)
 
-	// DialogTTL and LockLease are what the stores were opened with.
+	// DialogTTL is what the stores were opened with; LockLease is the
+	// longest an abandoned claim may keep its chat.
 	DialogTTL time.Duration
 	LockLease time.Duration
 	// Unit is the smallest duration the backend's expiry resolves
