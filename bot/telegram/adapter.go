@@ -104,6 +104,7 @@ type Adapter struct {
 	confirmTimeout time.Duration // final getUpdates after a drain
 	actionTimeout  time.Duration // sendChatAction, answerCallbackQuery
 	typingDelay    time.Duration // handler time after which "typing…" is shown
+	pinnedGap      time.Duration // least time between fetches while the offset is pinned
 }
 
 // New builds an Adapter. It makes no network calls: the token is checked by
@@ -155,6 +156,7 @@ func New(opts Options) (*Adapter, error) {
 		confirmTimeout: 5 * time.Second,
 		actionTimeout:  3 * time.Second,
 		typingDelay:    300 * time.Millisecond,
+		pinnedGap:      10 * time.Millisecond,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

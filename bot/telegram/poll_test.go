@@ -2,6 +2,7 @@ package telegram
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -279,5 +280,22 @@ func TestTracker(t *testing.T) {
 	tr.finish(10)
 	if got := tr.offset(); got != 16 {
 		t.Errorf("offset %d, want 16", got)
+	}
+}
+
+func TestUpdateID(t *testing.T) {
+	for raw, want := range map[string]int64{
+		`{"update_id":123,"message":{"text":"x"}}`:     123,
+		`{"message":{"text":"x"},"update_id":456}`:     456, // another server's field order
+		`{ "update_id" : 789 }`:                        789,
+		`{"update_id":99999999999999999999999}`:        0, // too long: not an ID
+		`{"message":{}}`:                               0,
+		`not json`:                                     0,
+		`{"update_id":12,"message":{"update_id":"x"}}`: 12,
+	} {
+		got, ok := updateID(json.RawMessage(raw))
+		if want == 0 && ok || want != 0 && (!ok || got != want) {
+			t.Errorf("updateID(%s) = %d, %v; want %d", raw, got, ok, want)
+		}
 	}
 }
