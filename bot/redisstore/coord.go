@@ -105,8 +105,14 @@ func (s *Store) Begin(ctx context.Context, chatID, updateID int64) (done func(ha
 	}
 	lease := s.opt.LockLease.Milliseconds()
 	wait := minPoll
-	for {
-		r, err := s.runScript(ctx, beginScript, keys, updateID, entry, lease, aliveKey)
+	for first := true; ; first = false {
+		var r int64
+		var err error
+		if first {
+			r, err = s.beginAndPrefetch(ctx, chatID, keys, updateID, entry, lease, aliveKey)
+		} else {
+			r, err = s.runScript(ctx, beginScript, keys, updateID, entry, lease, aliveKey)
+		}
 		if err != nil {
 			s.leave(keys, entry, false)
 			return nil, false, fmt.Errorf("claim update of chat %d: %w", chatID, err)
@@ -118,6 +124,7 @@ func (s *Store) Begin(ctx context.Context, chatID, updateID int64) (done func(ha
 			stop := s.keepClaim(keys, entry)
 			return func(handled bool) {
 				stop()
+				s.prefetched.Delete(chatID)
 				s.leave(keys, entry, handled)
 			}, false, nil
 		}
@@ -131,6 +138,35 @@ func (s *Store) Begin(ctx context.Context, chatID, updateID int64) (done func(ha
 		}
 		wait = min(2*wait, maxPoll)
 	}
+}
+
+// beginAndPrefetch runs the first beginScript of an update pipelined with
+// the read of the private chat's session state (chat id = user id), so that
+// the usual fast path — claim, then bot.Engine's Load — costs one round
+// trip instead of two. The state is kept for the Load that follows the
+// claim (see takePrefetched); it is dropped unless the chat was claimed.
+func (s *Store) beginAndPrefetch(ctx context.Context, chatID int64, keys []string, args ...any) (int64, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	pipe := s.rdb.Pipeline()
+	claim := beginScript.EvalSha(ctx, pipe, keys, args...)
+	state := pipe.MGet(ctx, s.stateKeys(chatID, chatID)...)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		if redis.HasErrorPrefix(claim.Err(), "NOSCRIPT") {
+			// The server lost the script (restart, SCRIPT FLUSH):
+			// runScript sends it again.
+			return s.runScript(ctx, beginScript, keys, args...)
+		}
+		return 0, s.classify(err)
+	}
+	r, err := claim.Int64()
+	if err != nil {
+		return 0, s.classify(err)
+	}
+	if r == 1 {
+		s.prefetched.Store(chatID, state.Val())
+	}
+	return r, nil
 }
 
 // refreshScript extends a claim's lease while its update is being handled.

@@ -23,15 +23,15 @@ type linkJSON struct {
 // decodes is treated as absent and logged, so that a bad write cannot trap a
 // user in a broken dialog.
 func (s *Store) Load(ctx context.Context, chatID, userID int64) (bot.State, error) {
-	ctx, cancel := s.op(ctx)
-	defer cancel()
-	vals, err := s.rdb.MGet(ctx,
-		s.userKey(chatID, userID, langKey),
-		s.userKey(chatID, userID, dialogKey),
-		s.userKey(chatID, userID, linkKey),
-	).Result()
-	if err != nil {
-		return bot.State{}, fmt.Errorf("load state for chat %d: %w", chatID, s.classify(err))
+	vals, ok := s.takePrefetched(chatID, userID)
+	if !ok {
+		ctx, cancel := s.op(ctx)
+		defer cancel()
+		var err error
+		vals, err = s.rdb.MGet(ctx, s.stateKeys(chatID, userID)...).Result()
+		if err != nil {
+			return bot.State{}, fmt.Errorf("load state for chat %d: %w", chatID, s.classify(err))
+		}
 	}
 	var st bot.State
 	if v, ok := vals[0].(string); ok {
@@ -54,6 +54,30 @@ func (s *Store) Load(ctx context.Context, chatID, userID int64) (bot.State, erro
 	return st, nil
 }
 
+// stateKeys are the keys Load reads, in the order it decodes them.
+func (s *Store) stateKeys(chatID, userID int64) []string {
+	return []string{
+		s.userKey(chatID, userID, langKey),
+		s.userKey(chatID, userID, dialogKey),
+		s.userKey(chatID, userID, linkKey),
+	}
+}
+
+// takePrefetched returns the state read together with the claim of the
+// chat's current update (Begin), once. It is fresh: the claim keeps every
+// other update of the chat out, and only the chat's own handler writes a
+// private chat's state.
+func (s *Store) takePrefetched(chatID, userID int64) ([]any, bool) {
+	if chatID != userID {
+		return nil, false
+	}
+	v, ok := s.prefetched.LoadAndDelete(chatID)
+	if !ok {
+		return nil, false
+	}
+	return v.([]any), true
+}
+
 // Save writes the named parts in one MULTI block: a dialog with DialogTTL
 // (so every step restarts the inactivity timer), a link expiring at its
 // Until, the language without expiry. A zero part is deleted.
@@ -61,6 +85,7 @@ func (s *Store) Save(ctx context.Context, chatID, userID int64, st bot.State, pa
 	if parts&(bot.PartLang|bot.PartDialog|bot.PartLink) == 0 {
 		return nil
 	}
+	s.prefetched.Delete(chatID) // stale from here on
 	var dialog, link []byte
 	if parts&bot.PartDialog != 0 && st.Dialog.Name != "" {
 		var err error
@@ -115,6 +140,7 @@ func (s *Store) Save(ctx context.Context, chatID, userID int64, st bot.State, pa
 // Forget deletes dialog, link and reminder settings with one DEL; the
 // language choice stays.
 func (s *Store) Forget(ctx context.Context, chatID, userID int64) error {
+	s.prefetched.Delete(chatID)
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	err := s.rdb.Del(ctx,

@@ -114,6 +114,9 @@ type Store struct {
 	log    *slog.Logger
 	trips  atomic.Int64
 	closer func() // stops the embedded server, if any
+	// prefetched holds, per claimed private chat, the session state read
+	// in the claim's round trip: chat id -> []any from MGET.
+	prefetched sync.Map
 }
 
 // Open connects to Redis, checks that it answers and loads the Lua scripts.

@@ -339,6 +339,37 @@ func TestRoundTrips(t *testing.T) {
 			t.Errorf("%s: %d round trips, want 1", c.name, got)
 		}
 	}
+
+	// The usual update of a private chat: claim, load, answer. The state
+	// comes with the claim, so the whole update costs two round trips.
+	save := bot.State{Lang: "en", Dialog: bot.Dialog{Name: "verify", Step: "id"}}
+	if err := s.Save(ctx, 7, 7, save, bot.PartLang|bot.PartDialog); err != nil {
+		t.Fatal(err)
+	}
+	before := s.RoundTrips()
+	done, dup, err := s.Begin(ctx, 7, 70)
+	if err != nil || dup {
+		t.Fatalf("Begin: dup %v, err %v", dup, err)
+	}
+	got, err := s.Load(ctx, 7, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(true)
+	if n := s.RoundTrips() - before; n != 2 {
+		t.Errorf("claim, load and done: %d round trips, want 2", n)
+	}
+	if got.Lang != "en" || got.Dialog.Step != "id" {
+		t.Errorf("prefetched state = %+v, want what was saved", got)
+	}
+	// The prefetched state is used once: a second Load reads Redis.
+	before = s.RoundTrips()
+	if _, err := s.Load(ctx, 7, 7); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.RoundTrips() - before; n != 1 {
+		t.Errorf("second Load: %d round trips, want 1", n)
+	}
 }
 
 // Scripts are preloaded at Open; a server that lost them (restart, SCRIPT
