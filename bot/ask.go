@@ -32,9 +32,19 @@ func runQuestion(ctx context.Context, t *turn, q string) error {
 // renderAnswer shows an answer, its citations, and buttons for the full
 // article texts and related questions.
 func (t *turn) renderAnswer(a faq.Answer) Reply {
+	if a.Article != nil {
+		// A direct article request: the article with its heading and the
+		// status of each part of its English.
+		return Reply{Text: renderArticle(*a.Article, t.lang)}
+	}
 	var b strings.Builder
 	b.WriteString(esc(a.Text))
-	if len(a.Citations) > 0 && a.Article == nil {
+	if len(a.Citations) == 0 && a.EntryID != "" {
+		// An answer about practice rests on no article: say so rather
+		// than let it pass for law.
+		b.WriteString(t.l("\n\n<i>以上是常见做法的说明，不是法律条文。</i>", "\n\n<i>This describes common practice; it is not statute.</i>"))
+	}
+	if len(a.Citations) > 0 {
 		b.WriteString("\n\n")
 		b.WriteString(t.l("<b>依据：</b>", "<b>Legal basis:</b> "))
 		for i, c := range a.Citations {
@@ -45,17 +55,15 @@ func (t *turn) renderAnswer(a faq.Answer) Reply {
 		}
 	}
 	r := Reply{Text: b.String(), Slow: true}
-	if a.Article == nil {
-		var row []Button
-		for i, c := range a.Citations {
-			if i == maxArticleButtons {
-				break
-			}
-			row = append(row, Button{Text: t.l("📖 ", "📖 ") + shortLabel(c, t.lang), Data: "art:" + c.Key()})
+	var row []Button
+	for i, c := range a.Citations {
+		if i == maxArticleButtons {
+			break
 		}
-		if len(row) > 0 {
-			r.Buttons = append(r.Buttons, row)
-		}
+		row = append(row, Button{Text: "📖 " + shortLabel(c, t.lang), Data: "art:" + c.Key()})
+	}
+	if len(row) > 0 {
+		r.Buttons = append(r.Buttons, row)
 	}
 	if a.EntryID != "" && len(a.Related) > 0 {
 		r.Buttons = append(r.Buttons, []Button{{Text: t.l("相关问题", "Related questions"), Data: "rel:" + a.EntryID}})

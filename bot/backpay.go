@@ -31,7 +31,7 @@ func runBackpay(ctx context.Context, t *turn, _ string) error {
 	fmt.Fprintf(&b, t.l("<b>医疗保险断缴情况</b>（%s，%s）\n", "<b>Medical insurance gaps</b> (%s, %s)\n"),
 		esc(records.MaskID(p.ID)), esc(p.Region))
 	for i, g := range gaps {
-		writeGap(&b, t, i+1, g, rule)
+		writeGap(&b, t, p, i+1, g, rule)
 	}
 	if note := rule.Notes[t.lang]; note != "" {
 		fmt.Fprintf(&b, t.l("\n<b>当地规定</b>：%s\n", "\n<b>Local rule</b>: %s\n"), esc(note))
@@ -42,7 +42,7 @@ func runBackpay(ctx context.Context, t *turn, _ string) error {
 	return nil
 }
 
-func writeGap(b *strings.Builder, t *turn, n int, g records.Gap, rule records.RegionRule) {
+func writeGap(b *strings.Builder, t *turn, p records.Person, n int, g records.Gap, rule records.RegionRule) {
 	span := g.From.String()
 	if g.To != g.From {
 		span += "～" + g.To.String()
@@ -61,6 +61,14 @@ func writeGap(b *strings.Builder, t *turn, n int, g records.Gap, rule records.Re
 		}
 		fmt.Fprintf(b, t.l("• 估计应缴：约 ¥%s（%s，以经办机构核定为准）\n", "• Estimated amount: about ¥%s (%s; the bureau sets the exact sum)\n"), g.Owed, note)
 	}
+	if p.Category == records.Resident {
+		// Residents pay once a year; the employee back-payment window and
+		// waiting periods do not apply to them.
+		b.WriteString(t.l(
+			"• 影响：城乡居民医保断保后再参保，一般有3个月固定待遇等待期，每多断保1年再加1个月；补缴断保年份可以缩短等待期（国办发〔2024〕38号，转述自非官方来源；以参保地医保部门规定为准）。\n",
+			"• Consequence: after a break, resident insurance usually has a fixed 3-month waiting period plus 1 month for each further year of break; paying for missed years shortens it (State Council Office doc. 2024 No. 38, from secondary sources; your local bureau's rules decide).\n"))
+		return
+	}
 	switch {
 	case rule.BackpayMonths == 0:
 		b.WriteString(t.l("• 补缴期限：记录中的规则未规定期限，请向当地确认。\n", "• Deadline: the rule on file sets none; please confirm locally.\n"))
@@ -70,16 +78,41 @@ func writeGap(b *strings.Builder, t *turn, n int, g records.Gap, rule records.Re
 		b.WriteString(t.l("• 补缴期限：已超出当地规定的补缴期限，能否补缴请咨询参保地经办机构。\n",
 			"• Deadline: past the local back-payment window; ask your local bureau whether it can still be made up.\n"))
 	}
-	if rule.LongBreakMonths > 0 && len(g.Months) > rule.LongBreakMonths && rule.WaitingMonths > 0 {
-		fmt.Fprintf(b, t.l(
-			"• 影响：断缴超过%d个月，当地规定可能有%d个月的待遇等待期，期间医保报销可能受限（地方规定，以参保地医保部门规定为准）。\n",
-			"• Consequence: a break of more than %d months may bring a waiting period of %d months with limited benefits (local rule; your local bureau's rules decide).\n"),
-			rule.LongBreakMonths, rule.WaitingMonths)
-	} else {
-		b.WriteString(t.l(
-			"• 影响：断缴期间发生的医疗费用可能不能报销；及时补缴一般可以恢复待遇（以参保地医保部门规定为准）。\n",
-			"• Consequence: medical costs during the break may not be reimbursed; paying soon usually restores benefits (your local bureau's rules decide).\n"))
+	b.WriteString(consequence(t, len(g.Months), rule))
+}
+
+// consequence says what a break of n months means under the region's rule:
+// the short-break line, then waiting periods where the rule states them.
+// It never promises that paying restores benefits for a long break.
+func consequence(t *turn, n int, rule records.RegionRule) string {
+	long := rule.LongBreakMonths
+	switch {
+	case long > 0 && n <= long:
+		return fmt.Sprintf(t.l(
+			"• 影响：断缴%d个月以内，按时补缴后一般视同连续参保；断缴期间的医疗费用能否报销，以参保地医保部门规定为准。\n",
+			"• Consequence: a break of %d months or less, once made up, usually counts as continuous; whether costs during the break are covered is for your local bureau's rules to decide.\n"), long)
+	case long > 0 && rule.WaitingMonthsIfBackpaid > 0 && rule.WaitingMonths > 0:
+		pct := ""
+		if rule.WaitingBenefitPercent > 0 {
+			pct = fmt.Sprintf(t.l("，等待期内按%d%%享受待遇", "; benefits are paid at %d%% meanwhile"), rule.WaitingBenefitPercent)
+		}
+		return fmt.Sprintf(t.l(
+			"• 影响：断缴超过%d个月，按当地规定补缴后有%d个月待遇等待期，不补缴则为%d个月%s（地方规定，以参保地医保部门规定为准）。\n",
+			"• Consequence: a break of more than %d months brings a waiting period of %d months if made up, %d months if not%s (local rule; your local bureau's rules decide).\n"),
+			long, rule.WaitingMonthsIfBackpaid, rule.WaitingMonths, pct)
+	case long > 0 && rule.WaitingMonths > 0:
+		return fmt.Sprintf(t.l(
+			"• 影响：断缴超过%d个月，当地规定可能有最长%d个月的待遇等待期，期间医保报销可能受限（地方规定，以参保地医保部门规定为准）。\n",
+			"• Consequence: a break of more than %d months may bring a waiting period of up to %d months with limited benefits (local rule; your local bureau's rules decide).\n"),
+			long, rule.WaitingMonths)
+	case long > 0:
+		return fmt.Sprintf(t.l(
+			"• 影响：断缴超过%d个月，断缴期间的待遇可能不予支付，请看下方当地规定（以参保地医保部门规定为准）。\n",
+			"• Consequence: for a break of more than %d months, benefits for the break may not be paid; see the local rule below (your local bureau's rules decide).\n"),
+			long)
 	}
+	return t.l("• 影响：断缴期间发生的医疗费用可能不能报销，请尽快向参保地医保部门确认（以参保地医保部门规定为准）。\n",
+		"• Consequence: medical costs during the break may not be covered; check with your local bureau soon (your local bureau's rules decide).\n")
 }
 
 // writeSteps is the step-by-step plan for the person's category.

@@ -66,7 +66,7 @@ func runRecords(ctx context.Context, t *turn, _ string) error {
 		return err
 	}
 	cur := records.MonthOf(t.now)
-	from := cur.Add(-recordMonths)
+	from := cur.Add(1 - recordMonths)
 	rows, err := t.e.cfg.Records.Contributions(ctx, p.ID, from, cur)
 	if err != nil {
 		return fmt.Errorf("read contributions: %w", err)

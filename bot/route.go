@@ -111,6 +111,11 @@ func (e *Engine) dispatch(ctx context.Context, t *turn) error {
 		}
 		t.endDialog() // a dialog from an older version: drop it
 	}
+	if m.Contact != nil && !t.stateOK {
+		// Maybe the answer to a verification we cannot see right now.
+		t.unavailable()
+		return nil
+	}
 	if m.Contact != nil {
 		t.kind, t.outcome = "contact", "unexpected"
 		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: t.l(
@@ -123,7 +128,7 @@ func (e *Engine) dispatch(ctx context.Context, t *turn) error {
 		t.say(t.l("我只能读文字消息。请用文字描述您的问题。", "I can only read text messages. Please type your question."))
 		return nil
 	}
-	if !t.stateOK && digitRun(m.Text) >= 11 {
+	if !t.stateOK && digitRun(normalizeDigits(m.Text)) >= 11 {
 		// Probably an ID number or phone typed into a dialog we cannot
 		// see right now: don't treat it as a question.
 		t.unavailable()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/shebao/shebao/records"
 )
@@ -104,11 +106,17 @@ func verifyID(ctx context.Context, t *turn) error {
 			"Please type your 18-character ID number, or send /cancel."))
 		return nil
 	}
-	// People often type the number in groups: "110105 19880312 0014".
-	id, err := records.CheckID(strings.NewReplacer(" ", "", "-", "", "\u3000", "").Replace(t.msg.Text))
+	typed := normalizeDigits(t.msg.Text)
+	if !strings.ContainsAny(typed, "0123456789") && hasHan(typed) {
+		// Probably a question: the user may have forgotten the dialog.
+		t.say(t.l("我正在等您的18位身份证号码。想先问别的问题，请发送 /cancel 退出验证。",
+			"I am waiting for your 18-character ID number. To ask something else first, send /cancel."))
+		return nil
+	}
+	id, err := records.CheckID(typed)
 	if err != nil {
 		t.outcome = "bad_id"
-		t.say(idProblem(t, err))
+		t.say(idProblem(t, typed, err) + t.l("（发送 /cancel 可退出）", " (Send /cancel to stop.)"))
 		return nil
 	}
 	if done, err := t.checkLocked(ctx, userKey(t.msg.UserID), idKey(id)); done || err != nil {
@@ -125,14 +133,42 @@ func verifyID(ctx context.Context, t *turn) error {
 	return nil
 }
 
+// normalizeDigits turns what people type for an ID number into its plain
+// form: input methods often give full-width digits and letters, and people
+// group the number with spaces or dashes ("110105 19880312 0014").
+func normalizeDigits(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= '０' && r <= '９':
+			b.WriteRune('0' + (r - '０'))
+		case r == 'ｘ' || r == 'Ｘ':
+			b.WriteRune('X')
+		case r == ' ' || r == '-' || r == '\u3000' || r == '－':
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func hasHan(s string) bool {
+	for _, r := range s {
+		if unicode.Is(unicode.Han, r) {
+			return true
+		}
+	}
+	return false
+}
+
 // idProblem says exactly what is wrong with a typed ID number.
-func idProblem(t *turn, err error) string {
+func idProblem(t *turn, typed string, err error) string {
 	switch {
 	case errors.Is(err, records.ErrIDLength):
 		return fmt.Sprintf(t.l(
 			"身份证号码应为18位，您发送的是%d位。请核对后重新发送。",
 			"A resident ID number has 18 characters; yours has %d. Please check and send it again."),
-			len([]rune(strings.ReplaceAll(t.msg.Text, " ", ""))))
+			utf8.RuneCountInString(typed))
 	case errors.Is(err, records.ErrIDChars):
 		return t.l("身份证号码前17位应为数字，最后一位是数字或X。请核对后重新发送。",
 			"The first 17 characters must be digits and the last a digit or X. Please check and send it again.")
@@ -173,7 +209,7 @@ func verifyContact(ctx context.Context, t *turn) error {
 		t.dirty |= PartLink
 		t.endDialog()
 		t.outcome = "verified"
-		t.e.log.Info("user verified", "user", t.msg.UserID, "person", p)
+		t.e.log.Info("user verified", "user", t.msg.UserID)
 		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: fmt.Sprintf(t.l(
 			"✅ 验证成功：%s。\n验证有效期90天。现在可以查看：",
 			"✅ Verified: %s.\nThe verification holds for 90 days. You can now see:"),

@@ -29,6 +29,9 @@ func runChat(ctx context.Context, args []string, getenv func(string) string, std
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *lang != "zh" && *lang != "en" {
+		return fmt.Errorf("chat: --lang must be zh or en, not %q", *lang)
+	}
 	c, err := loadConfig(getenv, false)
 	if err != nil {
 		return err
@@ -46,45 +49,74 @@ func runChat(ctx context.Context, args []string, getenv func(string) string, std
 	fmt.Fprintln(out, "Type a question or /start, /help; /contact 13900000000 stands in for the share-contact button; pick a button by its number; Ctrl-D quits.")
 	out.Flush()
 
+	// Lines are read in their own goroutine so that Ctrl-C (ctx) ends the
+	// conversation at once, not at the next Enter.
+	lines := make(chan string)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(lines)
+		in := bufio.NewScanner(stdin)
+		in.Buffer(make([]byte, 64*1024), 1<<20)
+		for in.Scan() {
+			select {
+			case lines <- in.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		readErr <- in.Err()
+	}()
+
 	var buttons []bot.Button
-	in := bufio.NewScanner(stdin)
-	in.Buffer(make([]byte, 64*1024), 1<<20)
 	for {
 		fmt.Fprint(out, "> ")
 		out.Flush()
-		if !in.Scan() {
-			break
+		var line string
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				fmt.Fprintln(out)
+				out.Flush()
+				select {
+				case err := <-readErr:
+					if err != nil {
+						return fmt.Errorf("read input: %w", err)
+					}
+				default:
+				}
+				return nil
+			}
+			line = strings.TrimSpace(l)
+		case <-ctx.Done():
+			fmt.Fprintln(out)
+			out.Flush()
+			return nil
 		}
-		line := strings.TrimSpace(in.Text())
 		if line == "" {
 			continue
 		}
 		m := bot.Message{ChatID: chatUser, UserID: chatUser, LanguageCode: *lang, Time: time.Now()}
-		if n, err := strconv.Atoi(line); err == nil && n >= 1 && n <= len(buttons) {
+		cmd, arg, _ := strings.Cut(line, " ")
+		switch n, err := strconv.Atoi(line); {
+		case err == nil && n >= 1 && n <= len(buttons):
 			m.Callback = buttons[n-1].Data
-		} else if phone, ok := strings.CutPrefix(line, "/contact"); ok {
-			m.Contact = &bot.Contact{UserID: chatUser, Phone: strings.TrimSpace(phone)}
-		} else {
+		case cmd == "/contact" && strings.TrimSpace(arg) == "":
+			fmt.Fprintln(out, "用法 / usage: /contact 13900000000")
+			continue
+		case cmd == "/contact":
+			m.Contact = &bot.Contact{UserID: chatUser, Phone: strings.TrimSpace(arg)}
+		default:
 			m.Text = line
 		}
 		replies, err := parts.engine.Handle(ctx, m)
 		if err != nil {
 			log.Error("handle message", "err", err)
 		}
-		if ctx.Err() != nil {
-			break
-		}
 		buttons = buttons[:0]
 		for _, r := range replies {
 			buttons = printReply(out, r, buttons)
 		}
 	}
-	fmt.Fprintln(out)
-	out.Flush()
-	if err := in.Err(); err != nil {
-		return fmt.Errorf("read input: %w", err)
-	}
-	return nil
 }
 
 var tagRE = regexp.MustCompile(`</?[a-zA-Z][^>]*>`)
