@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Law aliases people type, longest first within each language so that
@@ -43,7 +44,9 @@ var (
 
 // articleRequest recognises a question that asks for one article. ok is
 // false when the question names no article. The law defaults to the
-// Social Insurance Law when none is named.
+// Social Insurance Law when none is named, but then the question must be
+// the bare reference ("第74条是什么", "What is Art 86?"); anything more
+// goes to retrieval.
 func articleRequest(q string) (Citation, bool) {
 	q = foldWidth(q)
 	// Cheap checks first: regexps cost more than the whole retrieval.
@@ -52,23 +55,25 @@ func articleRequest(q string) (Citation, bool) {
 	if !hasZH && !hasEN {
 		return Citation{}, false
 	}
-	if m := enArticleRef.FindStringSubmatch(q); hasEN && m != nil {
-		n, err := strconv.Atoi(m[1])
+	if m := enArticleRef.FindStringSubmatchIndex(q); hasEN && m != nil {
+		n, err := strconv.Atoi(q[m[2]:m[3]])
 		if err != nil {
 			return Citation{}, false
 		}
-		law := LawSIL
+		law, named := LawSIL, false
 		for _, a := range enLawAliases {
 			if a.re.MatchString(q) {
-				law = a.law
+				law, named = a.law, true
 				break
 			}
 		}
 		// A Chinese law name in an English sentence still counts.
 		if l, ok := zhLawIn(q); ok {
-			law = l
+			law, named = l, true
 		}
-		return Citation{Law: law, Article: n}, true
+		if named || onlyReference(q[:m[0]]+" "+q[m[1]:]) {
+			return Citation{Law: law, Article: n}, true
+		}
 	}
 	if !hasZH {
 		return Citation{}, false
@@ -81,6 +86,12 @@ func articleRequest(q string) (Citation, bool) {
 		}
 		if !hasDi && !named {
 			continue // "交满15年有几条规定" is not an article request
+		}
+		// Without a law name, "第二条" is as often ordinary speech ("有第二条
+		// 办法吗", "第一条路是投诉吗") as a reference; only a question that
+		// is nothing but the reference asks for the article.
+		if !named && !onlyReference(q[:m[0]]+" "+q[m[1]:]) {
+			continue
 		}
 		num := q[m[4]:m[5]]
 		n, err := strconv.Atoi(num)
@@ -96,6 +107,38 @@ func articleRequest(q string) (Citation, bool) {
 		return Citation{Law: law, Article: n}, true
 	}
 	return Citation{}, false
+}
+
+// referenceFillerZH are the words that may surround a bare article
+// reference and still leave it a request for the article. The replacer
+// prefers earlier pairs at a position, so a phrase comes before any
+// phrase that is its prefix (是什么意思 before 是什么, 的内容 before 的).
+var referenceFillerZH = strings.NewReplacer(
+	"是怎么规定的", "", "规定的是什么", "", "是什么意思", "", "的内容是什么", "", "是什么内容", "",
+	"我想知道", "", "规定了什么", "", "说的是什么", "", "讲的是什么", "", "写的是什么", "", "怎么规定的", "",
+	"说了什么", "", "讲了什么", "", "写了什么", "", "什么意思", "", "具体内容", "", "是怎样的", "", "讲的什么", "",
+	"说的什么", "", "讲的啥", "", "说的啥", "", "说了啥", "", "讲了啥", "", "讲什么", "", "说什么", "", "是什么", "",
+	"给我看", "", "我想看", "", "查一下", "", "看一下", "", "的原文", "", "的全文", "", "的内容", "", "是啥", "",
+	"请问", "", "查看", "", "看看", "", "显示", "", "原文", "", "全文", "", "条文", "", "内容", "", "具体", "",
+	"意思", "", "一下", "", "请", "", "的", "", "吗", "", "呢", "", "啊", "", "呀", "",
+)
+
+var referenceFillerEN = toSet(strings.Fields(`what whats is does do say says said mean means show me the text
+of please tell about read full content contents display give see in wording s`))
+
+// onlyReference reports whether rest, a question with its article
+// reference cut out, holds nothing but filler and punctuation.
+func onlyReference(rest string) bool {
+	rest = strings.ToLower(referenceFillerZH.Replace(rest))
+	words := strings.FieldsFunc(rest, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsPunct(r) || unicode.IsSymbol(r)
+	})
+	for _, w := range words {
+		if !referenceFillerEN[w] {
+			return false
+		}
+	}
+	return true
 }
 
 // zhLawIn returns the last law named in s.

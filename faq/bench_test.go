@@ -91,3 +91,36 @@ func BenchmarkNew(b *testing.B) {
 		}
 	}
 }
+
+// longMessage is an n-character question (Telegram's limit is 4096):
+// common domain words between many distinct Han characters, so that
+// nearly every unigram is new and the per-character work shows.
+func longMessage(n int) string {
+	words := []rune("医保断缴补缴滞纳金单位社保报销余额查询异地就医")
+	out := make([]rune, 0, n)
+	for i := 0; len(out) < n; i++ {
+		if i%4 == 0 {
+			out = append(out, words[i/4%len(words)])
+			continue
+		}
+		out = append(out, rune(0x4E00+(i*7919)%20000))
+	}
+	return string(out)
+}
+
+// BenchmarkAnswerLongMessage shows the cost of a question grows linearly
+// with its length: compare len=1024 and len=4096 (about 4x, not 16x).
+func BenchmarkAnswerLongMessage(b *testing.B) {
+	f := realFAQ(b)
+	for _, n := range []int{1024, 4096} {
+		q := longMessage(n)
+		b.Run(fmt.Sprintf("len=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := f.Answer(context.Background(), q, ZH); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

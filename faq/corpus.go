@@ -12,10 +12,10 @@ import (
 //go:embed corpus/*.md
 var corpusFS embed.FS
 
-// data/*.json rather than the two names: articles_en.json may not exist yet
-// while the content is being written, and a missing name would not compile.
+// Both data files are required; naming them makes a missing one a build
+// error rather than a surprise at startup.
 //
-//go:embed data/*.json
+//go:embed data/entries.json data/articles_en.json
 var dataFS embed.FS
 
 // Law short names, as used in JSON and in citations.
@@ -66,7 +66,9 @@ type corpus struct {
 
 // loadCorpus parses the embedded Chinese texts, then attaches English:
 // the official translation where the corpus has it, the unofficial
-// renderings in articlesEN otherwise.
+// renderings in articlesEN otherwise. A nil articlesEN attaches no
+// renderings (tests of the Chinese parsing use that); New always passes
+// the embedded file.
 func loadCorpus(articlesEN []byte) (*corpus, error) {
 	c := &corpus{articles: map[Citation]*Article{}, counts: map[string]int{}}
 	sil, err := corpusFS.ReadFile("corpus/social-insurance-law.zh.md")

@@ -19,8 +19,9 @@
 // and covers most of the question's content; otherwise the reply is a
 // polite refusal that points to the 12393 and 12333 hotlines. An optional
 // LLM may rephrase an answer, but only from the retrieved entry and the
-// articles it cites, and its output is rejected unless every citation and
-// quotation checks out against the corpus.
+// articles it cites, and its output is rejected unless every citation
+// (in the JSON and in the prose), every quotation and every number checks
+// out against those sources, and it is in the language asked for.
 package faq
 
 import (
@@ -28,6 +29,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net/http"
@@ -89,9 +91,20 @@ func New(opts Options) (*FAQ, error) {
 // newFAQ builds an FAQ over the given entries; tests and benchmarks use it
 // to try other entry sets on the same corpus.
 func newFAQ(opts Options, entries []Entry) (*FAQ, error) {
-	en, err := dataFS.ReadFile("data/articles_en.json")
+	return buildFAQ(opts, entries, dataFS)
+}
+
+// buildFAQ reads the English article renderings from data, so that a test
+// can show a missing or broken file is an error.
+func buildFAQ(opts Options, entries []Entry, data fs.FS) (*FAQ, error) {
+	en, err := fs.ReadFile(data, "data/articles_en.json")
 	if err != nil {
-		en = nil // not written yet: no unofficial English
+		return nil, fmt.Errorf("read english articles: %w", err)
+	}
+	if len(en) == 0 {
+		// loadCorpus reads no bytes as "no renderings"; a shipped empty
+		// file is a mistake, not that.
+		return nil, fmt.Errorf("read english articles: data/articles_en.json is empty")
 	}
 	c, err := loadCorpus(en)
 	if err != nil {
@@ -236,17 +249,53 @@ func (f *FAQ) Answer(ctx context.Context, question string, lang Lang) (Answer, e
 		EntryID:   e.ID,
 		Score:     best.score,
 	}
-	for _, h := range hits[1:] {
-		if h.score >= relatedRatio*best.score {
-			ans.Related = append(ans.Related, f.entries[h.doc].ID)
-		}
-	}
+	ans.Related = f.related(hits, best.doc)
 	f.stats.entryAnswers.Add(1)
 	f.log.Debug("faq answer", "entry", e.ID, "score", round2(best.score), "coverage", round2(cov))
 	if f.llm != nil {
 		f.phrase(ctx, question, lang, e, &ans)
 	}
 	return ans, nil
+}
+
+// Related returns the IDs of up to 3 entries related to entry id, found
+// by retrieval over the entry's question (never the LLM, so it is cheap
+// enough for a button). It is nil for an unknown id.
+func (f *FAQ) Related(id string, lang Lang) []string {
+	d, ok := f.byID[id]
+	if !ok {
+		return nil
+	}
+	e := f.entries[d]
+	q := e.Question(lang)
+	if q == "" {
+		q = e.Question(ZH) + " " + e.Question(EN)
+	}
+	// One extra hit, since the entry itself is usually among them.
+	hits := f.index.search(analyze(q), maxRelated+2)
+	if len(hits) == 0 {
+		return nil
+	}
+	if hits[0].doc != d {
+		hits = promote(hits, d)
+	}
+	return f.related(hits, d)
+}
+
+// related picks, from hits (best first), up to maxRelated entries other
+// than self that score a fair share of the best.
+func (f *FAQ) related(hits []hit, self int) []string {
+	var out []string
+	for _, h := range hits {
+		if h.doc == self || h.score < relatedRatio*hits[0].score {
+			continue
+		}
+		out = append(out, f.entries[h.doc].ID)
+		if len(out) == maxRelated {
+			break
+		}
+	}
+	return out
 }
 
 func (f *FAQ) answerArticle(c Citation, lang Lang) Answer {
@@ -289,8 +338,11 @@ type Stats struct {
 	LLMCalls       uint64
 	LLMAccepted    uint64
 	// LLMFallbacks counts rejected or failed LLM phrasings by reason:
-	// "http", "timeout", "invalid_json", "bad_citation", "bad_quote",
-	// "empty".
+	// "http", "timeout", "invalid_json", "bad_citation" (an article or
+	// law not among those retrieved, in the JSON or the prose),
+	// "bad_quote" (quoted text not in the law or the curated answer),
+	// "empty", "wrong_language", "bad_number" (a number of 3 or more
+	// digits not in the sources).
 	LLMFallbacks map[string]uint64
 }
 

@@ -26,11 +26,13 @@ const (
 	reasonBadCitation
 	reasonBadQuote
 	reasonEmpty
+	reasonWrongLanguage
+	reasonBadNumber
 	numReasons
 )
 
 func (r reason) String() string {
-	return [...]string{"http", "timeout", "invalid_json", "bad_citation", "bad_quote", "empty"}[r]
+	return [...]string{"http", "timeout", "invalid_json", "bad_citation", "bad_quote", "empty", "wrong_language", "bad_number"}[r]
 }
 
 type llm struct {
@@ -149,7 +151,7 @@ func (f *FAQ) phrase(ctx context.Context, question string, lang Lang, e Entry, a
 		f.fallback(reasonEmpty, e.ID, nil)
 		return
 	}
-	cits, text, r, ok := validate(resp.Choices[0].Message.Content, arts)
+	cits, text, r, ok := validate(resp.Choices[0].Message.Content, lang, e.Answer(lang), arts)
 	if !ok {
 		f.fallback(r, e.ID, nil)
 		return
@@ -179,10 +181,10 @@ func (f *FAQ) fallback(r reason, entry string, err error) {
 	f.log.Warn("llm phrasing rejected, using retrieval answer", attrs...)
 }
 
-// validate checks an LLM reply against the articles retrieval supplied.
-// It returns the citations to show (a subset of the supplied ones) and the
-// answer text.
-func validate(content string, arts []*Article) ([]Citation, string, reason, bool) {
+// validate checks an LLM reply against the reference answer ref (in
+// lang) and the articles retrieval supplied. It returns the citations to
+// show (a subset of the supplied ones) and the answer text.
+func validate(content string, lang Lang, ref string, arts []*Article) ([]Citation, string, reason, bool) {
 	content = strings.TrimSpace(content)
 	// Many servers wrap JSON in a Markdown fence despite the prompt.
 	if strings.HasPrefix(content, "```") {
@@ -199,9 +201,14 @@ func validate(content string, arts []*Article) ([]Citation, string, reason, bool
 	if text == "" {
 		return nil, "", reasonEmpty, false
 	}
+	if !inLang(text, lang, ref) {
+		return nil, "", reasonWrongLanguage, false
+	}
 	allowed := map[Citation]*Article{}
+	lawsSupplied := map[string]bool{}
 	for _, a := range arts {
 		allowed[a.Citation] = a
+		lawsSupplied[a.Law] = true
 	}
 	var cits []Citation
 	seen := map[Citation]bool{}
@@ -215,13 +222,18 @@ func validate(content string, arts []*Article) ([]Citation, string, reason, bool
 		}
 	}
 	// An article named only in the prose is a citation too: it must be
-	// one of those supplied.
-	nums := map[int]bool{}
-	for _, a := range arts {
-		nums[a.Article] = true
+	// one of those supplied, law and number. A bare "第四条" belongs to
+	// the supplied law when there is only one.
+	def := ""
+	if len(lawsSupplied) == 1 {
+		def = arts[0].Law
 	}
-	for _, n := range articleNumbersIn(text) {
-		if !nums[n] {
+	named, ok := proseCitations(text, def)
+	if !ok {
+		return nil, "", reasonBadCitation, false
+	}
+	for _, c := range named {
+		if _, ok := allowed[c]; !ok {
 			return nil, "", reasonBadCitation, false
 		}
 	}
@@ -246,28 +258,39 @@ func validate(content string, arts []*Article) ([]Citation, string, reason, bool
 			return nil, "", reasonBadQuote, false
 		}
 	}
-	return cits, text, 0, true
-}
-
-// articleNumbersIn finds article numbers written in prose: 第七十四条,
-// 第74条, Article 74, Art. 74.
-func articleNumbersIn(s string) []int {
-	s = foldWidth(s)
-	var out []int
-	for _, m := range zhArticleRef.FindAllStringSubmatch(s, -1) {
-		if m[1] == "" {
+	// Quotation marks in the prose claim verbatim text: it must be in the
+	// law (the Chinese original is the authority) or in the curated answer.
+	for _, q := range quotedSpans(text) {
+		q = strings.TrimSpace(q)
+		if len([]rune(q)) < minCheckedQuote || strings.Contains(ref, q) {
 			continue
 		}
-		if n, err := strconv.Atoi(m[2]); err == nil {
-			out = append(out, n)
-		} else if n, ok := parseZHNumber(m[2]); ok {
-			out = append(out, n)
+		found := false
+		for _, a := range arts {
+			if strings.Contains(a.Text, q) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, "", reasonBadQuote, false
 		}
 	}
-	for _, m := range enArticleRef.FindAllStringSubmatch(s, -1) {
-		if n, err := strconv.Atoi(m[1]); err == nil {
-			out = append(out, n)
+	// Hotlines, amounts, rates and dates are where a model invents most
+	// convincingly; each must come from the sources.
+	known := map[string]bool{}
+	for _, n := range numbersIn(ref) {
+		known[n] = true
+	}
+	for _, a := range arts {
+		for _, n := range numbersIn(a.Text + "\n" + a.English) {
+			known[n] = true
 		}
 	}
-	return out
+	for _, n := range numbersIn(text) {
+		if !known[n] {
+			return nil, "", reasonBadNumber, false
+		}
+	}
+	return cits, text, 0, true
 }

@@ -239,6 +239,10 @@ type analyzed struct {
 	// English stems.
 	hanChars map[int]string
 	enTerms  []string
+	// bigramAt is the bigram token starting at each Han position ("" for
+	// none), so that search can ask about a position's bigrams in
+	// constant time.
+	bigramAt []string
 }
 
 // normalize folds width and case and applies the variant maps.
@@ -282,6 +286,10 @@ func analyze(s string) analyzed {
 				bg := string(han[i : i+2])
 				if !zhStopBigrams[bg] {
 					a.tokens = append(a.tokens, token{term: bg, weight: 1, pos: pos})
+					for len(a.bigramAt) <= pos {
+						a.bigramAt = append(a.bigramAt, "")
+					}
+					a.bigramAt[pos] = bg
 				}
 			}
 		}
@@ -393,11 +401,12 @@ func enTerm(w string) string {
 // bigramKnown reports whether a bigram starting or ending at Han position
 // pos is in the index vocabulary.
 func (a analyzed) bigramKnown(pos int, ix *index) bool {
-	for _, t := range a.tokens {
-		if !t.unigram && t.pos >= 0 && (t.pos == pos || t.pos == pos-1) {
-			if _, ok := ix.idf[t.term]; ok {
-				return true
-			}
+	for _, p := range [2]int{pos, pos - 1} {
+		if p < 0 || p >= len(a.bigramAt) || a.bigramAt[p] == "" {
+			continue
+		}
+		if _, ok := ix.idf[a.bigramAt[p]]; ok {
+			return true
 		}
 	}
 	return false
