@@ -130,12 +130,8 @@ func runRelatedButton(ctx context.Context, t *turn, id string) error {
 		t.say(t.l("这个按钮已失效，请重新提问。", "That button has expired. Please ask again."))
 		return nil
 	}
-	a, err := t.e.cfg.FAQ.Answer(ctx, e.Question(faq.Lang(t.lang)), faq.Lang(t.lang))
-	if err != nil {
-		return fmt.Errorf("related to %s: %w", id, err)
-	}
 	var rows [][]Button
-	for _, rid := range a.Related {
+	for _, rid := range t.e.cfg.FAQ.Related(e.ID, faq.Lang(t.lang)) {
 		if re, ok := t.e.cfg.FAQ.Entry(rid); ok && rid != id {
 			rows = append(rows, []Button{{Text: truncateRunes(re.Question(faq.Lang(t.lang)), 60), Data: "faq:" + rid}})
 		}

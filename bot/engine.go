@@ -22,6 +22,8 @@ type FAQ interface {
 	Answer(ctx context.Context, question string, lang faq.Lang) (faq.Answer, error)
 	Article(c faq.Citation) (faq.Article, bool)
 	Entry(id string) (faq.Entry, bool)
+	// Related lists entries related to one, by retrieval alone.
+	Related(id string, lang faq.Lang) []string
 }
 
 // Config wires an Engine. Sessions and FAQ are required.
