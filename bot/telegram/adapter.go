@@ -65,7 +65,8 @@ type Options struct {
 
 // Metrics receives counters; implementations must be safe for concurrent
 // use. Kinds: text, command, callback, contact, other (non-text message),
-// ignored. Outcomes: handled, duplicate, ignored, blocked, error, aborted.
+// ignored, undecodable (a webhook body that is no update). Outcomes:
+// handled, duplicate, ignored, blocked, error, aborted.
 type Metrics interface {
 	Update(kind, outcome string)
 	// APIError counts a failed Bot API call; code is the HTTP status or 0
@@ -96,7 +97,6 @@ type Adapter struct {
 	// Tunables kept unexported; tests shorten them.
 	pollTimeout    time.Duration // long-poll wait asked of getUpdates
 	pinnedInterval time.Duration // re-fetch interval while an old update pins the offset
-	maxInHand      int           // fetched but unfinished updates before fetching pauses
 	callTimeout    time.Duration // one Bot API call
 	maxAttempts    int           // per Bot API call
 	firstBackoff   time.Duration
@@ -148,7 +148,6 @@ func New(opts Options) (*Adapter, error) {
 		now:            opts.Now,
 		pollTimeout:    50 * time.Second,
 		pinnedInterval: 500 * time.Millisecond,
-		maxInHand:      1000,
 		callTimeout:    20 * time.Second,
 		maxAttempts:    4,
 		firstBackoff:   500 * time.Millisecond,
@@ -211,11 +210,11 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // which tells "/cmd@ThisBot" from "/cmd@OtherBot" in groups.
 func (a *Adapter) identify(ctx context.Context) error {
 	var me *models.User
-	err := a.call(ctx, "getMe", func(ctx context.Context) error {
+	err := a.call(ctx, "getMe", viaLibrary(func(ctx context.Context) error {
 		var err error
 		me, err = a.tg.GetMe(ctx)
 		return err
-	})
+	}))
 	if err != nil {
 		return fmt.Errorf("check bot token: %w", err)
 	}
@@ -232,10 +231,10 @@ func (a *Adapter) SetCommands(ctx context.Context, zh, en []Command) error {
 		cmds []Command
 	}{{"", zh}, {"zh", zh}, {"en", en}} {
 		params := &tgbot.SetMyCommandsParams{Commands: botCommands(set.cmds), LanguageCode: set.lang}
-		err := a.call(ctx, "setMyCommands", func(ctx context.Context) error {
+		err := a.call(ctx, "setMyCommands", viaLibrary(func(ctx context.Context) error {
 			_, err := a.tg.SetMyCommands(ctx, params)
 			return err
-		})
+		}))
 		if err != nil {
 			return fmt.Errorf("set commands for language %q: %w", set.lang, err)
 		}
@@ -287,15 +286,7 @@ func (a *Adapter) convert(u *models.Update) (in incoming, ok bool) {
 		in.msg.UserID = q.From.ID
 		in.msg.LanguageCode = q.From.LanguageCode
 		in.msg.Callback = q.Data
-		switch {
-		case q.Message.Message != nil:
-			in.msg.ChatID = q.Message.Message.Chat.ID
-		case q.Message.InaccessibleMessage != nil && q.Message.InaccessibleMessage.Chat.ID != 0:
-			in.msg.ChatID = q.Message.InaccessibleMessage.Chat.ID
-		default:
-			// Inline-mode buttons have no chat; answer the user privately.
-			in.msg.ChatID = q.From.ID
-		}
+		in.msg.ChatID = chatOf(u)
 		return in, in.msg.ChatID != 0
 	case u.Message != nil:
 		m := u.Message
@@ -332,6 +323,27 @@ func (a *Adapter) convert(u *models.Update) (in incoming, ok bool) {
 		in.kind = "ignored"
 		return in, false
 	}
+}
+
+// chatOf is the chat an update is answered in. Polling also picks the
+// update's worker by it, so one chat's updates are handled in order: the
+// two must agree.
+func chatOf(u *models.Update) int64 {
+	switch {
+	case u.CallbackQuery != nil:
+		q := u.CallbackQuery
+		switch {
+		case q.Message.Message != nil:
+			return q.Message.Message.Chat.ID
+		case q.Message.InaccessibleMessage != nil && q.Message.InaccessibleMessage.Chat.ID != 0:
+			return q.Message.InaccessibleMessage.Chat.ID
+		}
+		// Inline-mode buttons have no chat; answer the user privately.
+		return q.From.ID
+	case u.Message != nil:
+		return u.Message.Chat.ID
+	}
+	return 0
 }
 
 // normalizeCommand strips "@BotName" from the leading command so the engine
@@ -412,17 +424,20 @@ func (a *Adapter) handle(ctx context.Context, in incoming) outcome {
 	if in.typing {
 		stopTyping = a.typingAfter(ctx, chatID, a.typingDelay)
 	}
-	replies, err := a.opts.Handler.Handle(ctx, in.msg)
+	replies, herr := a.opts.Handler.Handle(ctx, in.msg)
 	stopTyping()
 	if ctx.Err() != nil {
 		return outcomeAborted
 	}
-	if err != nil {
-		a.log.Warn("handler failed", "kind", in.kind, "update_id", in.updateID, "err", err)
-		return outcomeError
+	if herr != nil {
+		// The replies still hold a polite message for the user (the
+		// engine's contract); the detail is for the operator.
+		a.log.Warn("handler failed", "kind", in.kind, "update_id", in.updateID, "err", herr)
 	}
-	err = a.Send(ctx, chatID, replies)
+	err := a.Send(ctx, chatID, replies)
 	switch {
+	case err == nil && herr != nil:
+		return outcomeError
 	case err == nil:
 		return outcomeHandled
 	case errors.Is(err, ErrBlocked):

@@ -24,6 +24,14 @@ var allowedUpdates = []string{models.AllowedUpdateMessage, models.AllowedUpdateC
 // before it were handled, so a crash or restart redelivers, never loses.
 // It returns an error only when the token is rejected or the Bot API
 // cannot be reached at start.
+//
+// The price of that guarantee: the offset stays at the oldest unfinished
+// update, and getUpdates returns at most 100 updates from the offset, so
+// while one update is unfinished at most 100 later updates (of any chat)
+// can be in hand. A slow update, such as a question whose answer waits up
+// to 15 s for the LLM, delays the handling of other chats' updates once
+// 100 have arrived behind it. Webhook mode has no such limit: each update
+// is its own request.
 func (a *Adapter) RunPolling(ctx context.Context) error {
 	if err := a.identify(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -32,10 +40,10 @@ func (a *Adapter) RunPolling(ctx context.Context) error {
 		return err
 	}
 	// getUpdates fails with 409 Conflict while a webhook is set.
-	err := a.call(ctx, "deleteWebhook", func(ctx context.Context) error {
+	err := a.call(ctx, "deleteWebhook", viaLibrary(func(ctx context.Context) error {
 		_, err := a.tg.DeleteWebhook(ctx, &tgbot.DeleteWebhookParams{})
 		return err
-	})
+	}))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -80,14 +88,7 @@ func (a *Adapter) RunPolling(ctx context.Context) error {
 func (a *Adapter) fetch(ctx context.Context, tr *tracker, queues []chan *models.Update) error {
 	backoff := a.firstBackoff
 	for ctx.Err() == nil {
-		offset, inHand, advanced := tr.state()
-		if inHand >= a.maxInHand {
-			select {
-			case <-advanced:
-			case <-ctx.Done():
-			}
-			continue
-		}
+		offset, advanced := tr.state()
 		updates, err := a.getUpdates(ctx, offset, 100, a.pollTimeout, tr.inHand)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -160,18 +161,6 @@ func (a *Adapter) confirm(ctx context.Context, offset int64) {
 	}
 }
 
-func chatOf(u *models.Update) int64 {
-	switch {
-	case u.Message != nil:
-		return u.Message.Chat.ID
-	case u.CallbackQuery != nil && u.CallbackQuery.Message.Message != nil:
-		return u.CallbackQuery.Message.Message.Chat.ID
-	case u.CallbackQuery != nil:
-		return u.CallbackQuery.From.ID
-	}
-	return 0
-}
-
 func workerFor(chatID int64, n int) int {
 	h := uint64(chatID) * 0x9E3779B97F4A7C15 // Fibonacci hashing spreads sequential IDs
 	return int((h >> 32) % uint64(n))
@@ -230,10 +219,10 @@ func (t *tracker) finish(id int64) {
 	}
 }
 
-func (t *tracker) state() (offset int64, inHand int, advanced <-chan struct{}) {
+func (t *tracker) state() (offset int64, advanced <-chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.base, len(t.order), t.advanced
+	return t.base, t.advanced
 }
 
 func (t *tracker) offset() int64 {
@@ -266,10 +255,9 @@ type apiResponse struct {
 func (a *Adapter) getUpdates(ctx context.Context, offset int64, limit int, wait time.Duration, skip func(id int64) bool) ([]*models.Update, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait+a.callTimeout)
 	defer cancel()
-	var status int
-	result, err := a.postJSON(ctx, "getUpdates", getUpdatesParams{
+	result, status, err := a.postJSON(ctx, "getUpdates", getUpdatesParams{
 		Offset: offset, Limit: limit, Timeout: int(wait / time.Second), AllowedUpdates: allowedUpdates,
-	}, &status)
+	})
 	if err != nil {
 		a.apiError("getUpdates", status, err)
 		return nil, err

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/go-telegram/bot/models"
+
 	"github.com/shebao/shebao/bot"
 	"github.com/shebao/shebao/bot/telegram/telegramtest"
 )
@@ -296,6 +298,33 @@ func TestUpdateID(t *testing.T) {
 		got, ok := updateID(json.RawMessage(raw))
 		if want == 0 && ok || want != 0 && (!ok || got != want) {
 			t.Errorf("updateID(%s) = %d, %v; want %d", raw, got, ok, want)
+		}
+	}
+}
+
+// The worker that handles an update must be chosen by the chat the handler
+// answers in, or two updates of one chat could run at once on two workers.
+func TestChatOfMatchesConversion(t *testing.T) {
+	e := newEnv(t, nil)
+	inaccessible := telegramtest.CallbackUpdate(5, "menu")
+	inaccessible.CallbackQuery.Message = models.MaybeInaccessibleMessage{
+		Type:                models.MaybeInaccessibleMessageTypeInaccessibleMessage,
+		InaccessibleMessage: &models.InaccessibleMessage{Chat: models.Chat{ID: -100, Type: models.ChatTypeSupergroup}},
+	}
+	inline := telegramtest.CallbackUpdate(5, "menu")
+	inline.CallbackQuery.Message = models.MaybeInaccessibleMessage{}
+	for name, u := range map[string]models.Update{
+		"text":                  telegramtest.TextUpdate(5, "hi"),
+		"callback":              telegramtest.CallbackUpdate(5, "menu"),
+		"callback, old message": inaccessible,
+		"callback, inline":      inline,
+	} {
+		in, ok := e.a.convert(&u)
+		if !ok {
+			t.Fatalf("%s: not converted", name)
+		}
+		if got := chatOf(&u); got != in.msg.ChatID {
+			t.Errorf("%s: worker chosen by chat %d, handler answers chat %d", name, got, in.msg.ChatID)
 		}
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	tgbot "github.com/go-telegram/bot"
@@ -20,7 +22,9 @@ import (
 // Send sends replies to a chat in order, splitting long texts. It stops at
 // the first reply that cannot be sent. When the user blocked the bot it
 // marks the chat in the Blocklist and returns an error matching ErrBlocked.
+// Temporary and Gone classify its errors.
 func (a *Adapter) Send(ctx context.Context, chatID int64, replies []bot.Reply) error {
+	delivered := false
 	for i, r := range replies {
 		parts := splitHTML(r.Text, maxMessageLen)
 		if len(parts) == 0 {
@@ -38,27 +42,97 @@ func (a *Adapter) Send(ctx context.Context, chatID int64, replies []bot.Reply) e
 			if j == len(parts)-1 {
 				params.ReplyMarkup = replyMarkup(r)
 			}
-			err := a.call(ctx, "sendMessage", func(ctx context.Context) error {
+			err := a.call(ctx, "sendMessage", func(ctx context.Context) (int, error) {
 				// JSON rather than the library's SendMessage: its multipart
 				// form is built by reflection, a tenth of the CPU per
 				// update under load (BENCHMARKS.md).
-				var status int
-				_, err := a.postJSON(ctx, "sendMessage", params, &status)
-				if p, ok := ctx.Value(statusKey{}).(*int); ok {
-					*p = status
-				}
-				return err
+				_, status, err := a.postJSON(ctx, "sendMessage", params)
+				return status, err
 			})
 			if errors.Is(err, ErrBlocked) {
 				a.markBlocked(ctx, chatID)
 			}
 			if err != nil {
-				return fmt.Errorf("send reply %d part %d: %w", i, j, err)
+				err = fmt.Errorf("send reply %d part %d: %w", i, j, err)
+				if delivered {
+					// Sending the replies again would repeat what went out.
+					err = &mayBeDeliveredError{err}
+				}
+				return err
 			}
+			delivered = true
 		}
 	}
 	return nil
 }
+
+// Temporary reports whether a failed Send is worth trying again later and
+// cannot have been delivered in part or whole: Telegram asked to slow down
+// (429), or no request reached it (the connection could not be made). It is
+// false for a refusal that a retry meets again (400 "chat not found", "can't
+// parse entities", 403), and for timeouts and 5xx answers, after which the
+// message may well have been sent: a retry could send it twice.
+func Temporary(err error) bool {
+	if err == nil {
+		return false
+	}
+	var maybe *mayBeDeliveredError
+	if errors.As(err, &maybe) {
+		return false
+	}
+	var tooMany *tgbot.TooManyRequestsError
+	return errors.As(err, &tooMany) || notSent(err)
+}
+
+// Gone reports whether a failed Send means the chat will never take a
+// message: Telegram does not know the chat, or the user deleted their
+// account. A blocked bot is ErrBlocked.
+func Gone(err error) bool {
+	var be *botError
+	if !errors.As(err, &be) || (be.code != http.StatusBadRequest && be.code != http.StatusForbidden) {
+		return false
+	}
+	d := strings.ToLower(be.desc)
+	return strings.Contains(d, "chat not found") || strings.Contains(d, "user is deactivated")
+}
+
+// notSent reports whether err means no request reached the Bot API: the
+// connection (or the one to the proxy, or the name lookup) failed, so
+// nothing was written.
+func notSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && (op.Op == "dial" || op.Op == "proxyconnect") {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}
+
+// mayBeDeliveredError marks a failure after which (part of) the message may
+// have reached the chat, whatever the last attempt's error says.
+type mayBeDeliveredError struct{ err error }
+
+func (e *mayBeDeliveredError) Error() string { return e.err.Error() }
+func (e *mayBeDeliveredError) Unwrap() error { return e.err }
+
+// botError is an error answer of the Bot API. It unwraps to the library's
+// error value for its code (tgbot.ErrorForbidden, …), so callers classify
+// it the same whichever way a call was made.
+type botError struct {
+	method string
+	code   int
+	desc   string
+	kind   error // nil for a code the library has no value for
+}
+
+func (e *botError) Error() string {
+	if e.kind == nil {
+		return fmt.Sprintf("%s: error %d: %s", e.method, e.code, e.desc)
+	}
+	return fmt.Sprintf("%s: %v: %s", e.method, e.kind, e.desc)
+}
+
+func (e *botError) Unwrap() error { return e.kind }
 
 func (a *Adapter) markBlocked(ctx context.Context, chatID int64) {
 	a.log.Info("user blocked the bot; stop sending to the chat")
@@ -97,22 +171,36 @@ func replyMarkup(r bot.Reply) models.ReplyMarkup {
 
 // call runs one Bot API call with bounded retries: 429 waits retry_after,
 // 5xx and network errors back off exponentially, 403 is ErrBlocked, other
-// errors are final. The context error is returned unwrapped when ctx ends.
-func (a *Adapter) call(ctx context.Context, method string, fn func(ctx context.Context) error) error {
+// errors are final. fn returns the HTTP status of its response (0 when
+// there was none). The context error is returned unwrapped when ctx ends.
+func (a *Adapter) call(ctx context.Context, method string, fn func(ctx context.Context) (status int, err error)) error {
+	maybeDone, err := a.attempt(ctx, method, fn)
+	if maybeDone && err != nil && ctx.Err() == nil {
+		// An earlier attempt timed out or met a 5xx and may have been
+		// carried out, whatever the last attempt's error says.
+		err = &mayBeDeliveredError{err}
+	}
+	return err
+}
+
+// attempt is call's loop; maybeDone reports an attempt that failed in a way
+// that does not rule out that Telegram carried it out.
+func (a *Adapter) attempt(ctx context.Context, method string, fn func(ctx context.Context) (int, error)) (maybeDone bool, err error) {
 	backoff := a.firstBackoff
-	var err error
 	for attempt := 1; ; attempt++ {
-		var status int
 		cctx, cancel := context.WithTimeout(ctx, a.callTimeout)
-		err = fn(withStatus(cctx, &status))
+		status, err := fn(cctx)
 		cancel()
 		if err == nil {
-			return nil
+			return maybeDone, nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return maybeDone, ctx.Err()
 		}
 		a.apiError(method, status, err)
+		if !refused(err) && !notSent(err) {
+			maybeDone = true
+		}
 
 		var wait time.Duration
 		var tooMany *tgbot.TooManyRequestsError
@@ -120,21 +208,52 @@ func (a *Adapter) call(ctx context.Context, method string, fn func(ctx context.C
 		case errors.As(err, &tooMany):
 			wait = time.Duration(max(tooMany.RetryAfter, 1)) * time.Second
 		case errors.Is(err, tgbot.ErrorForbidden):
-			return fmt.Errorf("telegram %s: %w: %w", method, ErrBlocked, err)
+			return maybeDone, fmt.Errorf("telegram %s: %w: %w", method, ErrBlocked, err)
 		case status >= http.StatusInternalServerError, status == 0:
 			// Status 0: no response (network error, call timeout).
 			wait = backoff
 			backoff = min(2*backoff, a.maxBackoff)
 		default:
-			return fmt.Errorf("telegram %s: %w", method, err)
+			return maybeDone, fmt.Errorf("telegram %s: %w", method, err)
 		}
 		if attempt >= a.maxAttempts {
-			return fmt.Errorf("telegram %s: giving up after %d attempts: %w", method, attempt, err)
+			return maybeDone, fmt.Errorf("telegram %s: giving up after %d attempts: %w", method, attempt, err)
 		}
 		a.log.Debug("retry telegram call", "method", method, "status", status, "wait", wait)
 		if err := a.sleep(ctx, wait); err != nil {
-			return err
+			return maybeDone, err
 		}
+	}
+}
+
+// refused reports whether err is a 4xx answer of the Bot API: Telegram
+// turned the call down and did not carry it out.
+func refused(err error) bool {
+	var be *botError
+	if errors.As(err, &be) {
+		return be.code >= 400 && be.code < 500
+	}
+	var tooMany *tgbot.TooManyRequestsError
+	if errors.As(err, &tooMany) {
+		return true
+	}
+	// Calls made through the library carry only its error values.
+	for _, e := range []error{tgbot.ErrorBadRequest, tgbot.ErrorUnauthorized, tgbot.ErrorForbidden, tgbot.ErrorNotFound, tgbot.ErrorConflict} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// viaLibrary adapts a call made through github.com/go-telegram/bot to call.
+// The library turns 5xx into an untyped error, so statusClient records the
+// response's status through the request's context.
+func viaLibrary(fn func(ctx context.Context) error) func(ctx context.Context) (int, error) {
+	return func(ctx context.Context) (int, error) {
+		var status int
+		err := fn(withStatus(ctx, &status))
+		return status, err
 	}
 }
 
@@ -153,24 +272,20 @@ func (a *Adapter) apiError(method string, status int, err error) {
 	}
 }
 
-// postJSON calls a Bot API method with a JSON body and returns its result.
-// Failures carry the library's error values (TooManyRequestsError,
-// ErrorForbidden, ErrorUnauthorized, …) so that callers classify them the
-// same whichever way a call was made. It counts no metrics: callers do,
-// once per attempt. status, if not nil, receives the
-// HTTP status (0 when there was no response). The token never appears in
-// an error.
-func (a *Adapter) postJSON(ctx context.Context, method string, params any, status *int) (json.RawMessage, error) {
-	if status != nil {
-		*status = 0
-	}
+// postJSON calls a Bot API method with a JSON body and returns its result
+// and the HTTP status (0 when there was no response). Failures carry the
+// library's error values (TooManyRequestsError, ErrorForbidden,
+// ErrorUnauthorized, …) so that callers classify them the same whichever
+// way a call was made. It counts no metrics: callers do, once per attempt.
+// The token never appears in an error.
+func (a *Adapter) postJSON(ctx context.Context, method string, params any) (json.RawMessage, int, error) {
 	body, err := json.Marshal(params)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", method, err)
+		return nil, 0, fmt.Errorf("encode %s: %w", method, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.apiURL+"/bot"+a.token+"/"+method, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("build %s request: %w", method, err)
+		return nil, 0, fmt.Errorf("build %s request: %w", method, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := a.http.Do(req)
@@ -179,34 +294,33 @@ func (a *Adapter) postJSON(ctx context.Context, method string, params any, statu
 		if errors.As(err, &ue) {
 			err = ue.Err // the URL holds the token
 		}
-		return nil, fmt.Errorf("%s: %w", method, err)
+		return nil, 0, fmt.Errorf("%s: %w", method, err)
 	}
 	defer resp.Body.Close()
-	if status != nil {
-		*status = resp.StatusCode
-	}
+	status := resp.StatusCode
 	var r apiResponse
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&r); err != nil {
-		return nil, fmt.Errorf("%s: HTTP %d: decode: %w", method, resp.StatusCode, err)
+		return nil, status, fmt.Errorf("%s: HTTP %d: decode: %w", method, status, err)
 	}
 	if r.OK {
-		return r.Result, nil
+		return r.Result, status, nil
 	}
+	be := &botError{method: method, code: r.ErrorCode, desc: r.Description}
 	switch r.ErrorCode {
 	case http.StatusTooManyRequests:
-		return nil, &tgbot.TooManyRequestsError{Message: method + ": " + r.Description, RetryAfter: r.Parameters.RetryAfter}
+		return nil, status, &tgbot.TooManyRequestsError{Message: method + ": " + r.Description, RetryAfter: r.Parameters.RetryAfter}
 	case http.StatusUnauthorized:
-		return nil, fmt.Errorf("%s: %w: %s", method, tgbot.ErrorUnauthorized, r.Description)
+		be.kind = tgbot.ErrorUnauthorized
 	case http.StatusForbidden:
-		return nil, fmt.Errorf("%s: %w: %s", method, tgbot.ErrorForbidden, r.Description)
+		be.kind = tgbot.ErrorForbidden
 	case http.StatusNotFound:
-		return nil, fmt.Errorf("%s: %w: %s", method, tgbot.ErrorNotFound, r.Description)
+		be.kind = tgbot.ErrorNotFound
 	case http.StatusConflict:
-		return nil, fmt.Errorf("%s: %w: %s", method, tgbot.ErrorConflict, r.Description)
+		be.kind = tgbot.ErrorConflict
 	case http.StatusBadRequest:
-		return nil, fmt.Errorf("%s: %w: %s", method, tgbot.ErrorBadRequest, r.Description)
+		be.kind = tgbot.ErrorBadRequest
 	}
-	return nil, fmt.Errorf("%s: error %d: %s", method, r.ErrorCode, r.Description)
+	return nil, status, be
 }
 
 // maxRequestBody bounds a buffered Bot API request: a message is at most
@@ -214,7 +328,9 @@ func (a *Adapter) postJSON(ctx context.Context, method string, params any, statu
 const maxRequestBody = 1 << 20
 
 // statusClient records the HTTP status of each response in the request's
-// context, because the library turns 5xx into an untyped error.
+// context (see withStatus), because the library turns 5xx into an untyped
+// error. Only calls made through the library need it: postJSON returns the
+// status.
 type statusClient struct{ c *http.Client }
 
 type statusKey struct{}

@@ -31,10 +31,10 @@ func (a *Adapter) RegisterWebhook(ctx context.Context) error {
 		SecretToken:    a.opts.WebhookSecret,
 		AllowedUpdates: allowedUpdates,
 	}
-	err := a.call(ctx, "setWebhook", func(ctx context.Context) error {
+	err := a.call(ctx, "setWebhook", viaLibrary(func(ctx context.Context) error {
 		_, err := a.tg.SetWebhook(ctx, params)
 		return err
-	})
+	}))
 	if err != nil {
 		return fmt.Errorf("register webhook: %w", err)
 	}
@@ -80,7 +80,18 @@ func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	var u models.Update
 	if err := json.Unmarshal(body, &u); err != nil || u.ID == 0 {
-		http.Error(w, "bad update", http.StatusBadRequest)
+		id, hasID := updateID(body)
+		if err == nil || (json.Valid(body) && !hasID) {
+			// JSON, but no update: nothing Telegram sends.
+			http.Error(w, "bad update", http.StatusBadRequest)
+			return
+		}
+		// The sender knows the secret, so this is Telegram's: any answer
+		// but 200 makes it deliver the update again, forever, and hold
+		// back the updates behind it.
+		a.log.Warn("undecodable update", "update_id", id, "bytes", len(body), "err", err)
+		a.count("undecodable", outcomeIgnored)
+		w.WriteHeader(http.StatusOK)
 		return
 	}
 	if a.process(r.Context(), &u) == outcomeAborted {

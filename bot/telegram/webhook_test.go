@@ -66,8 +66,8 @@ func TestWebhookBadRequests(t *testing.T) {
 	if rec := postBody(t, e, big[:maxUpdateBody+1], e.options.WebhookSecret); rec.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("1 MiB + 1 body: status %d, want 413", rec.Code)
 	}
-	if rec := postBody(t, e, []byte(`{"update_id":`), e.options.WebhookSecret); rec.Code != http.StatusBadRequest {
-		t.Errorf("bad JSON: status %d, want 400", rec.Code)
+	if rec := postBody(t, e, []byte(`{"ok":true}`), e.options.WebhookSecret); rec.Code != http.StatusBadRequest {
+		t.Errorf("JSON without update_id: status %d, want 400", rec.Code)
 	}
 	req := httptest.NewRequest(http.MethodGet, "/telegram", nil)
 	req.Header.Set("X-Telegram-Bot-Api-Secret-Token", e.options.WebhookSecret)
@@ -103,6 +103,36 @@ func TestWebhookAnswers200OnlyAfterReplySent(t *testing.T) {
 	}
 	if sent := e.fake.Sent(); len(sent) != 1 || sent[0].Text != "echo /start" {
 		t.Errorf("sent %+v", sent)
+	}
+}
+
+// An update Telegram sends that does not decode must still be answered
+// 200: anything else makes Telegram redeliver it forever and hold back the
+// updates behind it.
+func TestWebhookUndecodableUpdateAnswered200(t *testing.T) {
+	metrics := &countMetrics{}
+	e := newEnv(t, func(o *Options) { o.Metrics = metrics })
+	bodies := []string{
+		`{"update_id":5,"message":{"message_id":1,"chat":"not an object"}}`,
+		`{"update_id":`,
+		`not JSON at all`,
+	}
+	for _, b := range bodies {
+		if rec := postBody(t, e, []byte(b), e.options.WebhookSecret); rec.Code != http.StatusOK {
+			t.Errorf("%s: status %d, want 200", b, rec.Code)
+		}
+		if rec := postBody(t, e, []byte(b), "wrong"); rec.Code != http.StatusUnauthorized {
+			t.Errorf("%s with a wrong secret: status %d, want 401", b, rec.Code)
+		}
+	}
+	if got := metrics.get("undecodable/ignored"); got != len(bodies) {
+		t.Errorf("counted %d undecodable updates, want %d (metrics %v)", got, len(bodies), metrics.n)
+	}
+	if got := strings.Count(e.logs.String(), `"level":"WARN","msg":"undecodable update"`); got != len(bodies) {
+		t.Errorf("%d warnings logged, want %d: %s", got, len(bodies), e.logs)
+	}
+	if got := e.h.messages(); len(got) != 0 {
+		t.Errorf("handler called %d times", len(got))
 	}
 }
 

@@ -56,12 +56,18 @@ type Server struct {
 	sent      []Message
 	failures  map[string][]failure
 	blocked   map[int64]bool
+	chatFails map[int64]chatFailure
 	holds     map[string]chan struct{}
 }
 
 type queued struct {
 	id  int64
 	raw json.RawMessage
+}
+
+type chatFailure struct {
+	code int
+	desc string
 }
 
 type failure struct {
@@ -73,12 +79,13 @@ type failure struct {
 // New starts a fake that accepts token. Close it when done.
 func New(token string) *Server {
 	s := &Server{
-		token:    token,
-		changed:  make(chan struct{}),
-		nextID:   1000,
-		failures: make(map[string][]failure),
-		blocked:  make(map[int64]bool),
-		holds:    make(map[string]chan struct{}),
+		token:     token,
+		changed:   make(chan struct{}),
+		nextID:    1000,
+		failures:  make(map[string][]failure),
+		blocked:   make(map[int64]bool),
+		chatFails: make(map[int64]chatFailure),
+		holds:     make(map[string]chan struct{}),
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
@@ -282,6 +289,16 @@ func (s *Server) Block(chatID int64) {
 	s.blocked[chatID] = true
 }
 
+// FailChat makes every sendMessage and sendChatAction to chatID fail with
+// code and description, as Telegram answers for a chat that is gone (400
+// "Bad Request: chat not found") or a deleted account (400 "Bad Request:
+// user is deactivated").
+func (s *Server) FailChat(chatID int64, code int, description string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.chatFails[chatID] = chatFailure{code: code, desc: description}
+}
+
 // Unblock undoes Block: the user unblocked the bot.
 func (s *Server) Unblock(chatID int64) {
 	s.mu.Lock()
@@ -405,6 +422,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Lock()
 		blocked := s.blocked[chatID]
+		chatFail, failed := s.chatFails[chatID]
+		if failed {
+			s.mu.Unlock()
+			writeError(w, chatFail.code, chatFail.desc, 0)
+			return
+		}
 		if !blocked && method == "sendMessage" {
 			s.sent = append(s.sent, Message{
 				ChatID: chatID, Text: params["text"], ParseMode: params["parse_mode"], ReplyMarkup: params["reply_markup"],
