@@ -34,10 +34,7 @@ const pragmas = "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_
 // Open opens (creating if needed) the record file at path and applies any
 // pending migrations.
 func Open(ctx context.Context, path string) (*DB, error) {
-	// _txlock=immediate: an import takes the write lock when it begins, so two
-	// concurrent imports queue on busy_timeout instead of failing to upgrade.
-	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas + "&_txlock=immediate"
-	sdb, err := sql.Open("sqlite", dsn)
+	sdb, err := sql.Open("sqlite", fileDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("open records %s: %w", path, err)
 	}
@@ -46,6 +43,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open records %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// fileDSN is the DSN of the record file at path. _txlock=immediate: an
+// import takes the write lock when it begins, so two concurrent imports
+// queue on busy_timeout instead of failing to upgrade.
+func fileDSN(path string) string {
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas + "&_txlock=immediate"
 }
 
 func newDB(ctx context.Context, sdb *sql.DB) (*DB, error) {
@@ -101,23 +105,59 @@ func migrations() ([]migration, error) {
 // migrate applies the embedded migrations not yet recorded in
 // schema_migrations, each in its own transaction together with its record, so
 // a crash leaves either the whole step or none of it.
+//
+// What is applied is read first without a write transaction: a file whose
+// migrations are all applied opens without the write lock, so it opens while
+// an import holds that lock, and it opens when it is read-only (a copy on a
+// replica).
 func migrate(ctx context.Context, sdb *sql.DB) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
 	}
-	if _, err := sdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		name       TEXT NOT NULL,
-		applied_at TEXT NOT NULL)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
+	applied, err := appliedMigrations(ctx, sdb)
+	if err != nil {
+		return err
 	}
 	for _, m := range ms {
+		if applied[m.version] {
+			continue
+		}
 		if err := applyMigration(ctx, sdb, m); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// appliedMigrations returns the versions recorded in schema_migrations; none
+// when the table does not exist yet.
+func appliedMigrations(ctx context.Context, sdb *sql.DB) (map[int]bool, error) {
+	var n int
+	if err := sdb.QueryRowContext(ctx,
+		`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	applied := map[int]bool{}
+	if n == 0 {
+		return applied, nil
+	}
+	rows, err := sdb.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("read schema_migrations: %w", err)
+		}
+		applied[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	return applied, nil
 }
 
 func applyMigration(ctx context.Context, sdb *sql.DB, m migration) error {
@@ -126,9 +166,16 @@ func applyMigration(ctx context.Context, sdb *sql.DB, m migration) error {
 		return fmt.Errorf("migration %s: %w", m.name, err)
 	}
 	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("migration %s: create schema_migrations: %w", m.name, err)
+	}
 	var n int
-	// Checked inside the write transaction: two processes opening a new file at
-	// once serialise here, and the second sees the first one's record.
+	// Checked again inside the write transaction: two processes opening a
+	// new file at once both saw it pending; they serialise here, and the
+	// second sees the first one's record.
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
 		return fmt.Errorf("migration %s: %w", m.name, err)
 	}

@@ -63,9 +63,11 @@ func CheckID(s string) (string, error) {
 }
 
 // idBirthDate returns the birth date encoded in positions 7..14 of an
-// 18-character ID number whose first 17 characters are digits.
+// 18-character ID number whose first 17 characters are digits, as midnight
+// in Shanghai: it is compared with Shanghai's "now", and at UTC midnight a
+// birth today would lie in the future until 08:00.
 func idBirthDate(id string) (time.Time, bool) {
-	d, err := time.Parse("20060102", id[6:14])
+	d, err := time.ParseInLocation("20060102", id[6:14], Shanghai)
 	if err != nil || d.Year() < 1900 || d.Year() > 2099 {
 		return time.Time{}, false
 	}

@@ -145,7 +145,7 @@ func (st *importState) add(file, line int, format string, args ...any) {
 func (db *DB) Import(ctx context.Context, src ImportSources) (ImportStats, error) {
 	files := [3]*ImportFile{src.Persons, src.Contributions, src.Account}
 	st := &importState{
-		now:     db.now().In(shanghai),
+		now:     db.now().In(Shanghai),
 		intern:  map[string]string{},
 		persons: map[string]personRow{},
 		refs:    map[string]bool{},
@@ -450,7 +450,9 @@ func (st *importState) movementRow(line int, v []string, seq map[movementKey]int
 	ok := true
 	id, idOK := st.checkID(file, line, v[0])
 	ok = ok && idOK
-	d, err := time.Parse(time.DateOnly, v[1])
+	// Midnight in Shanghai, like st.now: at UTC midnight a movement dated
+	// today would lie in the future until 08:00.
+	d, err := time.ParseInLocation(time.DateOnly, v[1], Shanghai)
 	if err != nil {
 		st.add(file, line, "date %s: want YYYY-MM-DD", safeValue(v[1]))
 		ok = false

@@ -371,3 +371,36 @@ func TestImportRefersToPersonInDatabase(t *testing.T) {
 		t.Error("import of nothing succeeded")
 	}
 }
+
+// Between 00:00 and 08:00 in Shanghai it is still yesterday in UTC: a
+// movement or a birth dated today must be accepted, tomorrow's still refused.
+func TestImportAcceptsTodayEarlyMorningInShanghai(t *testing.T) {
+	early := time.Date(2026, time.March, 10, 1, 0, 0, 0, time.FixedZone("+08", 8*3600))
+	bornToday := withCheck("11010520260310001")
+	persons := goodPersons() + bornToday + ",新生儿,13900003333,北京市,resident,\n"
+
+	db, _ := openTemp(t)
+	db.now = func() time.Time { return early }
+	_, err := db.Import(context.Background(), ImportSources{
+		Persons: file("persons.csv", persons),
+		Account: file("account.csv", accountHead+idA+",2026-03-10,5,今日划入\n"),
+	})
+	if err != nil {
+		t.Fatalf("import at 01:00 Shanghai of rows dated today: %v", err)
+	}
+	if _, mv, err := db.Balance(context.Background(), idA, 1); err != nil || len(mv) != 1 || mv[0].Date.Format(time.DateOnly) != "2026-03-10" {
+		t.Errorf("newest movement = %+v, %v; want the one dated 2026-03-10", mv, err)
+	}
+
+	db2, _ := openTemp(t)
+	db2.now = func() time.Time { return early }
+	_, err = db2.Import(context.Background(), ImportSources{
+		Persons: file("persons.csv", goodPersons()+withCheck("11010520260311001")+",明天,13900003333,北京市,resident,\n"),
+		Account: file("account.csv", accountHead+idA+",2026-03-11,5,明日\n"),
+	})
+	var ie *ImportError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "birth date lies in the future") ||
+		!strings.Contains(err.Error(), "date 2026-03-11 is out of range") {
+		t.Errorf("rows dated tomorrow: err = %v, want both refused", err)
+	}
+}

@@ -89,10 +89,13 @@ func (p Person) LogValue() slog.Value {
 	)
 }
 
-// shanghai is China Standard Time. A fixed zone instead of time.LoadLocation:
-// China has had no daylight saving since 1991, and a leaf package should not
-// depend on the host's tzdata (main imports time/tzdata for rendering).
-var shanghai = time.FixedZone("CST", 8*60*60)
+// Shanghai is China Standard Time, the zone of the agency's months and
+// dates and of the users' days: whoever decides "today" or "this month" for
+// the records uses it, so the two never disagree between 00:00 and 08:00. A
+// fixed zone instead of time.LoadLocation: China has had no daylight saving
+// since 1991, and a leaf package should not depend on the host's tzdata
+// (main imports time/tzdata for rendering).
+var Shanghai = time.FixedZone("CST", 8*60*60)
 
 // Month is a calendar month. The zero Month means "none".
 type Month struct {
@@ -103,7 +106,7 @@ type Month struct {
 // MonthOf returns the month t falls in, in Asia/Shanghai, which is the month
 // the agency books a contribution under.
 func MonthOf(t time.Time) Month {
-	t = t.In(shanghai)
+	t = t.In(Shanghai)
 	return Month{Year: t.Year(), Month: t.Month()}
 }
 

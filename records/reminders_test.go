@@ -11,7 +11,7 @@ import (
 
 func TestStandingsBatchAndUnknown(t *testing.T) {
 	ctx := context.Background()
-	now := time.Date(2026, 11, 26, 10, 0, 0, 0, shanghai)
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, Shanghai)
 	db, err := OpenDemo(ctx, now)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func TestStandingsBatchAndUnknown(t *testing.T) {
 // summary path or reads the rows, at every day of a year and a half.
 func TestMedicalGapsMatchesGaps(t *testing.T) {
 	ctx := context.Background()
-	base := time.Date(2026, 11, 26, 10, 0, 0, 0, shanghai)
+	base := time.Date(2026, 11, 26, 10, 0, 0, 0, Shanghai)
 	db, err := OpenDemo(ctx, base)
 	if err != nil {
 		t.Fatal(err)
