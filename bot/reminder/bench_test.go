@@ -38,7 +38,7 @@ func BenchmarkPassScan(b *testing.B) {
 		persons = n
 	}
 	ctx := context.Background()
-	now := time.Date(2026, 11, 26, 10, 0, 0, 0, shanghai)
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, records.Shanghai)
 	db := benchRecords(b, persons, now)
 	store := benchStore(b)
 	optIn := persons / 10

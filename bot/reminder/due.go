@@ -45,7 +45,7 @@ const (
 // person's medical gaps at now, oldest first.
 func dueReminders(st records.Standing, gaps []records.Gap, rule records.RegionRule, now time.Time) []candidate {
 	cur := records.MonthOf(now)
-	day := now.In(shanghai).Day()
+	day := now.In(records.Shanghai).Day()
 	var out []candidate
 	for _, g := range gaps {
 		if g.InWindow && !g.WindowEnds.IsZero() && g.WindowEnds.Sub(cur) <= windowWarnMonths {

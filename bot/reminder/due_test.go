@@ -35,7 +35,7 @@ func TestDueReminders(t *testing.T) {
 	rule := records.RegionRule{DueDay: 25, BackpayMonths: 3}
 	flex := records.Standing{Category: records.Flexible, HasMedical: true, Medical: records.Summary{LastPaid: month("2026-10")}}
 	emp := records.Standing{Category: records.Employee, HasMedical: true}
-	at := func(day int) time.Time { return time.Date(2026, 11, day, 10, 0, 0, 0, shanghai) }
+	at := func(day int) time.Time { return time.Date(2026, 11, day, 10, 0, 0, 0, records.Shanghai) }
 	type got struct {
 		Kind  bot.ReminderKind
 		Month string
@@ -87,7 +87,7 @@ func TestRunLoop(t *testing.T) {
 		// The bubble's clock starts at 2000-01-01 00:00 UTC; work in an
 		// offset from it so the demo months line up with testNow.
 		f := newFixture(t, bot.SlotMorning)
-		offset := time.Date(2026, 11, 26, 2, 0, 0, 0, shanghai).Sub(time.Now()) // 02:00 in Shanghai
+		offset := time.Date(2026, 11, 26, 2, 0, 0, 0, records.Shanghai).Sub(time.Now()) // 02:00 in Shanghai
 		now := func() time.Time { return time.Now().Add(offset) }
 		f.store.now = now
 		f.send.clock = nil
@@ -105,7 +105,7 @@ func TestRunLoop(t *testing.T) {
 			t.Fatalf("sent %d reminders over 30 hours, want 4", len(snd.at))
 		}
 		for _, at := range snd.at {
-			if l := at.In(shanghai); l.Day() != 26 || l.Hour() != 9 {
+			if l := at.In(records.Shanghai); l.Day() != 26 || l.Hour() != 9 {
 				t.Errorf("reminder sent at %s, want the morning slot of the 26th", l.Format(time.DateTime))
 			}
 		}

@@ -82,8 +82,9 @@ type Config struct {
 	Sender  Sender
 	// Blocklist, when set, is checked before each send.
 	Blocklist Blocklist
-	// Blocked reports whether a send error means the user blocked the bot
-	// (then their reminders are turned off). Nil: never.
+	// Blocked reports whether a send error means the chat will never take
+	// a message: the user blocked the bot, deleted their account, or the
+	// chat is gone. Their reminders are then turned off. Nil: never.
 	Blocked func(error) bool
 	// Retryable reports whether the reminder may be sent again after this
 	// send error. Nil: every error except the caller's cancellation, which
@@ -103,6 +104,10 @@ type Config struct {
 	// Recheck is how often Run looks for work in the daytime; default 10
 	// minutes.
 	Recheck time.Duration
+	// ListSent lists each reminder sent in Summary.Planned (shebao
+	// remind --once prints them). Off in serve: at 100k due users the list
+	// is about 100 MB a pass that nobody reads. Dry runs always list.
+	ListSent bool
 	// Token names this replica in the lease; default random.
 	Token   string
 	Logger  *slog.Logger
@@ -153,6 +158,8 @@ func New(cfg Config) *Scheduler {
 	return &Scheduler{cfg: cfg, log: cfg.Logger}
 }
 
+// sleep is the real clock's wait. bot/telegram has the same few lines, but
+// this package must not import the transport.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -164,10 +171,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// shanghai is where users live: slots and quiet hours are its local time.
-var shanghai = time.FixedZone("CST", 8*3600)
-
-// slots in order, with the hour each starts.
+// slots in order, with the hour each starts. Slots and quiet hours are
+// local time where users live, records.Shanghai: the zone the records count
+// months in, so "today" and "this month" never disagree.
 var slots = []struct {
 	name string
 	hour int
@@ -181,22 +187,22 @@ const (
 
 // Quiet reports whether t falls in the quiet hours, 21:00–08:00 Shanghai.
 func Quiet(t time.Time) bool {
-	h := t.In(shanghai).Hour()
+	h := t.In(records.Shanghai).Hour()
 	return h >= quietFrom || h < quietUntil
 }
 
 // quietStart is the next start of quiet hours at or after t.
 func quietStart(t time.Time) time.Time {
-	l := t.In(shanghai)
-	return time.Date(l.Year(), l.Month(), l.Day(), quietFrom, 0, 0, 0, shanghai)
+	l := t.In(records.Shanghai)
+	return time.Date(l.Year(), l.Month(), l.Day(), quietFrom, 0, 0, 0, records.Shanghai)
 }
 
 // nextSlotStart is the first slot start after t.
 func nextSlotStart(t time.Time) time.Time {
-	l := t.In(shanghai)
+	l := t.In(records.Shanghai)
 	for d := 0; d < 2; d++ {
 		for _, s := range slots {
-			st := time.Date(l.Year(), l.Month(), l.Day()+d, s.hour, 0, 0, 0, shanghai)
+			st := time.Date(l.Year(), l.Month(), l.Day()+d, s.hour, 0, 0, 0, records.Shanghai)
 			if st.After(t) {
 				return st
 			}
@@ -224,7 +230,8 @@ type Summary struct {
 	Skipped    map[string]int // by reason (the Skip constants)
 	Incomplete bool           // stopped before every slot was done: resumes next window
 	DryRun     bool
-	// Planned lists what was (or, in a dry run, would be) sent.
+	// Planned lists what a dry run would send, or what a pass sent when
+	// Config.ListSent is set.
 	Planned []Planned
 }
 
@@ -317,7 +324,7 @@ func (s *Scheduler) pass(ctx context.Context, now time.Time, sum *Summary) error
 	}
 	p := &run{s: s, sum: sum, deadline: quietStart(now), renewed: now, rules: map[string]records.RegionRule{},
 		pace: newBucket(s.cfg.Rate, s.cfg.Now, s.cfg.Sleep)}
-	local := now.In(shanghai)
+	local := now.In(records.Shanghai)
 	day := local.Format(time.DateOnly)
 	p.day = day
 	for _, sl := range slots {
@@ -552,7 +559,9 @@ func (p *run) person(ctx context.Context, r bot.ReminderSetting, st records.Stan
 			if _, err := cfg.Store.Claim(context.WithoutCancel(ctx), dayMark, doneTTL); err != nil {
 				p.s.log.Warn("set reminded-today mark", "err", err)
 			}
-			p.sum.Planned = append(p.sum.Planned, Planned{ChatID: r.ChatID, Kind: c.kind, Month: c.month, Reply: reply})
+			if cfg.ListSent {
+				p.sum.Planned = append(p.sum.Planned, Planned{ChatID: r.ChatID, Kind: c.kind, Month: c.month, Reply: reply})
+			}
 		case cfg.Blocked(err):
 			// The mark stays: had the user not blocked us, they would
 			// have had it. Their reminders end here.
@@ -579,9 +588,9 @@ func (p *run) person(ctx context.Context, r bot.ReminderSetting, st records.Stan
 }
 
 func (p *run) stop(ctx context.Context, r bot.ReminderSetting) {
-	p.s.log.Info("user blocked the bot: reminders off", "chat", r.ChatID)
+	p.s.log.Info("chat blocked the bot or is gone: reminders off", "chat", r.ChatID)
 	if err := p.s.cfg.Store.StopReminder(ctx, r.ChatID, r.UserID); err != nil {
-		p.s.log.Warn("turn reminders off for blocked user", "chat", r.ChatID, "err", err)
+		p.s.log.Warn("turn reminders off for unreachable chat", "chat", r.ChatID, "err", err)
 	}
 }
 

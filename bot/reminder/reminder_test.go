@@ -17,7 +17,7 @@ import (
 
 // testNow is a Thursday morning in Shanghai, after the national due day
 // (25th): last month counts as missed.
-var testNow = time.Date(2026, 11, 26, 10, 0, 0, 0, shanghai)
+var testNow = time.Date(2026, 11, 26, 10, 0, 0, 0, records.Shanghai)
 
 // The demo people by what they show (records.Demo order).
 const (
@@ -61,7 +61,7 @@ func newFixture(t *testing.T, slot string) *fixture {
 
 func (f *fixture) scheduler(mod func(*Config)) *Scheduler {
 	cfg := Config{Store: f.store, Records: f.db, Sender: f.send, Now: f.clock.Now, Sleep: f.clock.Sleep,
-		Blocked: func(err error) bool { return errors.Is(err, errBlocked) }, Batch: 3}
+		Blocked: func(err error) bool { return errors.Is(err, errBlocked) }, Batch: 3, ListSent: true}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -163,7 +163,7 @@ func TestDueSoonForFlexibleWorker(t *testing.T) {
 	f := newFixture(t, bot.SlotMorning)
 	// The 23rd: within 3 days of the due day (25th), and before it, so
 	// last month is not yet "missed".
-	f.clock.Set(time.Date(2026, 11, 23, 9, 0, 0, 0, shanghai))
+	f.clock.Set(time.Date(2026, 11, 23, 9, 0, 0, 0, records.Shanghai))
 	sum, err := f.scheduler(nil).Pass(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
@@ -210,9 +210,9 @@ func TestQuietHoursAndSlots(t *testing.T) {
 	s := f.scheduler(nil)
 	ctx := context.Background()
 	for _, at := range []time.Time{
-		time.Date(2026, 11, 26, 7, 59, 0, 0, shanghai),
-		time.Date(2026, 11, 26, 21, 0, 0, 0, shanghai),
-		time.Date(2026, 11, 27, 2, 0, 0, 0, shanghai),
+		time.Date(2026, 11, 26, 7, 59, 0, 0, records.Shanghai),
+		time.Date(2026, 11, 26, 21, 0, 0, 0, records.Shanghai),
+		time.Date(2026, 11, 27, 2, 0, 0, 0, records.Shanghai),
 	} {
 		f.clock.Set(at)
 		sum, err := s.Pass(ctx, false)
@@ -224,11 +224,11 @@ func TestQuietHoursAndSlots(t *testing.T) {
 		}
 	}
 	// Daytime before the evening slot: the evening users wait.
-	f.clock.Set(time.Date(2026, 11, 26, 15, 0, 0, 0, shanghai))
+	f.clock.Set(time.Date(2026, 11, 26, 15, 0, 0, 0, records.Shanghai))
 	if sum, _ := s.Pass(ctx, false); sum.Sent != 0 || fmt.Sprint(sum.Slots) != "[morning afternoon]" {
 		t.Errorf("15:00 pass with evening users: %+v", sum)
 	}
-	f.clock.Set(time.Date(2026, 11, 26, 19, 0, 0, 0, shanghai))
+	f.clock.Set(time.Date(2026, 11, 26, 19, 0, 0, 0, records.Shanghai))
 	if sum, _ := s.Pass(ctx, false); sum.Sent != 4 {
 		t.Errorf("19:00 pass: %+v", sum)
 	}
@@ -238,7 +238,7 @@ func TestQuietHoursAndSlots(t *testing.T) {
 // send, and the rest goes out in the next day's window.
 func TestWindowEndsAndResumes(t *testing.T) {
 	f := newFixture(t, bot.SlotEvening)
-	start := time.Date(2026, 11, 26, 20, 59, 59, 900_000_000, shanghai) // room for 2 sends at 25/s... and no more
+	start := time.Date(2026, 11, 26, 20, 59, 59, 900_000_000, records.Shanghai) // room for 2 sends at 25/s... and no more
 	f.clock.Set(start)
 	s := f.scheduler(func(c *Config) { c.Rate = 20 })
 	sum, err := s.Pass(context.Background(), false)
@@ -250,10 +250,10 @@ func TestWindowEndsAndResumes(t *testing.T) {
 	}
 	for _, m := range f.send.msgs {
 		if Quiet(m.at) {
-			t.Errorf("message sent at %s, in quiet hours", m.at.In(shanghai).Format("15:04:05.000"))
+			t.Errorf("message sent at %s, in quiet hours", m.at.In(records.Shanghai).Format("15:04:05.000"))
 		}
 	}
-	f.clock.Set(time.Date(2026, 11, 27, 19, 0, 0, 0, shanghai))
+	f.clock.Set(time.Date(2026, 11, 27, 19, 0, 0, 0, records.Shanghai))
 	sum, err = s.Pass(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
@@ -454,5 +454,27 @@ func TestLeaseHeldByAnotherReplica(t *testing.T) {
 	}
 	if sum.Skipped[SkipLeaseHeld] != 1 || len(f.send.msgs) != 0 {
 		t.Errorf("pass while another replica holds the lease: %+v", sum)
+	}
+}
+
+// A serving pass keeps no list of what it sent: at 100k due users that was
+// about 100 MB a pass, read by nobody. shebao remind --once asks for it.
+func TestSentListedOnlyWhenAsked(t *testing.T) {
+	f := newFixture(t, bot.SlotMorning)
+	sum, err := f.scheduler(func(c *Config) { c.ListSent = false }).Pass(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sent != 4 || len(sum.Planned) != 0 {
+		t.Errorf("serving pass: %d sent, %d listed; want 4 sent, none listed", sum.Sent, len(sum.Planned))
+	}
+
+	f = newFixture(t, bot.SlotMorning)
+	sum, err = f.scheduler(func(c *Config) { c.ListSent = false }).Pass(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Planned) != 4 {
+		t.Errorf("dry run lists %d, want 4: listing is what a dry run is for", len(sum.Planned))
 	}
 }

@@ -21,11 +21,21 @@ import (
 // newScheduler builds the reminder scheduler over the store and records;
 // sender may be nil for dry runs only.
 func newScheduler(store *redisstore.Store, db *records.DB, sender reminder.Sender, log *slog.Logger, m reminder.Metrics, now func() time.Time) *reminder.Scheduler {
-	return reminder.New(reminder.Config{
+	return reminder.New(schedulerConfig(store, db, sender, log, m, now))
+}
+
+func schedulerConfig(store *redisstore.Store, db *records.DB, sender reminder.Sender, log *slog.Logger, m reminder.Metrics, now func() time.Time) reminder.Config {
+	return reminder.Config{
 		Store: store, Records: db, Sender: sender, Blocklist: store,
-		Blocked: func(err error) bool { return errors.Is(err, telegram.ErrBlocked) },
-		Now:     now, Logger: log, Metrics: m,
-	})
+		// A deleted account or a chat Telegram no longer knows will never
+		// take a reminder either.
+		Blocked: func(err error) bool { return errors.Is(err, telegram.ErrBlocked) || telegram.Gone(err) },
+		// Only what cannot have been delivered and may work later: any
+		// other failure retried would be retried every recheck, forever
+		// (a 400), or could reach the user twice (a timeout).
+		Retryable: telegram.Temporary,
+		Now:       now, Logger: log, Metrics: m,
+	}
 }
 
 // runRemindCmd is `shebao remind --once [--now RFC3339] [--dry-run]`: one
@@ -78,7 +88,9 @@ func runRemindCmd(ctx context.Context, args []string, getenv func(string) string
 		}
 		sender = tg
 	}
-	sum, err := newScheduler(store, db, sender, log, nil, now).Pass(ctx, *dry)
+	cfg := schedulerConfig(store, db, sender, log, nil, now)
+	cfg.ListSent = true // printed below
+	sum, err := reminder.New(cfg).Pass(ctx, *dry)
 	printSummary(stdout, sum)
 	if err != nil {
 		return fmt.Errorf("remind: %w", err)

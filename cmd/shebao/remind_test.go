@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +102,71 @@ func TestRemindUsage(t *testing.T) {
 	err = run(context.Background(), []string{"remind", "--once", "--now", "tomorrow"}, env(nil), strings.NewReader(""), &out, &errs)
 	if err == nil || !strings.Contains(err.Error(), "RFC 3339") {
 		t.Errorf("bad --now: %v", err)
+	}
+}
+
+// Telegram refusals that a retry would meet again: a chat that is gone
+// turns its reminders off like a block; a message Telegram rejects is not
+// retried at every recheck (which rescanned the whole slot each time).
+func TestRemindPermanentFailures(t *testing.T) {
+	ctx := context.Background()
+	mr := miniredis.RunT(t)
+	store, err := redisstore.Open(ctx, redisstore.Options{URL: "redis://" + mr.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	now := "2026-11-26T09:30:00+08:00"
+	at, _ := time.Parse(time.RFC3339, now)
+	until := at.Add(24 * time.Hour)
+	if time.Now().After(at) {
+		until = time.Now().Add(24 * time.Hour)
+	}
+	for i, p := range records.Demo() {
+		if err := store.SetReminder(ctx, bot.ReminderSetting{ChatID: int64(i + 1), UserID: int64(i + 1),
+			Slot: bot.SlotMorning, PersonID: p.ID, Until: until, Lang: "en"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fake := telegramtest.New(testToken)
+	defer fake.Close()
+	fake.FailChat(4, 400, "Bad Request: chat not found")
+	fake.FailChat(5, 400, "Bad Request: can't parse entities: unsupported start tag")
+	vars := map[string]string{"REDIS_URL": "redis://" + mr.Addr(), "TELEGRAM_BOT_TOKEN": testToken, "TELEGRAM_API_URL": fake.URL}
+	sendsTo := func(chat int64) int {
+		n := 0
+		for _, c := range fake.Calls("sendMessage") {
+			if c.Params["chat_id"] == fmt.Sprint(chat) {
+				n++
+			}
+		}
+		return n
+	}
+
+	var out, logs bytes.Buffer
+	if err := run(ctx, []string{"remind", "--once", "--now", now}, env(vars), strings.NewReader(""), &out, &logs); err != nil {
+		t.Fatalf("pass: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(out.String(), "2 sent, 2 failed") || strings.Contains(out.String(), "incomplete") {
+		t.Errorf("pass output:\n%s", out.String())
+	}
+	if _, on, _ := store.Reminder(ctx, 4, 4); on {
+		t.Error("reminders still on for a chat Telegram does not know")
+	}
+	if _, on, _ := store.Reminder(ctx, 5, 5); !on {
+		t.Error("reminders turned off for a message Telegram rejected")
+	}
+	before := sendsTo(5)
+
+	// The next recheck the same morning: the slot is done.
+	out.Reset()
+	if err := run(ctx, []string{"remind", "--once", "--now", "2026-11-26T09:40:00+08:00"}, env(vars), strings.NewReader(""), &out, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if got := sendsTo(5); got != before {
+		t.Errorf("the rejected reminder was sent again at the recheck: %d sendMessage calls, want %d\n%s", got, before, out.String())
+	}
+	if !strings.Contains(out.String(), "slots []") {
+		t.Errorf("recheck output, want no slot left to run:\n%s", out.String())
 	}
 }
