@@ -113,6 +113,7 @@ type Store struct {
 	opt    Options
 	log    *slog.Logger
 	trips  atomic.Int64
+	errs   atomic.Int64
 	closer func() // stops the embedded server, if any
 	// prefetched holds, per claimed private chat, the session state read
 	// in the claim's round trip: chat id -> []any from MGET.
@@ -274,6 +275,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // nodes is one count but one exchange per node.
 func (s *Store) RoundTrips() int64 { return s.trips.Load() }
 
+// Errors counts failed Redis calls (not the caller's own cancellations),
+// for metrics.
+func (s *Store) Errors() int64 { return s.errs.Load() }
+
 // op bounds one Redis exchange.
 func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.opt.OpTimeout)
@@ -290,6 +295,7 @@ func (s *Store) classify(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
+	s.errs.Add(1)
 	if isUnavailable(err) {
 		return fmt.Errorf("%w: %w", bot.ErrUnavailable, err)
 	}

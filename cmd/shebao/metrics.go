@@ -81,10 +81,13 @@ func (m *metrics) ReminderPass(s reminder.Summary) {
 }
 
 // watchStore exports the store's Redis round trips and errors.
-func (m *metrics) watchStore(trips func() int64) {
+func (m *metrics) watchStore(trips, errs func() int64) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "shebao_redis_round_trips_total", Help: "Round trips to Redis (a pipeline counts once).",
 	}, func() float64 { return float64(trips()) }))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "shebao_redis_errors_total", Help: "Redis calls that failed or timed out.",
+	}, func() float64 { return float64(errs()) }))
 }
 
 // watchFAQ exports the FAQ's counters.

@@ -38,7 +38,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer parts.close()
-	m.watchStore(parts.store.RoundTrips)
+	m.watchStore(parts.store.RoundTrips, parts.store.Errors)
 	m.watchFAQ(parts.faq)
 
 	tg, err := telegram.New(telegram.Options{
