@@ -206,8 +206,8 @@ func ReminderReply(n ReminderNote) Reply {
 		} else {
 			fmt.Fprintf(&b, t.l("记录显示 %s 的医疗保险没有缴上。\n", "Your record shows %s medical insurance as not paid.\n"), n.Month)
 		}
-		b.WriteString(t.l("断缴期间看病的费用可能不能报销；及时补缴一般可以恢复待遇。",
-			"Medical costs during a break may not be reimbursed; paying soon usually restores your cover."))
+		// The same consequence /backpay gives, from the region's rule.
+		b.WriteString(strings.TrimSuffix(strings.TrimPrefix(consequence(t, len(n.Gap.Months), n.Rule), "• "), "\n"))
 		b.WriteString(windowLine(t, n))
 	case RemindDueSoon:
 		fmt.Fprintf(&b, t.l("🔔 <b>本月医保缴费提醒</b>（%s）\n", "🔔 <b>This month's medical insurance</b> (%s)\n"), id)
