@@ -460,7 +460,7 @@ func TestClaimRenewedWhileHandled(t *testing.T) {
 	}
 	ctx := context.Background()
 	prefix := "test-" + rand.Text()[:12]
-	s, err := Open(ctx, Options{URL: os.Getenv("REDIS_URL"), KeyPrefix: prefix, LockLease: time.Second})
+	s, err := Open(ctx, Options{URL: os.Getenv("REDIS_URL"), KeyPrefix: prefix, LockLease: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +475,7 @@ func TestClaimRenewedWhileHandled(t *testing.T) {
 	if err != nil || dup {
 		t.Fatalf("Begin: dup %v, err %v", dup, err)
 	}
-	time.Sleep(1500 * time.Millisecond) // longer than the lease: waiting for real expiry, not logic
+	time.Sleep(3 * time.Second) // longer than the lease: waiting for real expiry, not logic
 	wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	if d, _, err := s.Begin(wctx, 100, 2); err == nil {
