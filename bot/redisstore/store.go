@@ -65,6 +65,9 @@ type Options struct {
 	// default 5 seconds. A claim is renewed while its update is handled,
 	// so a handler may take longer than the lease.
 	LockLease time.Duration
+	// BreakerCooldown is how long calls fail at once after one failed for
+	// want of Redis (see hook); default 500 ms, negative disables.
+	BreakerCooldown time.Duration
 	// MaxHold bounds the renewals: a handler stuck for longer loses its
 	// chat, so one bug cannot block a chat for good; default 2 minutes.
 	MaxHold time.Duration
@@ -95,6 +98,9 @@ func (o *Options) setDefaults() {
 	if o.DedupeTTL <= 0 {
 		o.DedupeTTL = defaultDedupeTTL
 	}
+	if o.BreakerCooldown == 0 {
+		o.BreakerCooldown = 500 * time.Millisecond
+	}
 	if o.MaxHold <= 0 {
 		o.MaxHold = defaultMaxHold
 	}
@@ -109,12 +115,14 @@ func (o *Options) setDefaults() {
 // Store is the Redis implementation of the engine's and the adapter's store
 // interfaces. It is safe for concurrent use.
 type Store struct {
-	rdb    redis.UniversalClient
-	opt    Options
-	log    *slog.Logger
-	trips  atomic.Int64
-	errs   atomic.Int64
-	closer func() // stops the embedded server, if any
+	rdb   redis.UniversalClient
+	opt   Options
+	log   *slog.Logger
+	trips atomic.Int64
+	errs  atomic.Int64
+	// openTill is when the breaker in hook closes again (unix ns).
+	openTill atomic.Int64
+	closer   func() // stops the embedded server, if any
 	// prefetched holds, per claimed private chat, the session state read
 	// in the claim's round trip: chat id -> []any from MGET.
 	prefetched sync.Map
@@ -139,7 +147,7 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		}
 	}
 	s := &Store{rdb: rdb, opt: opt, log: opt.Logger}
-	rdb.AddHook(tripCounter{&s.trips})
+	rdb.AddHook(hook{trips: &s.trips, openTill: &s.openTill, cooldown: opt.BreakerCooldown})
 	if err := s.prepare(ctx); err != nil {
 		rdb.Close()
 		return nil, err
@@ -296,7 +304,7 @@ func (s *Store) classify(err error) error {
 		return err
 	}
 	s.errs.Add(1)
-	if isUnavailable(err) {
+	if isUnavailable(err) || errors.Is(err, errBreakerOpen) {
 		return fmt.Errorf("%w: %w", bot.ErrUnavailable, err)
 	}
 	return err
@@ -371,21 +379,67 @@ func (l clientLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
 
-// tripCounter counts exchanges with Redis for RoundTrips.
-type tripCounter struct{ n *atomic.Int64 }
+// errBreakerOpen fails a call without trying Redis while the breaker is
+// open; isUnavailable counts it as Redis being unavailable.
+var errBreakerOpen = errors.New("redis unavailable moments ago; not retried yet")
 
-func (h tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+// hook sits in front of every exchange with Redis: it counts round trips,
+// and it is a breaker. go-redis already fails fast when the server refuses
+// connections, but a server that accepts and never answers costs every
+// call its full OpTimeout, several times per update. After a call fails
+// for want of Redis, calls fail at once for the cool-down; then they are
+// tried again (and trip it again if Redis still does not answer).
+type hook struct {
+	trips    *atomic.Int64
+	openTill *atomic.Int64 // unix nanoseconds; 0 when closed
+	cooldown time.Duration
+}
 
-func (h tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h hook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmd)
+		if err := h.allow(); err != nil {
+			cmd.SetErr(err)
+			return err
+		}
+		h.trips.Add(1)
+		err := next(ctx, cmd)
+		h.observe(ctx, err)
+		return err
 	}
 }
 
-func (h tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmds)
+		if err := h.allow(); err != nil {
+			for _, c := range cmds {
+				c.SetErr(err)
+			}
+			return err
+		}
+		h.trips.Add(1)
+		err := next(ctx, cmds)
+		h.observe(ctx, err)
+		return err
+	}
+}
+
+func (h hook) allow() error {
+	if h.cooldown <= 0 || time.Now().UnixNano() >= h.openTill.Load() {
+		return nil
+	}
+	return errBreakerOpen
+}
+
+// observe opens the breaker when err says Redis did not answer, unless
+// the caller's own context ended first.
+func (h hook) observe(ctx context.Context, err error) {
+	if err == nil || errors.Is(err, redis.Nil) || ctx.Err() != nil || h.cooldown <= 0 {
+		return
+	}
+	// Not for answers such as a script error: Redis is there.
+	if isUnavailable(err) {
+		h.openTill.Store(time.Now().Add(h.cooldown).UnixNano())
 	}
 }

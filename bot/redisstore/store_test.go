@@ -489,3 +489,53 @@ func TestClaimRenewedWhileHandled(t *testing.T) {
 	}
 	d(true)
 }
+
+// After a call fails for want of Redis, the next calls fail at once without
+// trying Redis, for the cool-down; then Redis is tried again.
+func TestBreaker(t *testing.T) {
+	mr := miniredis.RunT(t)
+	ctx := t.Context()
+	s, err := Open(ctx, Options{URL: "redis://" + mr.Addr(), BreakerCooldown: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mr.Close()
+	if _, err := s.Load(ctx, 1, 1); !errors.Is(err, bot.ErrUnavailable) {
+		t.Fatalf("Load with Redis gone: %v, want ErrUnavailable", err)
+	}
+	before := s.RoundTrips()
+	if _, _, err := s.Begin(ctx, 1, 1); !errors.Is(err, bot.ErrUnavailable) {
+		t.Fatalf("Begin with the breaker open: %v, want ErrUnavailable", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, bot.ErrUnavailable) {
+		t.Fatalf("Ping with the breaker open: %v, want ErrUnavailable", err)
+	}
+	if n := s.RoundTrips() - before; n != 0 {
+		t.Errorf("%d round trips while the breaker was open, want 0", n)
+	}
+
+	// A short cool-down: service resumes once Redis is back.
+	if err := mr.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(ctx, Options{URL: "redis://" + mr.Addr(), BreakerCooldown: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	mr.Close()
+	s2.Load(ctx, 1, 1) // trips
+	if err := mr.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, err = s2.Load(ctx, 1, 1); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition in the test only
+	}
+	if err != nil {
+		t.Fatalf("Load after Redis came back: %v", err)
+	}
+}
