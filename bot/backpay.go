@@ -43,10 +43,7 @@ func runBackpay(ctx context.Context, t *turn, _ string) error {
 }
 
 func writeGap(b *strings.Builder, t *turn, p records.Person, n int, g records.Gap, rule records.RegionRule) {
-	span := g.From.String()
-	if g.To != g.From {
-		span += "～" + g.To.String()
-	}
+	span := gapSpan(g)
 	fmt.Fprintf(b, t.l("\n<b>%d. %s（%d个月）</b>\n", "\n<b>%d. %s (%d months)</b>\n"), n, span, len(g.Months))
 	if len(g.Unpaid) > 0 {
 		fmt.Fprintf(b, t.l("• 欠缴（有记录未到账）：%s\n", "• Unpaid (on record, not paid): %s\n"), monthRanges(g.Unpaid, t))
@@ -79,6 +76,14 @@ func writeGap(b *strings.Builder, t *turn, p records.Person, n int, g records.Ga
 			"• Deadline: past the local back-payment window; ask your local bureau whether it can still be made up.\n"))
 	}
 	b.WriteString(consequence(t, len(g.Months), rule))
+}
+
+// gapSpan is "2026-01～2026-05", or one month.
+func gapSpan(g records.Gap) string {
+	if g.To == g.From {
+		return g.From.String()
+	}
+	return g.From.String() + "～" + g.To.String()
 }
 
 // consequence says what a break of n months means under the region's rule:

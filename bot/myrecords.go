@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/shebao/shebao/records"
@@ -135,12 +136,8 @@ func runRecords(ctx context.Context, t *turn, _ string) error {
 
 // monthRanges compresses sorted-or-not months into "2024-01～2024-06、2024-09".
 func monthRanges(ms []records.Month, t *turn) string {
-	sorted := append([]records.Month(nil), ms...)
-	for i := 1; i < len(sorted); i++ { // insertion sort: at most 24 items
-		for j := i; j > 0 && sorted[j].Before(sorted[j-1]); j-- {
-			sorted[j], sorted[j-1] = sorted[j-1], sorted[j]
-		}
-	}
+	sorted := slices.Clone(ms)
+	slices.SortFunc(sorted, func(a, b records.Month) int { return a.Sub(b) })
 	var parts []string
 	for i := 0; i < len(sorted); {
 		j := i

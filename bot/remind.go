@@ -38,13 +38,10 @@ func (t *turn) slotLabel(slot string) string {
 	return slot
 }
 
-// reminders returns the reminder store, or nil when none is configured.
-func (e *Engine) reminders() Reminders { return e.cfg.Reminders }
-
 // runRemind shows the setting ("/remind"), or changes it from a button:
 // "remind:on", "remind:off", "remind:<slot>".
 func runRemind(ctx context.Context, t *turn, arg string) error {
-	rs := t.e.reminders()
+	rs := t.e.cfg.Reminders
 	if rs == nil || t.e.cfg.Records == nil {
 		t.say(t.l("抱歉，本服务暂不提供缴费提醒。", "Sorry, reminders are not available on this service."))
 		return nil
@@ -142,7 +139,7 @@ func (t *turn) reminderButtons(cur ReminderSetting, on bool) [][]Button {
 
 // offerReminders follows a successful verification when reminders exist.
 func (t *turn) offerReminders() {
-	if t.e.reminders() == nil {
+	if t.e.cfg.Reminders == nil {
 		return
 	}
 	t.say(t.l("要我在医保断缴、快到缴费日或补缴期限将到时提醒您吗？随时可以关闭。",
@@ -192,10 +189,7 @@ func ReminderReply(n ReminderNote) Reply {
 	}
 	var b strings.Builder
 	id := esc(records.MaskID(n.PersonID))
-	span := n.Gap.From.String()
-	if n.Gap.To != n.Gap.From {
-		span += "～" + n.Gap.To.String()
-	}
+	span := gapSpan(n.Gap)
 	switch n.Kind {
 	case RemindMissed:
 		fmt.Fprintf(&b, t.l("🔔 <b>医保缴费提醒</b>（%s）\n", "🔔 <b>Medical insurance reminder</b> (%s)\n"), id)

@@ -259,8 +259,7 @@ func (s *Store) Waiting(ctx context.Context, chatID int64) (int, error) {
 }
 
 // MarkBlocked remembers that the user of chatID blocked the bot. It does not
-// expire: the mark stays until they write again and the adapter calls
-// Unblock.
+// expire: the mark stays until they write again (Begin's claim clears it).
 func (s *Store) MarkBlocked(ctx context.Context, chatID int64) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
