@@ -16,6 +16,7 @@ type config struct {
 	WebhookURL    string
 	WebhookSecret string
 	ListenAddr    string
+	DebugAddr     string
 	RedisURL      string
 	RecordsDB     string
 	OpenAIBaseURL string
@@ -36,6 +37,7 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 		WebhookURL:    strings.TrimSpace(getenv("WEBHOOK_URL")),
 		WebhookSecret: getenv("WEBHOOK_SECRET"),
 		ListenAddr:    orDefault(getenv("LISTEN_ADDR"), ":8080"),
+		DebugAddr:     strings.TrimSpace(getenv("DEBUG_ADDR")),
 		RedisURL:      strings.TrimSpace(getenv("REDIS_URL")),
 		RecordsDB:     strings.TrimSpace(getenv("RECORDS_DB")),
 		OpenAIBaseURL: strings.TrimSpace(getenv("OPENAI_BASE_URL")),

@@ -386,3 +386,48 @@ func TestServeLLMNeverShowsInventedCitation(t *testing.T) {
 		}
 	}
 }
+
+// With DEBUG_ADDR the profiler and /metrics are served there only, so the
+// public (webhook) listener exposes neither.
+func TestServeDebugListener(t *testing.T) {
+	fake := telegramtest.New(testToken)
+	defer fake.Close()
+	logs, stop := startServe(t, map[string]string{
+		"TELEGRAM_BOT_TOKEN": testToken, "TELEGRAM_API_URL": fake.URL,
+		"LISTEN_ADDR": "127.0.0.1:0", "DEBUG_ADDR": "127.0.0.1:0",
+	})
+	defer stop()
+	addr := listenAddr(t, logs)
+	var debug string
+	for deadline := time.Now().Add(20 * time.Second); debug == "" && time.Now().Before(deadline); {
+		if m := regexp.MustCompile(`"msg":"debug listener","addr":"([^"]+)"`).FindStringSubmatch(logs.String()); m != nil {
+			debug = m[1]
+		}
+		time.Sleep(10 * time.Millisecond) // polling a log in a test, not logic
+	}
+	if debug == "" {
+		t.Fatalf("no debug listener logged:\n%s", logs.String())
+	}
+	status := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for url, want := range map[string]int{
+		"http://" + debug + "/metrics":      http.StatusOK,
+		"http://" + debug + "/debug/pprof/": http.StatusOK,
+		"http://" + addr + "/metrics":       http.StatusNotFound,
+		"http://" + addr + "/debug/pprof/":  http.StatusNotFound,
+		"http://" + addr + "/healthz":       http.StatusOK,
+	} {
+		if got := status(url); got != want {
+			t.Errorf("GET %s = %d, want %d", url, got, want)
+		}
+	}
+	if body := get(t, "http://"+debug+"/metrics"); !strings.Contains(body, "shebao_") {
+		t.Errorf("debug /metrics has no shebao metrics:\n%.1000s", body)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"time"
 
@@ -58,7 +59,20 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		io.WriteString(w, "ok\n")
 	})
-	mux.Handle("GET /metrics", m.handler())
+	// With DEBUG_ADDR set, /metrics moves to that (private) listener
+	// together with the profiler; otherwise it stays on the public one.
+	var debugMux *http.ServeMux
+	if c.DebugAddr != "" {
+		debugMux = http.NewServeMux()
+		debugMux.Handle("GET /metrics", m.handler())
+		debugMux.HandleFunc("/debug/pprof/", pprof.Index)
+		debugMux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		debugMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		debugMux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		debugMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	} else {
+		mux.Handle("GET /metrics", m.handler())
+	}
 	if c.WebhookURL != "" {
 		u, _ := url.Parse(c.WebhookURL) // checked by loadConfig
 		path := u.Path
@@ -75,6 +89,25 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	log.Info("listening", "addr", ln.Addr().String(), "mode", mode(c))
 
 	g, gctx := errgroup.WithContext(ctx)
+	if debugMux != nil {
+		dln, err := net.Listen("tcp", c.DebugAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("serve: listen on DEBUG_ADDR %s: %w", c.DebugAddr, err)
+		}
+		dsrv := &http.Server{Handler: debugMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: srv.ErrorLog}
+		log.Info("debug listener", "addr", dln.Addr().String())
+		g.Go(func() error {
+			if err := dsrv.Serve(dln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("debug server: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			return dsrv.Close() // nothing there is worth waiting for
+		})
+	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
