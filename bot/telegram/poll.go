@@ -239,10 +239,10 @@ type getUpdatesParams struct {
 }
 
 type apiResponse struct {
-	OK          bool            `json:"ok"`
-	Result      json.RawMessage `json:"result"`
-	ErrorCode   int             `json:"error_code"`
-	Description string          `json:"description"`
+	OK          bool   `json:"ok"`
+	Result      any    `json:"result"` // a pointer to decode into
+	ErrorCode   int    `json:"error_code"`
+	Description string `json:"description"`
 	Parameters  struct {
 		RetryAfter int `json:"retry_after"`
 	} `json:"parameters"`
@@ -255,16 +255,13 @@ type apiResponse struct {
 func (a *Adapter) getUpdates(ctx context.Context, offset int64, limit int, wait time.Duration, skip func(id int64) bool) ([]*models.Update, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait+a.callTimeout)
 	defer cancel()
-	result, status, err := a.postJSON(ctx, "getUpdates", getUpdatesParams{
+	var raws []json.RawMessage
+	status, err := a.postJSON(ctx, "getUpdates", getUpdatesParams{
 		Offset: offset, Limit: limit, Timeout: int(wait / time.Second), AllowedUpdates: allowedUpdates,
-	})
+	}, &raws)
 	if err != nil {
 		a.apiError("getUpdates", status, err)
 		return nil, err
-	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(result, &raws); err != nil {
-		return nil, fmt.Errorf("decode updates: %w", err)
 	}
 	updates := make([]*models.Update, 0, len(raws))
 	for _, raw := range raws {

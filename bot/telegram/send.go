@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	tgbot "github.com/go-telegram/bot"
@@ -46,8 +47,7 @@ func (a *Adapter) Send(ctx context.Context, chatID int64, replies []bot.Reply) e
 				// JSON rather than the library's SendMessage: its multipart
 				// form is built by reflection, a tenth of the CPU per
 				// update under load (BENCHMARKS.md).
-				_, status, err := a.postJSON(ctx, "sendMessage", params)
-				return status, err
+				return a.postJSON(ctx, "sendMessage", params, nil)
 			})
 			if errors.Is(err, ErrBlocked) {
 				a.markBlocked(ctx, chatID)
@@ -272,20 +272,23 @@ func (a *Adapter) apiError(method string, status int, err error) {
 	}
 }
 
-// postJSON calls a Bot API method with a JSON body and returns its result
-// and the HTTP status (0 when there was no response). Failures carry the
-// library's error values (TooManyRequestsError, ErrorForbidden,
-// ErrorUnauthorized, …) so that callers classify them the same whichever
-// way a call was made. It counts no metrics: callers do, once per attempt.
-// The token never appears in an error.
-func (a *Adapter) postJSON(ctx context.Context, method string, params any) (json.RawMessage, int, error) {
+// postJSON calls a Bot API method with a JSON body and decodes its result
+// into result, which may be nil when the caller needs none (sendMessage:
+// Telegram echoes the whole message back, and parsing that was a tenth of
+// the CPU under load). It returns the HTTP status (0 when there was no
+// response). Failures carry the library's error values
+// (TooManyRequestsError, ErrorForbidden, ErrorUnauthorized, …) so that
+// callers classify them the same whichever way a call was made. It counts
+// no metrics: callers do, once per attempt. The token never appears in an
+// error.
+func (a *Adapter) postJSON(ctx context.Context, method string, params any, result any) (int, error) {
 	body, err := json.Marshal(params)
 	if err != nil {
-		return nil, 0, fmt.Errorf("encode %s: %w", method, err)
+		return 0, fmt.Errorf("encode %s: %w", method, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.apiURL+"/bot"+a.token+"/"+method, bytes.NewReader(body))
 	if err != nil {
-		return nil, 0, fmt.Errorf("build %s request: %w", method, err)
+		return 0, fmt.Errorf("build %s request: %w", method, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := a.http.Do(req)
@@ -294,21 +297,38 @@ func (a *Adapter) postJSON(ctx context.Context, method string, params any) (json
 		if errors.As(err, &ue) {
 			err = ue.Err // the URL holds the token
 		}
-		return nil, 0, fmt.Errorf("%s: %w", method, err)
+		return 0, fmt.Errorf("%s: %w", method, err)
 	}
 	defer resp.Body.Close()
 	status := resp.StatusCode
-	var r apiResponse
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&r); err != nil {
-		return nil, status, fmt.Errorf("%s: HTTP %d: decode: %w", method, status, err)
+	buf := responseBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledResponse {
+			buf.Reset()
+			responseBuffers.Put(buf)
+		}
+	}()
+	buf.Reset()
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxResponseBody)); err != nil {
+		return status, fmt.Errorf("%s: HTTP %d: read: %w", method, status, err)
+	}
+	if result == nil && bytes.HasPrefix(buf.Bytes(), okPrefix) {
+		return status, nil
+	}
+	if result == nil {
+		result = new(json.RawMessage)
+	}
+	r := apiResponse{Result: result}
+	if err := json.Unmarshal(buf.Bytes(), &r); err != nil {
+		return status, fmt.Errorf("%s: HTTP %d: decode: %w", method, status, err)
 	}
 	if r.OK {
-		return r.Result, status, nil
+		return status, nil
 	}
 	be := &botError{method: method, code: r.ErrorCode, desc: r.Description}
 	switch r.ErrorCode {
 	case http.StatusTooManyRequests:
-		return nil, status, &tgbot.TooManyRequestsError{Message: method + ": " + r.Description, RetryAfter: r.Parameters.RetryAfter}
+		return status, &tgbot.TooManyRequestsError{Message: method + ": " + r.Description, RetryAfter: r.Parameters.RetryAfter}
 	case http.StatusUnauthorized:
 		be.kind = tgbot.ErrorUnauthorized
 	case http.StatusForbidden:
@@ -320,8 +340,20 @@ func (a *Adapter) postJSON(ctx context.Context, method string, params any) (json
 	case http.StatusBadRequest:
 		be.kind = tgbot.ErrorBadRequest
 	}
-	return nil, status, be
+	return status, be
 }
+
+// okPrefix starts every successful Bot API answer; Telegram writes "ok"
+// first.
+var okPrefix = []byte(`{"ok":true,`)
+
+const (
+	maxResponseBody   = 64 << 20
+	maxPooledResponse = 1 << 20 // larger buffers are left to the collector
+)
+
+// responseBuffers recycles response bodies: decoding copies what it keeps.
+var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // maxRequestBody bounds a buffered Bot API request: a message is at most
 // 4096 characters plus its keyboard.
