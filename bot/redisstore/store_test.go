@@ -140,6 +140,13 @@ func TestStoppedRedis(t *testing.T) {
 		"MarkBlocked": func() error { return s.MarkBlocked(ctx, 1) },
 		"Blocked":     func() error { _, err := s.Blocked(ctx, 1); return err },
 		"Ping":        func() error { return s.Ping(ctx) },
+		"HoldUpdates": func() error {
+			return s.HoldUpdates(ctx, time.Now(), map[int64][]byte{1: []byte(`{"update_id":1}`)})
+		},
+		"ReleaseUpdates": func() error { return s.ReleaseUpdates(ctx, []int64{1}) },
+		"HeldUpdates": func() error {
+			return s.HeldUpdates(ctx, func(int64, time.Time, []byte) {})
+		},
 	}
 	for name, call := range calls {
 		start := time.Now()

@@ -48,8 +48,11 @@ type Options struct {
 	Handler     Handler
 	Coordinator Coordinator // nil: no cross-replica dedupe
 	Blocklist   Blocklist   // nil: blocked chats are not remembered
-	Metrics     Metrics     // nil: no metrics
-	Logger      *slog.Logger
+	// Handoff lets polling confirm updates as soon as they are held,
+	// instead of once handled (see RunPolling). Nil: not used.
+	Handoff Handoff
+	Metrics Metrics // nil: no metrics
+	Logger  *slog.Logger
 	// HTTPClient talks to the Bot API. Nil means a client whose transport
 	// keeps up to 100 idle connections to the API host: the standard
 	// library default of 2 leaves thousands of sockets in TIME_WAIT under
@@ -105,6 +108,7 @@ type Adapter struct {
 	actionTimeout  time.Duration // sendChatAction, answerCallbackQuery
 	typingDelay    time.Duration // handler time after which "typing…" is shown
 	pinnedGap      time.Duration // least time between fetches while the offset is pinned
+	releaseEvery   time.Duration // how often handled updates are released from the Handoff
 }
 
 // New builds an Adapter. It makes no network calls: the token is checked by
@@ -156,6 +160,7 @@ func New(opts Options) (*Adapter, error) {
 		actionTimeout:  3 * time.Second,
 		typingDelay:    300 * time.Millisecond,
 		pinnedGap:      10 * time.Millisecond,
+		releaseEvery:   100 * time.Millisecond,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

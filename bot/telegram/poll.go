@@ -19,19 +19,23 @@ var allowedUpdates = []string{models.AllowedUpdateMessage, models.AllowedUpdateC
 
 // RunPolling receives updates with getUpdates until ctx is cancelled, then
 // finishes the updates in hand within DrainTimeout, confirms those that
-// were handled and returns nil. An update is confirmed to Telegram (the
-// getUpdates offset moves past it) only once it and every update fetched
-// before it were handled, so a crash or restart redelivers, never loses.
-// It returns an error only when the token is rejected or the Bot API
-// cannot be reached at start.
+// are safe to forget and returns nil. An update is confirmed to Telegram
+// (the getUpdates offset moves past it) only once it is handled or held by
+// Options.Handoff, and every update fetched before it is too, so a crash
+// or restart redelivers or recovers it, never loses it. It returns an
+// error only when the token is rejected or the Bot API cannot be reached
+// at start.
 //
-// The price of that guarantee: the offset stays at the oldest unfinished
-// update, and getUpdates returns at most 100 updates from the offset, so
-// while one update is unfinished at most 100 later updates (of any chat)
-// can be in hand. A slow update, such as a question whose answer waits up
-// to 15 s for the LLM, delays the handling of other chats' updates once
-// 100 have arrived behind it. Webhook mode has no such limit: each update
-// is its own request.
+// Without a Handoff (or while it fails, e.g. Redis is down) the offset
+// stays at the oldest unfinished update. getUpdates returns at most 100
+// updates from the offset, so while one update is unfinished at most 100
+// later updates (of any chat) can be in hand: a slow update, such as a
+// question whose answer waits up to 15 s for the LLM, then delays other
+// chats. Every fetch also returns all the updates still in hand, which
+// under load cost more CPU than handling them. With a working Handoff each
+// batch is held in one round trip and confirmed by the next fetch, so
+// neither limit applies. Webhook mode has neither: each update is its own
+// request.
 func (a *Adapter) RunPolling(ctx context.Context) error {
 	if err := a.identify(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -56,36 +60,70 @@ func (a *Adapter) RunPolling(ctx context.Context) error {
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hcancel()
 
-	tr := newTracker()
-	queues := make([]chan *models.Update, a.opts.Workers)
+	p := &poller{a: a, tr: newTracker(), queues: make([]chan job, a.opts.Workers)}
+	if a.opts.Handoff != nil {
+		p.rel = newReleaser(a.opts.Handoff, a.log, a.releaseEvery)
+		go p.rel.run()
+	}
 	var wg sync.WaitGroup
-	for i := range queues {
-		q := make(chan *models.Update, 64)
-		queues[i] = q
+	for i := range p.queues {
+		q := make(chan job, 64)
+		p.queues[i] = q
 		wg.Go(func() {
-			for u := range q {
-				if a.process(hctx, u) != outcomeAborted {
-					tr.finish(u.ID)
+			for j := range q {
+				if a.process(hctx, j.u) == outcomeAborted {
+					continue // stays held, or unconfirmed
+				}
+				if j.held {
+					p.rel.add(j.u.ID)
+				} else {
+					p.tr.finish(j.u.ID)
 				}
 			}
 		})
 	}
 
-	err = a.fetch(ctx, tr, queues)
+	err = p.fetch(ctx)
 
 	drain := time.AfterFunc(a.opts.DrainTimeout, hcancel)
 	defer drain.Stop()
-	for _, q := range queues {
+	for _, q := range p.queues {
 		close(q)
 	}
 	wg.Wait()
-	a.confirm(ctx, tr.offset())
+	if p.rel != nil {
+		p.rel.stop()
+	}
+	a.confirm(ctx, p.tr.offset())
 	return err
+}
+
+// poller is the state of one RunPolling.
+type poller struct {
+	a         *Adapter
+	tr        *tracker
+	queues    []chan job
+	rel       *releaser // nil without a Handoff
+	recovered bool      // held updates of an earlier run were dispatched
+	holding   bool      // the last HoldUpdates worked (to log changes, not every failure)
+}
+
+// job is an update for a worker. held: it is in the Handoff, so once
+// handled it is released there; otherwise the tracker lets the offset pass
+// it.
+type job struct {
+	u    *models.Update
+	held bool
 }
 
 // fetch runs the getUpdates loop and dispatches each update to the worker
 // of its chat, so one chat's updates are handled in order.
-func (a *Adapter) fetch(ctx context.Context, tr *tracker, queues []chan *models.Update) error {
+func (p *poller) fetch(ctx context.Context) error {
+	a, tr := p.a, p.tr
+	p.holding = true
+	if a.opts.Handoff != nil && !p.recover(ctx) && ctx.Err() != nil {
+		return nil
+	}
 	backoff := a.firstBackoff
 	for ctx.Err() == nil {
 		offset, advanced := tr.state()
@@ -111,19 +149,23 @@ func (a *Adapter) fetch(ctx context.Context, tr *tracker, queues []chan *models.
 		}
 		backoff = a.firstBackoff
 
-		fresh := 0
+		fresh := updates[:0]
 		for _, u := range updates {
-			if !tr.add(u.ID) {
-				continue // still in hand from an earlier fetch
-			}
-			fresh++
-			select {
-			case queues[workerFor(chatOf(u), len(queues))] <- u:
-			case <-ctx.Done():
-				return nil // u stays unfinished, hence unconfirmed
+			if tr.add(u.u.ID) {
+				fresh = append(fresh, u)
 			}
 		}
-		if len(updates) > 0 && fresh == 0 {
+		held := p.hold(ctx, fresh)
+		if held && !p.recovered {
+			// The Handoff works again: pick up what an earlier run left.
+			p.recover(ctx)
+		}
+		for _, u := range fresh {
+			if !p.dispatch(ctx, job{u: u.u, held: held}) {
+				return nil // u stays held or unfinished, hence unconfirmed
+			}
+		}
+		if len(updates) > 0 && len(fresh) == 0 {
 			// An unfinished update pins the offset, so Telegram answers at
 			// once with updates already in hand. Ask again when the
 			// offset moves, or after a pause to pick up other chats'
@@ -146,6 +188,95 @@ func (a *Adapter) fetch(ctx context.Context, tr *tracker, queues []chan *models.
 		}
 	}
 	return nil
+}
+
+func (p *poller) dispatch(ctx context.Context, j job) bool {
+	select {
+	case p.queues[workerFor(chatOf(j.u), len(p.queues))] <- j:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// hold puts freshly fetched updates into the Handoff; true when they are
+// held there (the tracker then lets the offset pass them at once).
+func (p *poller) hold(ctx context.Context, fresh []fetched) bool {
+	h := p.a.opts.Handoff
+	if h == nil || len(fresh) == 0 {
+		return false
+	}
+	raw := make(map[int64][]byte, len(fresh))
+	for _, u := range fresh {
+		raw[u.u.ID] = u.raw
+	}
+	err := h.HoldUpdates(ctx, p.a.now(), raw)
+	switch {
+	case err != nil && p.holding:
+		p.a.log.Warn("hold updates; confirming them only once handled", "err", err)
+	case err == nil && !p.holding:
+		p.a.log.Info("holding updates again")
+	}
+	p.holding = err == nil
+	if err != nil {
+		return false
+	}
+	for _, u := range fresh {
+		p.tr.finish(u.u.ID)
+	}
+	return true
+}
+
+// heldMaxAge mirrors Telegram, which keeps an unconfirmed update for 24 h:
+// a held update older than that is dropped, not answered a day late.
+const heldMaxAge = 24 * time.Hour
+
+// recover dispatches the updates an earlier run left held (it crashed or
+// its drain ran out) before any new update, and reports whether the
+// Handoff could be read; if not, fetch tries again after the next HoldUpdates
+// that works.
+func (p *poller) recover(ctx context.Context) bool {
+	a := p.a
+	// Held updates at or after the first one fetched in this run were not
+	// confirmed before, so Telegram delivered them again and they are
+	// already in hand: only their hold is dropped.
+	first := p.tr.first()
+	var jobs []job
+	var drop []int64
+	err := a.opts.Handoff.HeldUpdates(ctx, func(id int64, at time.Time, raw []byte) {
+		if first != 0 && id >= first || a.now().Sub(at) > heldMaxAge {
+			drop = append(drop, id)
+			return
+		}
+		u := new(models.Update)
+		if err := json.Unmarshal(raw, u); err != nil || u.ID != id {
+			a.log.Warn("drop undecodable held update", "update_id", id)
+			drop = append(drop, id)
+			return
+		}
+		jobs = append(jobs, job{u: u, held: true})
+	})
+	if err != nil {
+		a.log.Warn("read held updates; trying again later", "err", err)
+		return false
+	}
+	p.recovered = true
+	if len(jobs)+len(drop) > 0 {
+		a.log.Info("recovered held updates", "to_handle", len(jobs), "dropped", len(drop))
+	}
+	for _, id := range drop {
+		p.rel.add(id)
+	}
+	if first == 0 && len(jobs) > 0 {
+		// Confirm them: they are safe in the Handoff.
+		p.tr.seed(jobs[len(jobs)-1].u.ID)
+	}
+	for _, j := range jobs {
+		if !p.dispatch(ctx, j) {
+			break // still held: the next run recovers them
+		}
+	}
+	return true
 }
 
 // confirm tells Telegram which updates were handled: getUpdates with a
@@ -175,6 +306,7 @@ type tracker struct {
 	done     map[int64]bool
 	base     int64 // next getUpdates offset; 0 until something is finished
 	maxSeen  int64
+	firstID  int64
 	advanced chan struct{} // closed when base moves
 }
 
@@ -190,6 +322,9 @@ func (t *tracker) add(id int64) bool {
 		return false
 	}
 	t.maxSeen = id
+	if t.firstID == 0 {
+		t.firstID = id
+	}
 	t.order = append(t.order, id)
 	return true
 }
@@ -200,6 +335,25 @@ func (t *tracker) inHand(id int64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return id <= t.maxSeen
+}
+
+// first is the first update fetched in this run, 0 before any.
+func (t *tracker) first() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.firstID
+}
+
+// seed treats every update up to id as finished and known: they were
+// recovered from the Handoff before anything was fetched, so Telegram may
+// forget them (and any copy it delivers again is skipped).
+func (t *tracker) seed(id int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if id > t.maxSeen && len(t.order) == 0 {
+		t.maxSeen = id
+		t.base = id + 1
+	}
 }
 
 func (t *tracker) finish(id int64) {
@@ -251,8 +405,15 @@ type apiResponse struct {
 // getUpdates is called directly because the library's loop is unexported
 // and confirms updates before they are handled.
 //
+// fetched is an update from getUpdates with its JSON as Telegram sent it
+// (what the Handoff holds).
+type fetched struct {
+	u   *models.Update
+	raw json.RawMessage
+}
+
 // Updates for which skip returns true are returned with their ID only.
-func (a *Adapter) getUpdates(ctx context.Context, offset int64, limit int, wait time.Duration, skip func(id int64) bool) ([]*models.Update, error) {
+func (a *Adapter) getUpdates(ctx context.Context, offset int64, limit int, wait time.Duration, skip func(id int64) bool) ([]fetched, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait+a.callTimeout)
 	defer cancel()
 	var raws []json.RawMessage
@@ -263,7 +424,7 @@ func (a *Adapter) getUpdates(ctx context.Context, offset int64, limit int, wait 
 		a.apiError("getUpdates", status, err)
 		return nil, err
 	}
-	updates := make([]*models.Update, 0, len(raws))
+	updates := make([]fetched, 0, len(raws))
 	for _, raw := range raws {
 		id, ok := updateID(raw)
 		if !ok {
@@ -273,7 +434,7 @@ func (a *Adapter) getUpdates(ctx context.Context, offset int64, limit int, wait 
 			// Still in hand: while an unfinished update pins the offset,
 			// every fetch returns it again, and decoding it each time
 			// cost a fifth of the CPU under load.
-			updates = append(updates, &models.Update{ID: id})
+			updates = append(updates, fetched{u: &models.Update{ID: id}})
 			continue
 		}
 		u := new(models.Update)
@@ -283,7 +444,7 @@ func (a *Adapter) getUpdates(ctx context.Context, offset int64, limit int, wait 
 			a.log.Warn("undecodable update", "err", err)
 			u = &models.Update{ID: id}
 		}
-		updates = append(updates, u)
+		updates = append(updates, fetched{u: u, raw: raw})
 	}
 	return updates, nil
 }

@@ -45,7 +45,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	tg, err := telegram.New(telegram.Options{
 		Token: c.Token, APIURL: c.APIURL, WebhookURL: c.WebhookURL, WebhookSecret: c.WebhookSecret,
 		Handler:     timed{next: parts.engine, hist: m.latency},
-		Coordinator: parts.store, Blocklist: parts.store, Metrics: m, Logger: log,
+		Coordinator: parts.store, Blocklist: parts.store, Handoff: parts.store, Metrics: m, Logger: log,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

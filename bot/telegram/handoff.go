@@ -1,0 +1,109 @@
+package telegram
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Handoff keeps fetched updates in shared storage, so that polling can
+// confirm them to Telegram before they are handled and a crash still loses
+// none: the next RunPolling handles what is left. bot/redisstore
+// implements it. Held updates hold message text, so the storage must be as
+// private as the conversation state.
+type Handoff interface {
+	// HoldUpdates stores updates (update_id to the update's JSON) received at
+	// at. Nothing may be half-stored: on error, none counts as held.
+	HoldUpdates(ctx context.Context, at time.Time, updates map[int64][]byte) error
+	// ReleaseUpdates forgets updates that were handled (or given up on).
+	ReleaseUpdates(ctx context.Context, ids []int64) error
+	// HeldUpdates calls yield for each update still held, in update_id order.
+	HeldUpdates(ctx context.Context, yield func(id int64, at time.Time, raw []byte)) error
+}
+
+// releaser batches Handoff.ReleaseUpdates calls off the handling path: a handled
+// update is released within releaseEvery, in one round trip with the
+// others. An update handled but not yet released when the process dies is
+// recovered and handled again, where the Coordinator's dedupe drops it.
+type releaser struct {
+	h     Handoff
+	log   *slog.Logger
+	every time.Duration
+
+	mu      sync.Mutex
+	pending []int64
+	kick    chan struct{} // a full batch is waiting
+	quit    chan struct{}
+	done    chan struct{}
+}
+
+const (
+	releaseBatch = 256
+	// maxUnreleased bounds the IDs kept while ReleaseUpdates fails; past it the
+	// oldest are given up on (their updates would be recovered, found
+	// handled by the Coordinator and dropped).
+	maxUnreleased  = 100_000
+	releaseTimeout = 2 * time.Second
+)
+
+func newReleaser(h Handoff, log *slog.Logger, every time.Duration) *releaser {
+	return &releaser{h: h, log: log, every: every, kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (r *releaser) add(id int64) {
+	r.mu.Lock()
+	r.pending = append(r.pending, id)
+	full := len(r.pending) >= releaseBatch
+	r.mu.Unlock()
+	if full {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (r *releaser) run() {
+	defer close(r.done)
+	tick := time.NewTicker(r.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.quit:
+			r.flush()
+			return
+		case <-tick.C:
+		case <-r.kick:
+		}
+		r.flush()
+	}
+}
+
+// stop releases what is pending and ends run.
+func (r *releaser) stop() {
+	close(r.quit)
+	<-r.done
+}
+
+func (r *releaser) flush() {
+	r.mu.Lock()
+	ids := r.pending
+	r.pending = nil
+	r.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+	defer cancel()
+	if err := r.h.ReleaseUpdates(ctx, ids); err != nil {
+		r.mu.Lock()
+		r.pending = append(ids, r.pending...)
+		if over := len(r.pending) - maxUnreleased; over > 0 {
+			r.pending = r.pending[over:]
+		}
+		n := len(r.pending)
+		r.mu.Unlock()
+		r.log.Warn("release handled updates; trying again", "err", err, "pending", n)
+	}
+}

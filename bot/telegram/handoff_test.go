@@ -1,0 +1,286 @@
+package telegram
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/telegram/telegramtest"
+)
+
+// memHandoff is an in-memory Handoff; fail makes every call fail, like a
+// Redis that is down.
+type memHandoff struct {
+	mu    sync.Mutex
+	held  map[int64]memHeld
+	fail  bool
+	holds int
+}
+
+type memHeld struct {
+	at  time.Time
+	raw []byte
+}
+
+var errHandoffDown = errors.New("handoff down")
+
+func newMemHandoff() *memHandoff { return &memHandoff{held: map[int64]memHeld{}} }
+
+func (m *memHandoff) HoldUpdates(_ context.Context, at time.Time, updates map[int64][]byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return errHandoffDown
+	}
+	m.holds++
+	for id, raw := range updates {
+		m.held[id] = memHeld{at: at, raw: slices.Clone(raw)}
+	}
+	return nil
+}
+
+func (m *memHandoff) ReleaseUpdates(_ context.Context, ids []int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return errHandoffDown
+	}
+	for _, id := range ids {
+		delete(m.held, id)
+	}
+	return nil
+}
+
+func (m *memHandoff) HeldUpdates(_ context.Context, yield func(id int64, at time.Time, raw []byte)) error {
+	m.mu.Lock()
+	if m.fail {
+		m.mu.Unlock()
+		return errHandoffDown
+	}
+	held := maps.Clone(m.held)
+	m.mu.Unlock()
+	for _, id := range slices.Sorted(maps.Keys(held)) {
+		yield(id, held[id].at, held[id].raw)
+	}
+	return nil
+}
+
+func (m *memHandoff) ids() []int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Sorted(maps.Keys(m.held))
+}
+
+func (m *memHandoff) put(t *testing.T, id int64, at time.Time, chatID int64, text string) {
+	t.Helper()
+	u := telegramtest.TextUpdate(chatID, text)
+	u.ID = id
+	raw, err := json.Marshal(&u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	m.held[id] = memHeld{at: at, raw: raw}
+	m.mu.Unlock()
+}
+
+// waitFor polls cond until it holds; the test context bounds the wait.
+func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("gave up waiting for %s", what)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// blockOn makes the handler wait on text until release is called (or its
+// context ends).
+func blockOn(e *env, text string) (release func()) {
+	gate := make(chan struct{})
+	var once sync.Once
+	e.h.hook = func(ctx context.Context, m bot.Message) error {
+		if m.Text != text {
+			return nil
+		}
+		select {
+		case <-gate:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return func() { once.Do(func() { close(gate) }) }
+}
+
+// With a hand-off, a slow update no longer pins the getUpdates offset:
+// Telegram may forget it while it is handled, because it is held.
+func TestHandoffConfirmsHeldUpdatesBeforeHandling(t *testing.T) {
+	h := newMemHandoff()
+	e := newEnv(t, func(o *Options) { o.Handoff = h })
+	ctx := testCtx(t)
+	release := blockOn(e, "slow")
+	slow := e.fake.PushText(1, "slow")
+	cancel := runPolling(t, e.a)
+
+	later := e.fake.PushText(2, "quick")
+	if _, err := e.fake.WaitSent(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "the offset to pass the slow update", func() bool { return e.fake.Confirmed() > later })
+	if got := h.ids(); !slices.Contains(got, slow) {
+		t.Fatalf("held %v while the slow update %d is handled, want it held", got, slow)
+	}
+
+	release()
+	if _, err := e.fake.WaitSent(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := cancel(); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.ids(); len(got) != 0 {
+		t.Errorf("still held after handling: %v", got)
+	}
+	if n := len(e.fake.Sent()); n != 2 {
+		t.Errorf("%d replies, want 2", n)
+	}
+}
+
+// An update still in hand when the process stops (the drain ran out) was
+// already confirmed to Telegram; the next run answers it from the
+// hand-off, once.
+func TestHandoffRestartAnswersWhatWasHeld(t *testing.T) {
+	h := newMemHandoff()
+	e := newEnv(t, func(o *Options) { o.Handoff = h; o.DrainTimeout = 20 * time.Millisecond })
+	ctx := testCtx(t)
+	blockOn(e, "stuck") // never released in the first run
+	stuck := e.fake.PushText(1, "stuck")
+	e.fake.PushText(2, "fine")
+	cancel := runPolling(t, e.a)
+	if _, err := e.fake.WaitSent(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "the offset to pass the stuck update", func() bool { return e.fake.Confirmed() > stuck })
+	if err := cancel(); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.fake.Pending(); p != 0 {
+		t.Fatalf("Telegram still has %d updates; the test needs them confirmed", p)
+	}
+	if got := h.ids(); !slices.Equal(got, []int64{stuck}) {
+		t.Fatalf("held after the first run: %v, want [%d]", got, stuck)
+	}
+
+	e.h.hook = nil
+	a2, err := New(e.options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel2 := runPolling(t, a2)
+	sent, err := e.fake.WaitSent(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cancel2(); err != nil {
+		t.Fatal(err)
+	}
+	if sent[1].Text != "echo stuck" || sent[1].ChatID != 1 {
+		t.Errorf("second run sent %+v, want the answer to the stuck update", sent[1])
+	}
+	if n := len(e.fake.Sent()); n != 2 {
+		t.Errorf("%d replies in all, want 2 (each update answered once)", n)
+	}
+	if got := h.ids(); len(got) != 0 {
+		t.Errorf("still held: %v", got)
+	}
+}
+
+// A crash between holding a batch and confirming it leaves the updates both
+// held and with Telegram: each is answered once.
+func TestHandoffHeldAndRedeliveredAnsweredOnce(t *testing.T) {
+	h := newMemHandoff()
+	e := newEnv(t, func(o *Options) { o.Handoff = h })
+	ctx := testCtx(t)
+	id := e.fake.PushText(4, "twice?")
+	h.put(t, id, e.options.Now(), 4, "twice?")
+	next := e.fake.PushText(4, "next")
+	cancel := runPolling(t, e.a)
+	if _, err := e.fake.WaitSent(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "everything confirmed", func() bool { return e.fake.Confirmed() > next })
+	if err := cancel(); err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, m := range e.fake.Sent() {
+		texts = append(texts, m.Text)
+	}
+	if !slices.Equal(texts, []string{"echo twice?", "echo next"}) {
+		t.Errorf("sent %q, want each update answered once, in order", texts)
+	}
+}
+
+// Telegram keeps an update for 24 hours; a held update older than that is
+// dropped rather than answered a day late.
+func TestHandoffDropsDayOldUpdates(t *testing.T) {
+	h := newMemHandoff()
+	e := newEnv(t, func(o *Options) { o.Handoff = h })
+	ctx := testCtx(t)
+	h.put(t, 5, e.options.Now().Add(-25*time.Hour), 9, "yesterday")
+	h.put(t, 6, e.options.Now().Add(-time.Hour), 9, "an hour ago")
+	cancel := runPolling(t, e.a)
+	if _, err := e.fake.WaitSent(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "the hand-off to empty", func() bool { return len(h.ids()) == 0 })
+	if err := cancel(); err != nil {
+		t.Fatal(err)
+	}
+	sent := e.fake.Sent()
+	if len(sent) != 1 || sent[0].Text != "echo an hour ago" {
+		t.Errorf("sent %+v, want only the answer to the recent update", sent)
+	}
+}
+
+// While the hand-off fails, polling works as without one: an update is
+// confirmed only once it and everything before it was handled.
+func TestHandoffDownFallsBackToConfirmAfterHandling(t *testing.T) {
+	h := newMemHandoff()
+	h.fail = true
+	e := newEnv(t, func(o *Options) { o.Handoff = h })
+	ctx := testCtx(t)
+	release := blockOn(e, "slow")
+	slow := e.fake.PushText(1, "slow")
+	cancel := runPolling(t, e.a)
+	quick := e.fake.PushText(2, "quick")
+	if _, err := e.fake.WaitSent(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.fake.Confirmed(); got > slow {
+		t.Fatalf("confirmed up to %d while update %d is unfinished and not held", got, slow)
+	}
+	release()
+	if _, err := e.fake.WaitSent(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := cancel(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.fake.Confirmed(); got != quick+1 {
+		t.Errorf("confirmed %d after the drain, want %d", got, quick+1)
+	}
+	if !strings.Contains(e.logs.String(), `"msg":"hold updates`) {
+		t.Error("no warning that updates could not be held")
+	}
+}
