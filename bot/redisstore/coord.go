@@ -146,24 +146,25 @@ func (s *Store) Begin(ctx context.Context, chatID, updateID int64) (done func(ha
 // trip instead of two. The state is kept for the Load that follows the
 // claim (see takePrefetched); it is dropped unless the chat was claimed.
 func (s *Store) beginAndPrefetch(ctx context.Context, chatID int64, keys []string, args ...any) (int64, error) {
-	ctx, cancel := s.op(ctx)
-	defer cancel()
-	pipe := s.rdb.Pipeline()
-	claim := beginScript.EvalSha(ctx, pipe, keys, args...)
-	state := pipe.MGet(ctx, s.stateKeys(chatID, chatID)...)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		if redis.HasErrorPrefix(claim.Err(), "NOSCRIPT") {
-			// The server lost the script (restart, SCRIPT FLUSH):
-			// runScript sends it again.
-			return s.runScript(ctx, beginScript, keys, args...)
-		}
+	var claim *redis.Cmd
+	var state *redis.SliceCmd
+	err := s.pipelined(ctx, func(pipe redis.Pipeliner) {
+		claim = beginScript.EvalSha(ctx, pipe, keys, args...)
+		state = pipe.MGet(ctx, s.stateKeys(chatID, chatID)...)
+	})
+	if err != nil {
 		return 0, s.classify(err)
+	}
+	if redis.HasErrorPrefix(claim.Err(), "NOSCRIPT") {
+		// The server lost the script (restart, SCRIPT FLUSH): runScript
+		// sends it again.
+		return s.runScript(ctx, beginScript, keys, args...)
 	}
 	r, err := claim.Int64()
 	if err != nil {
 		return 0, s.classify(err)
 	}
-	if r == 1 {
+	if r == 1 && state.Err() == nil {
 		s.prefetched.Store(chatID, state.Val())
 	}
 	return r, nil
@@ -228,9 +229,19 @@ func (s *Store) leave(keys []string, entry string, handled bool) {
 	if handled {
 		h = "1"
 	}
-	_, err := s.runScript(context.Background(), doneScript, keys, entry, h, s.opt.DedupeTTL.Milliseconds())
+	args := []any{entry, h, s.opt.DedupeTTL.Milliseconds()}
+	var done *redis.Cmd
+	err := s.pipelined(context.Background(), func(pipe redis.Pipeliner) {
+		done = doneScript.EvalSha(context.Background(), pipe, keys, args...)
+	})
+	if err == nil {
+		err = done.Err()
+		if redis.HasErrorPrefix(err, "NOSCRIPT") {
+			_, err = s.runScript(context.Background(), doneScript, keys, args...)
+		}
+	}
 	if err != nil {
-		s.log.Warn("release chat claim; the chat waits for the lease to run out", "err", err)
+		s.log.Warn("release chat claim; the chat waits for the lease to run out", "err", s.classify(err))
 	}
 }
 

@@ -126,6 +126,7 @@ type Store struct {
 	// prefetched holds, per claimed private chat, the session state read
 	// in the claim's round trip: chat id -> []any from MGET.
 	prefetched sync.Map
+	batch      coalescer // the per-update claims and releases
 }
 
 // Open connects to Redis, checks that it answers and loads the Lua scripts.
