@@ -39,7 +39,10 @@ type Options struct {
 	WebhookURL    string
 	WebhookSecret string
 	// Workers bounds how many chats are handled at the same time while
-	// polling; 16 when zero.
+	// polling; 64 when zero. A chat is always handled by the same worker,
+	// so a slow answer (an LLM call) also holds up the other chats of its
+	// worker: many cheap workers keep that rare, and under load their
+	// Redis calls share round trips (BENCHMARKS.md).
 	Workers int
 	// DrainTimeout bounds how long updates already received are still
 	// handled after the context of RunPolling is cancelled; 10 s when zero.
@@ -134,7 +137,7 @@ func New(opts Options) (*Adapter, error) {
 		opts.APIURL = DefaultAPIURL
 	}
 	if opts.Workers == 0 {
-		opts.Workers = 16
+		opts.Workers = 64
 	}
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 10 * time.Second
