@@ -612,16 +612,36 @@ func readAPIParams(r *http.Request) (apiParams, error) {
 	ct, ctParams, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch ct {
 	case "application/json":
-		var m map[string]json.RawMessage
-		if err := json.NewDecoder(body).Decode(&m); err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("decode json: %w", err)
+		// Only the fields the fake reads, in one pass: the harness shares
+		// the cores with the bot, and decoding each reply generically (as
+		// a first version did, four passes over the text) cost a sixth of
+		// its CPU and lowered the measured ratio.
+		var v struct {
+			ChatID  *json.Number `json:"chat_id"`
+			Offset  *json.Number `json:"offset"`
+			Limit   *json.Number `json:"limit"`
+			Timeout *json.Number `json:"timeout"`
+			Text    *string      `json:"text"`
+			URL     *string      `json:"url"`
+			Secret  *string      `json:"secret_token"`
 		}
-		for k, v := range m {
-			var s string
-			if json.Unmarshal(v, &s) == nil {
-				p[k] = s
-			} else {
-				p[k] = string(v)
+		raw, err := io.ReadAll(body)
+		if err != nil {
+			return nil, fmt.Errorf("read json: %w", err)
+		}
+		if len(bytes.TrimSpace(raw)) > 0 {
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return nil, fmt.Errorf("decode json: %w", err)
+			}
+		}
+		for k, n := range map[string]*json.Number{"chat_id": v.ChatID, "offset": v.Offset, "limit": v.Limit, "timeout": v.Timeout} {
+			if n != nil {
+				p[k] = n.String()
+			}
+		}
+		for k, s := range map[string]*string{"text": v.Text, "url": v.URL, "secret_token": v.Secret} {
+			if s != nil {
+				p[k] = *s
 			}
 		}
 	case "multipart/form-data":

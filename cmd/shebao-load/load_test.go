@@ -314,6 +314,9 @@ func TestOptionsBounded(t *testing.T) {
 	if _, err := parseOptions([]string{"--users", "0", "--duration", "2h", "--mode", "smoke"}, &stderr); err == nil {
 		t.Error("out-of-range flags accepted")
 	}
+	if _, err := parseOptions([]string{"--rounds", "0"}, &stderr); err == nil || !strings.Contains(err.Error(), "--rounds") {
+		t.Errorf("--rounds 0: %v, want an error naming --rounds", err)
+	}
 	o, err := parseOptions([]string{"--scenario", "replicas"}, &stderr)
 	if err != nil {
 		t.Fatal(err)
@@ -324,3 +327,47 @@ func TestOptionsBounded(t *testing.T) {
 }
 
 func listenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// shebao sends JSON; the fake reads the fields it needs in one pass,
+// exactly, whatever else the body holds.
+func TestReadAPIParamsJSON(t *testing.T) {
+	body := `{"chat_id":9007199254740993,"text":"依据：\u003cb\u003e第七十四条\u003c/b\u003e \"引号\"","parse_mode":"HTML",` +
+		`"link_preview_options":{"is_disabled":true},"reply_markup":{"inline_keyboard":[[{"text":"x","callback_data":"y"}]]},"offset":17}`
+	r, _ := http.NewRequest(http.MethodPost, "/bot1:test/sendMessage", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	p, err := readAPIParams(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := apiParams{"chat_id": "9007199254740993", "text": `依据：<b>第七十四条</b> "引号"`, "offset": "17"}
+	if diff := cmp.Diff(want, p); diff != "" {
+		t.Errorf("params (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{`{"chat_id":`, `{"text":5}`} {
+		r, _ := http.NewRequest(http.MethodPost, "/x", strings.NewReader(bad))
+		r.Header.Set("Content-Type", "application/json")
+		if _, err := readAPIParams(r); err == nil {
+			t.Errorf("body %s accepted", bad)
+		}
+	}
+	r, _ = http.NewRequest(http.MethodPost, "/x", strings.NewReader(""))
+	r.Header.Set("Content-Type", "application/json")
+	if p, err := readAPIParams(r); err != nil || len(p) != 0 {
+		t.Errorf("empty body: %v, %v", p, err)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{
+		{[]float64{0.7}, 0.7},
+		{[]float64{0.9, 0.5, 0.7}, 0.7},
+		{[]float64{0.8, 0.6, 1.0, 0.5}, 0.7},
+	} {
+		if got := median(c.in); got < c.want-1e-9 || got > c.want+1e-9 {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}

@@ -33,8 +33,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -53,10 +55,11 @@ var errProblems = errors.New("problems found")
 // options are the command-line flags of a load run.
 type options struct {
 	users, distinct, burst, messages, maxConns int
+	rounds                                     int
 	duration, answerTimeout, drain, settle     time.Duration
 	faultAt, outage                            time.Duration
 	mode, scenario, bin, src, redisURL, dir    string
-	serveLog                                   string
+	serveLog, cpuProfile                       string
 	echo, json, keep, chatParallel             bool
 	think                                      time.Duration
 	seed                                       uint64
@@ -77,6 +80,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.users, "users", 200, "concurrent simulated users (closed loop)")
 	fs.IntVar(&o.distinct, "distinct-users", 0, "chats taking turns; when set without --messages, each writes once (memory after N distinct users)")
 	fs.IntVar(&o.burst, "burst", 0, "messages a user sends before waiting for the answers (default 1; 3 for --scenario replicas)")
+	fs.IntVar(&o.rounds, "rounds", 1, "in --scenario load with the echo bot, alternate shebao and echo phases this many times and report the median ratio")
 	fs.IntVar(&o.messages, "messages", 0, "stop after this many updates (0: only --duration bounds the run)")
 	fs.IntVar(&o.maxConns, "max-connections", 40, "concurrent webhook deliveries, like setWebhook's max_connections")
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "sending window of each phase")
@@ -92,6 +96,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.redisURL, "redis-url", "", "use this Redis instead of starting redis-server (not with redis-restart)")
 	fs.StringVar(&o.dir, "dir", "", "working directory for binaries and logs (default: a new temporary directory)")
 	fs.StringVar(&o.serveLog, "serve-log-level", "warn", "LOG_LEVEL of the bot processes")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the harness itself to this file (its share of the shared cores)")
 	fs.BoolVar(&o.chatParallel, "webhook-chat-parallel", false, "let webhook deliveries of one chat overlap (Telegram sends a chat's next update only after the previous one was answered)")
 	fs.DurationVar(&o.think, "think", 0, "pause between an answer and the user's next question")
 	fs.BoolVar(&o.echo, "echo", true, "in --scenario load, also run the bare echo bot and report the throughput ratio")
@@ -135,6 +140,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.burst < 1 || o.burst > 10 {
 		errs = append(errs, errors.New("--burst: want 1 to 10"))
+	}
+	if o.rounds < 1 || o.rounds > 20 {
+		errs = append(errs, errors.New("--rounds: want 1 to 20"))
 	}
 	if o.messages < 0 {
 		errs = append(errs, errors.New("--messages: want 0 or more"))
@@ -183,6 +191,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "shebao-load: --cpuprofile:", err)
+			return 1
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	err = runLoad(ctx, o, log, stdout)
 	switch {
 	case errors.Is(err, errProblems):
@@ -217,7 +237,7 @@ func runLoad(ctx context.Context, o options, log *slog.Logger, stdout io.Writer)
 			err = fmt.Errorf("harness panic: %v", p)
 		}
 	}()
-	h := &harness{opt: o, log: log, cs: cs, dir: dir}
+	h := &harness{opt: o, log: log, cs: cs, dir: dir, idBase: rand.Int64N(1<<16) * 100_000_000_000}
 	if err := h.prepare(ctx); err != nil {
 		return err
 	}

@@ -205,9 +205,13 @@ type report struct {
 	Problems []string  `json:"problems"`
 }
 
+// ratio compares shebao with the echo bot in one mode. With --rounds the
+// two alternate, a pair per round, because the speed of a shared machine
+// drifts over minutes: Ratio is then the median of the rounds.
 type ratio struct {
-	Mode  string  `json:"mode"`
-	Ratio float64 `json:"throughput_ratio"`
+	Mode   string    `json:"mode"`
+	Ratio  float64   `json:"throughput_ratio"`
+	Rounds []float64 `json:"rounds,omitempty"`
 }
 
 func (rep *report) writeJSON(w io.Writer) error {
@@ -280,6 +284,9 @@ func (rep *report) writeText(w io.Writer) error {
 		b.WriteString("\nthroughput shebao / bare echo bot:")
 		for _, r := range rep.Ratios {
 			fmt.Fprintf(&b, " %s %.2f", r.Mode, r.Ratio)
+			if len(r.Rounds) > 1 {
+				fmt.Fprintf(&b, " (median of rounds %s)", joinRatios(r.Rounds))
+			}
 		}
 		b.WriteString("\n")
 	}
@@ -306,4 +313,23 @@ func sortedCounts(m map[string]int64) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
 	}
 	return strings.Join(parts, " ")
+}
+
+func joinRatios(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%.2f", r)
+	}
+	return strings.Join(parts, " ")
+}
+
+// median of a non-empty list.
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
