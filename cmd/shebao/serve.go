@@ -97,23 +97,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		dsrv := &http.Server{Handler: debugMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: srv.ErrorLog}
 		log.Info("debug listener", "addr", dln.Addr().String())
-		g.Go(func() error {
-			if err := dsrv.Serve(dln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("debug server: %w", err)
-			}
-			return nil
-		})
+		g.Go(func() error { return serveHTTP("debug server", dsrv, dln) })
 		g.Go(func() error {
 			<-gctx.Done()
 			return dsrv.Close() // nothing there is worth waiting for
 		})
 	}
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("http server: %w", err)
-		}
-		return nil
-	})
+	g.Go(func() error { return serveHTTP("http server", srv, ln) })
 	g.Go(func() error {
 		<-gctx.Done()
 		tg.Drain() // new webhook updates get 503 and are redelivered later
@@ -146,6 +136,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		log.Info("stopped cleanly")
 	}
 	return err
+}
+
+// serveHTTP runs srv on ln until it is shut down or closed.
+func serveHTTP(name string, srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
 }
 
 func mode(c config) string {
