@@ -36,7 +36,7 @@ func runEcho(ctx context.Context, getenv func(string) string, stderr io.Writer) 
 	b, err := tgbot.New(token,
 		tgbot.WithServerURL(apiURL),
 		tgbot.WithSkipGetMe(),
-		tgbot.WithWorkers(16), // shebao polls with 16 workers too
+		tgbot.WithWorkers(64), // shebao polls with 64 workers too
 		tgbot.WithHTTPClient(50*time.Second, client),
 		tgbot.WithWebhookSecretToken(secret),
 		tgbot.WithErrorsHandler(func(err error) { log.Warn("telegram library", "err", err) }),
