@@ -97,6 +97,7 @@ type Adapter struct {
 	sleep    func(ctx context.Context, d time.Duration) error
 	now      func() time.Time
 	locks    chatLocks
+	sealer   *sealer // encrypts updates held in the Handoff
 	username atomic.Pointer[string]
 	draining atomic.Bool
 
@@ -184,6 +185,9 @@ func New(opts Options) (*Adapter, error) {
 		return nil, fmt.Errorf("create telegram client: %w", err)
 	}
 	a.tg = tg
+	if a.sealer, err = newSealer(opts.Token); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 

@@ -2,6 +2,14 @@ package telegram
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -10,8 +18,8 @@ import (
 // Handoff keeps fetched updates in shared storage, so that polling can
 // confirm them to Telegram before they are handled and a crash still loses
 // none: the next RunPolling handles what is left. bot/redisstore
-// implements it. Held updates hold message text, so the storage must be as
-// private as the conversation state.
+// implements it. The adapter encrypts what it holds (see sealer): the
+// storage sees update IDs, times and ciphertext.
 type Handoff interface {
 	// HoldUpdates stores updates (update_id to the update's JSON) received at
 	// at. Nothing may be half-stored: on error, none counts as held.
@@ -106,4 +114,52 @@ func (r *releaser) flush() {
 		r.mu.Unlock()
 		r.log.Warn("release handled updates; trying again", "err", err, "pending", n)
 	}
+}
+
+// sealer encrypts what is held (AES-256-GCM), because held updates are
+// message text (questions about one's health, an ID number typed during
+// /verify) and Redis may write them to disk (AOF) before they are
+// released. The key is derived from the bot token, which every replica
+// has and which already grants access to the same updates at Telegram, so
+// it needs no configuration of its own. After a token change, updates
+// held under the old one cannot be opened and are dropped.
+type sealer struct {
+	aead cipher.AEAD
+}
+
+func newSealer(token string) (*sealer, error) {
+	key, err := hkdf.Key(sha256.New, []byte(token), nil, "shebao held updates v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive hand-off key: %w", err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("hand-off cipher: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("hand-off cipher: %w", err)
+	}
+	return &sealer{aead: aead}, nil
+}
+
+// seal returns nonce || ciphertext; the update ID is authenticated with it,
+// so a sealed update cannot be passed off under another ID.
+func (s *sealer) seal(id int64, raw []byte) []byte {
+	n := s.aead.NonceSize()
+	out := make([]byte, n, n+len(raw)+s.aead.Overhead())
+	rand.Read(out) // never fails (crypto/rand)
+	return s.aead.Seal(out, out, raw, idBytes(id))
+}
+
+func (s *sealer) open(id int64, sealed []byte) ([]byte, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n+s.aead.Overhead() {
+		return nil, errors.New("sealed update too short")
+	}
+	return s.aead.Open(nil, sealed[:n], sealed[n:], idBytes(id))
+}
+
+func idBytes(id int64) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(id))
 }

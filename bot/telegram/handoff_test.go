@@ -78,7 +78,8 @@ func (m *memHandoff) ids() []int64 {
 	return slices.Sorted(maps.Keys(m.held))
 }
 
-func (m *memHandoff) put(t *testing.T, id int64, at time.Time, chatID int64, text string) {
+// put holds a text update as an adapter with sealer s would.
+func (m *memHandoff) put(t *testing.T, s *sealer, id int64, at time.Time, chatID int64, text string) {
 	t.Helper()
 	u := telegramtest.TextUpdate(chatID, text)
 	u.ID = id
@@ -87,8 +88,18 @@ func (m *memHandoff) put(t *testing.T, id int64, at time.Time, chatID int64, tex
 		t.Fatal(err)
 	}
 	m.mu.Lock()
-	m.held[id] = memHeld{at: at, raw: raw}
+	m.held[id] = memHeld{at: at, raw: s.seal(id, raw)}
 	m.mu.Unlock()
+}
+
+func (m *memHandoff) stored() [][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out [][]byte
+	for _, h := range m.held {
+		out = append(out, h.raw)
+	}
+	return out
 }
 
 // waitFor polls cond until it holds; the test context bounds the wait.
@@ -212,7 +223,7 @@ func TestHandoffHeldAndRedeliveredAnsweredOnce(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.Handoff = h })
 	ctx := testCtx(t)
 	id := e.fake.PushText(4, "twice?")
-	h.put(t, id, e.options.Now(), 4, "twice?")
+	h.put(t, e.a.sealer, id, e.options.Now(), 4, "twice?")
 	next := e.fake.PushText(4, "next")
 	cancel := runPolling(t, e.a)
 	if _, err := e.fake.WaitSent(ctx, 2); err != nil {
@@ -237,8 +248,8 @@ func TestHandoffDropsDayOldUpdates(t *testing.T) {
 	h := newMemHandoff()
 	e := newEnv(t, func(o *Options) { o.Handoff = h })
 	ctx := testCtx(t)
-	h.put(t, 5, e.options.Now().Add(-25*time.Hour), 9, "yesterday")
-	h.put(t, 6, e.options.Now().Add(-time.Hour), 9, "an hour ago")
+	h.put(t, e.a.sealer, 5, e.options.Now().Add(-25*time.Hour), 9, "yesterday")
+	h.put(t, e.a.sealer, 6, e.options.Now().Add(-time.Hour), 9, "an hour ago")
 	cancel := runPolling(t, e.a)
 	if _, err := e.fake.WaitSent(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -282,5 +293,62 @@ func TestHandoffDownFallsBackToConfirmAfterHandling(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), `"msg":"hold updates`) {
 		t.Error("no warning that updates could not be held")
+	}
+}
+
+// What Redis stores is ciphertext: an ID number typed during /verify never
+// reaches its disk in the clear.
+func TestHandoffHoldsNoPlainText(t *testing.T) {
+	h := newMemHandoff()
+	e := newEnv(t, func(o *Options) { o.Handoff = h })
+	ctx := testCtx(t)
+	const secret = "110105198803120014"
+	release := blockOn(e, secret)
+	id := e.fake.PushText(3, secret)
+	cancel := runPolling(t, e.a)
+	waitFor(ctx, t, "the update to be held", func() bool { return slices.Contains(h.ids(), id) })
+	for _, raw := range h.stored() {
+		if strings.Contains(string(raw), secret) || strings.Contains(string(raw), "update_id") {
+			t.Errorf("held in the clear: %q", raw)
+		}
+	}
+	release()
+	if _, err := e.fake.WaitSent(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := cancel(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Updates held under another token (it was changed, or the entry was
+// tampered with) are dropped with a warning, never answered.
+func TestHandoffDropsWhatItCannotOpen(t *testing.T) {
+	h := newMemHandoff()
+	e := newEnv(t, func(o *Options) { o.Handoff = h })
+	ctx := testCtx(t)
+	other, err := newSealer("123:another-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.put(t, other, 5, e.options.Now(), 9, "old token")
+	h.put(t, e.a.sealer, 6, e.options.Now(), 9, "this token")
+	h.mu.Lock()
+	forged := h.held[6]
+	h.held[7] = forged // a valid ciphertext under another update's ID
+	h.mu.Unlock()
+	cancel := runPolling(t, e.a)
+	if _, err := e.fake.WaitSent(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "the hand-off to empty", func() bool { return len(h.ids()) == 0 })
+	if err := cancel(); err != nil {
+		t.Fatal(err)
+	}
+	if sent := e.fake.Sent(); len(sent) != 1 || sent[0].Text != "echo this token" {
+		t.Errorf("sent %+v, want only the update sealed with this token", sent)
+	}
+	if n := strings.Count(e.logs.String(), "drop held update that cannot be opened"); n != 2 {
+		t.Errorf("%d warnings about unopenable updates, want 2", n)
 	}
 }

@@ -208,7 +208,7 @@ func (p *poller) hold(ctx context.Context, fresh []fetched) bool {
 	}
 	raw := make(map[int64][]byte, len(fresh))
 	for _, u := range fresh {
-		raw[u.u.ID] = u.raw
+		raw[u.u.ID] = p.a.sealer.seal(u.u.ID, u.raw)
 	}
 	err := h.HoldUpdates(ctx, p.a.now(), raw)
 	switch {
@@ -249,8 +249,13 @@ func (p *poller) recover(ctx context.Context) bool {
 			return
 		}
 		u := new(models.Update)
-		if err := json.Unmarshal(raw, u); err != nil || u.ID != id {
-			a.log.Warn("drop undecodable held update", "update_id", id)
+		opened, err := a.sealer.open(id, raw)
+		if err == nil {
+			err = json.Unmarshal(opened, u)
+		}
+		if err != nil || u.ID != id {
+			// A changed token, or an entry not written by this code.
+			a.log.Warn("drop held update that cannot be opened", "update_id", id)
 			drop = append(drop, id)
 			return
 		}
