@@ -212,18 +212,20 @@ func (f *FAQ) Answer(ctx context.Context, question string, lang Lang) (Answer, e
 	if c, ok := articleRequest(question); ok {
 		return f.answerArticle(c, lang), nil
 	}
-	if _, curated := f.index.exact[wordingKey(question)]; !curated && isOffTopic(question) {
+	norm := normalize(question)
+	curatedDoc, curated := f.index.exact[keyOfNormalized(norm)]
+	if !curated && isOffTopic(question) {
 		f.log.Debug("faq abstain", "reason", "off topic")
 		return f.abstain(lang, 0), nil
 	}
-	q := analyze(question)
+	q := analyzeNormalized(norm)
 	hits := f.index.search(q, maxRelated+1)
 	if len(hits) == 0 {
 		f.log.Debug("faq abstain", "reason", "no match")
 		return f.abstain(lang, 0), nil
 	}
-	if d, ok := f.index.exact[wordingKey(question)]; ok && hits[0].doc != d {
-		hits = promote(hits, d)
+	if curated && hits[0].doc != curatedDoc {
+		hits = promote(hits, curatedDoc)
 	}
 	best := hits[0]
 	cov := f.index.coverage(q, best.doc)

@@ -47,13 +47,16 @@ type index struct {
 // wordingKey reduces a question to its letters, digits and Han
 // characters after normalisation, so punctuation and spacing do not
 // matter.
-func wordingKey(s string) string {
+func wordingKey(s string) string { return keyOfNormalized(normalize(s)) }
+
+// keyOfNormalized is wordingKey of a text already normalized.
+func keyOfNormalized(norm string) string {
 	return strings.Map(func(r rune) rune {
 		if unicode.IsLetter(r) || unicode.IsDigit(r) {
 			return r
 		}
 		return -1
-	}, normalize(s))
+	}, norm)
 }
 
 func buildIndex(entries []Entry) *index {

@@ -262,8 +262,11 @@ func normalize(s string) string {
 }
 
 // analyze tokenises a text for indexing or querying.
-func analyze(s string) analyzed {
-	s = normalize(s)
+func analyze(s string) analyzed { return analyzeNormalized(normalize(s)) }
+
+// analyzeNormalized is analyze of a text already normalized: a question
+// is normalized once for both its wording key and its tokens.
+func analyzeNormalized(s string) analyzed {
 	a := analyzed{hanChars: map[int]string{}}
 	for _, w := range zhAnchors {
 		if strings.Contains(s, w) {
