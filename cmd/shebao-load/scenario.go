@@ -311,7 +311,7 @@ func (h *harness) fault(lctx, ctx context.Context, ps phaseSpec, bots []*botProc
 	if err := sleepCtx(lctx, h.opt.faultAt); err != nil {
 		return nil
 	}
-	fr := &faultReport{Kind: ps.scenario, AtSec: time.Since(start).Seconds()}
+	fr := &faultReport{Kind: ps.scenario, AtSec: time.Since(start).Seconds(), at: time.Now()}
 	// In flight: waiting for an answer (the users' view) or not yet
 	// confirmed to the fake (Telegram's view: it will deliver them again).
 	inflight := append(tr.pendingIDs(), f.unconfirmed()...)
@@ -432,6 +432,15 @@ func (fr *faultReport) classify(recs []record) {
 			fr.InFlightTwice = append(fr.InFlightTwice, id)
 		default:
 			fr.InFlightAnswered = append(fr.InFlightAnswered, id)
+		}
+	}
+	for _, r := range recs {
+		if r.Dups == 0 {
+			continue
+		}
+		fr.TwiceAll++
+		if !r.FirstAt.IsZero() && r.FirstAt.Before(fr.at) {
+			fr.TwiceLatestBeforeMs = max(fr.TwiceLatestBeforeMs, math.Round(float64(fr.at.Sub(r.FirstAt).Microseconds())/100)/10)
 		}
 	}
 	slow := make(map[int64]bool)

@@ -97,7 +97,15 @@ type faultReport struct {
 	// Longest wait for a first reply among them: a chat whose claim
 	// died with the process stays blocked until the lock lease ends.
 	InFlightMaxWaitSec float64 `json:"in_flight_max_wait_sec"`
-	inflight           []int64
+	// Every update answered twice, in flight or not by the definition
+	// above: with the polling hand-off an update is confirmed before it
+	// is answered, and one answered just before a kill but not yet marked
+	// handled is answered again. TwiceLatestBeforeMs is how long before
+	// the fault the earliest such first answer came (0: none came before).
+	TwiceAll            int     `json:"answered_twice_all"`
+	TwiceLatestBeforeMs float64 `json:"answered_twice_first_answer_ms_before_fault"`
+	inflight            []int64
+	at                  time.Time
 	// Updates (and their chats) whose first reply took over slowReply.
 	SlowReplies int     `json:"replies_slower_than_5s"`
 	SlowChats   int     `json:"chats_with_replies_slower_than_5s"`
@@ -268,6 +276,9 @@ func (rep *report) writeText(w io.Writer) error {
 			if f.Kind != "redis-restart" {
 				fmt.Fprintf(&b, "    in flight (awaiting an answer or unconfirmed): answered once %v, lost %v, answered twice %v; longest wait for a first reply %.2fs\n",
 					f.InFlightAnswered, f.InFlightLost, f.InFlightTwice, f.InFlightMaxWaitSec)
+				if f.TwiceAll > 0 {
+					fmt.Fprintf(&b, "    answered twice in all: %d, the earliest first answered %.0f ms before the fault\n", f.TwiceAll, f.TwiceLatestBeforeMs)
+				}
 			} else {
 				fmt.Fprintf(&b, "    redis down %.1fs: %d updates sent, %d answers received meanwhile\n", f.OutageSec, f.SentInOutage, f.AnsweredInOutage)
 				fmt.Fprintf(&b, "    /healthz during outage %v, after %v; 200 again %.2fs after restart\n", f.HealthDuring, f.HealthAfter, f.Healthy200After)
