@@ -352,3 +352,68 @@ func TestHandoffDropsWhatItCannotOpen(t *testing.T) {
 		t.Errorf("%d warnings about unopenable updates, want 2", n)
 	}
 }
+
+// An earlier run could not hold Y (Redis blipped) and was still handling
+// it, so Y pinned the offset, when it held Z and crashed. The next run
+// recovers Z and must still get Y from Telegram: both answered, once.
+func TestHandoffRecoveryKeepsUnheldOlderUpdates(t *testing.T) {
+	h := newMemHandoff()
+	e := newEnv(t, func(o *Options) { o.Handoff = h })
+	ctx := testCtx(t)
+	y := e.fake.PushText(1, "Y")
+	z := e.fake.PushText(2, "Z")
+	h.put(t, e.a.sealer, z, e.options.Now(), 2, "Z")
+	cancel := runPolling(t, e.a)
+	if _, err := e.fake.WaitSent(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "both confirmed", func() bool { return e.fake.Confirmed() > z })
+	if err := cancel(); err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, m := range e.fake.Sent() {
+		n[m.Text]++
+	}
+	if n["echo Y"] != 1 || n["echo Z"] != 1 || len(e.fake.Sent()) != 2 {
+		t.Errorf("sent %v, want Y (update %d) and Z (update %d) answered once each", n, y, z)
+	}
+}
+
+// When the hand-off starts working mid-run, the recovery that follows must
+// not release what this run has just held and confirmed: the update is
+// still being handled.
+func TestHandoffLateRecoveryKeepsThisRunsHolds(t *testing.T) {
+	h := newMemHandoff()
+	h.fail = true
+	e := newEnv(t, func(o *Options) { o.Handoff = h })
+	ctx := testCtx(t)
+	release := blockOn(e, "slow")
+	e.fake.PushText(1, "early")
+	cancel := runPolling(t, e.a)
+	if _, err := e.fake.WaitSent(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	h.fail = false
+	h.mu.Unlock()
+	slow := e.fake.PushText(2, "slow")
+	waitFor(ctx, t, "the slow update confirmed", func() bool { return e.fake.Confirmed() > slow })
+	// Give a wrong release time to happen: the releaser flushes every
+	// releaseEvery, so wait for two flushes of an unrelated update.
+	other := e.fake.PushText(3, "other")
+	if _, err := e.fake.WaitSent(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "the other update released", func() bool { return !slices.Contains(h.ids(), other) })
+	if got := h.ids(); !slices.Contains(got, slow) {
+		t.Fatalf("held %v while update %d is confirmed and still being handled: a crash now would lose it", got, slow)
+	}
+	release()
+	if _, err := e.fake.WaitSent(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := cancel(); err != nil {
+		t.Fatal(err)
+	}
+}

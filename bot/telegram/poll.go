@@ -105,7 +105,13 @@ type poller struct {
 	queues    []chan job
 	rel       *releaser // nil without a Handoff
 	recovered bool      // held updates of an earlier run were dispatched
-	holding   bool      // the last HoldUpdates worked (to log changes, not every failure)
+	// redelivered holds the updates recovered at start that Telegram may
+	// deliver again (they were held but not yet confirmed when the
+	// earlier run ended); such a copy is skipped, and counted as finished
+	// in fetch order. Cleared once fetches pass the highest.
+	redelivered map[int64]bool
+	maxRedeliv  int64
+	holding     bool // the last HoldUpdates worked (to log changes, not every failure)
 }
 
 // job is an update for a worker. held: it is in the Handoff, so once
@@ -151,9 +157,19 @@ func (p *poller) fetch(ctx context.Context) error {
 
 		fresh := updates[:0]
 		for _, u := range updates {
-			if tr.add(u.u.ID) {
-				fresh = append(fresh, u)
+			id := u.u.ID
+			if !tr.add(id) {
+				continue
 			}
+			if p.redelivered[id] {
+				// Recovered from the hand-off and dispatched already.
+				tr.finish(id)
+				continue
+			}
+			fresh = append(fresh, u)
+		}
+		if len(updates) > 0 && updates[len(updates)-1].u.ID >= p.maxRedeliv {
+			p.redelivered = nil
 		}
 		held := p.hold(ctx, fresh)
 		if held && !p.recovered {
@@ -237,14 +253,19 @@ const heldMaxAge = 24 * time.Hour
 // that works.
 func (p *poller) recover(ctx context.Context) bool {
 	a := p.a
-	// Held updates at or after the first one fetched in this run were not
-	// confirmed before, so Telegram delivered them again and they are
-	// already in hand: only their hold is dropped.
+	// Held updates at or after the first one fetched in this run are in
+	// hand already: either this run held them, or an earlier run did and
+	// Telegram delivered them again because they were not confirmed.
+	// Their workers release them (or, unless this run held them, the
+	// next start finds them answered).
 	first := p.tr.first()
 	var jobs []job
 	var drop []int64
 	err := a.opts.Handoff.HeldUpdates(ctx, func(id int64, at time.Time, raw []byte) {
-		if first != 0 && id >= first || a.now().Sub(at) > heldMaxAge {
+		if first != 0 && id >= first {
+			return
+		}
+		if a.now().Sub(at) > heldMaxAge {
 			drop = append(drop, id)
 			return
 		}
@@ -273,8 +294,14 @@ func (p *poller) recover(ctx context.Context) bool {
 		p.rel.add(id)
 	}
 	if first == 0 && len(jobs) > 0 {
-		// Confirm them: they are safe in the Handoff.
-		p.tr.seed(jobs[len(jobs)-1].u.ID)
+		// Telegram may still have some of them. The offset is not moved
+		// past them here: an older update that was neither held nor
+		// handled may sit below them in Telegram's queue.
+		p.redelivered = make(map[int64]bool, len(jobs))
+		for _, j := range jobs {
+			p.redelivered[j.u.ID] = true
+		}
+		p.maxRedeliv = jobs[len(jobs)-1].u.ID
 	}
 	for _, j := range jobs {
 		if !p.dispatch(ctx, j) {
@@ -347,18 +374,6 @@ func (t *tracker) first() int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.firstID
-}
-
-// seed treats every update up to id as finished and known: they were
-// recovered from the Handoff before anything was fetched, so Telegram may
-// forget them (and any copy it delivers again is skipped).
-func (t *tracker) seed(id int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if id > t.maxSeen && len(t.order) == 0 {
-		t.maxSeen = id
-		t.base = id + 1
-	}
 }
 
 func (t *tracker) finish(id int64) {
