@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -27,6 +28,9 @@ type batchCall struct {
 	add  func(pipe redis.Pipeliner)
 	done chan struct{}
 	err  error // set before done is closed when the commands were not sent
+	// taken: a batch holds the call (under coalescer.mu). From then on
+	// its commands may be on the wire, and the caller waits for them.
+	taken bool
 }
 
 // maxBatchesInFlight lets a batch go out while another waits for Redis,
@@ -34,10 +38,12 @@ type batchCall struct {
 const maxBatchesInFlight = 2
 
 // pipelined queues the commands that add puts on the pipeline and waits
-// until they have run, within OpTimeout (or until ctx ends: then it returns
-// ctx's error and the commands may still run). The caller reads each
-// command's own result and error: one failed command does not fail the
-// others.
+// until they have run, within OpTimeout. When ctx ends first, a call still
+// queued is withdrawn and returns ctx's error; a call already in a batch
+// is waited for (at most OpTimeout), because what the caller does next (a
+// release after a failed claim) must reach Redis after it. The caller
+// reads each command's own result and error: one failed command does not
+// fail the others.
 func (s *Store) pipelined(ctx context.Context, add func(pipe redis.Pipeliner)) error {
 	c := &s.batch
 	call := &batchCall{ctx: ctx, add: add, done: make(chan struct{})}
@@ -46,7 +52,7 @@ func (s *Store) pipelined(ctx context.Context, add func(pipe redis.Pipeliner)) e
 	var batch []*batchCall
 	if c.inflight < maxBatchesInFlight {
 		c.inflight++
-		batch, c.queue = c.queue, nil
+		batch = c.take()
 	}
 	c.mu.Unlock()
 	if batch != nil {
@@ -56,8 +62,26 @@ func (s *Store) pipelined(ctx context.Context, add func(pipe redis.Pipeliner)) e
 	case <-call.done:
 		return call.err
 	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	if !call.taken {
+		c.queue = slices.DeleteFunc(c.queue, func(q *batchCall) bool { return q == call })
+		c.mu.Unlock()
 		return ctx.Err()
 	}
+	c.mu.Unlock()
+	<-call.done
+	return call.err
+}
+
+// take empties the queue into a batch; c.mu must be held.
+func (c *coalescer) take() []*batchCall {
+	batch := c.queue
+	c.queue = nil
+	for _, call := range batch {
+		call.taken = true
+	}
+	return batch
 }
 
 // runBatch sends batch, then passes the queue that built up meanwhile to a
@@ -85,8 +109,7 @@ func (s *Store) runBatch(batch []*batchCall) {
 		close(call.done)
 	}
 	c.mu.Lock()
-	next := c.queue
-	c.queue = nil
+	next := c.take()
 	if len(next) == 0 {
 		c.inflight--
 	}

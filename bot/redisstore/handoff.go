@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -36,11 +37,12 @@ func (s *Store) HoldUpdates(ctx context.Context, at time.Time, updates map[int64
 	}
 	pipe := s.rdb.Pipeline()
 	hset := pipe.HSet(ctx, s.heldKey(), args...)
-	pipe.PExpire(ctx, s.heldKey(), heldTTL)
-	if _, err := pipe.Exec(ctx); err != nil {
+	pipe.PExpire(ctx, s.heldKey(), heldTTL) // only tidies up: its failure changes nothing held
+	_, _ = pipe.Exec(ctx)
+	if err := hset.Err(); err != nil {
 		return fmt.Errorf("hold %d updates: %w", len(updates), s.classify(err))
 	}
-	return s.classify(hset.Err())
+	return nil
 }
 
 // ReleaseUpdates implements telegram.Handoff.
@@ -99,7 +101,7 @@ func (s *Store) HeldUpdates(ctx context.Context, yield func(id int64, at time.Ti
 		s.log.Warn("dropped malformed held updates", "n", len(bad), "err", err)
 	}
 	// HSCAN may return a field twice.
-	slices.SortFunc(entries, func(a, b entry) int { return int(a.id - b.id) })
+	slices.SortFunc(entries, func(a, b entry) int { return cmp.Compare(a.id, b.id) })
 	entries = slices.CompactFunc(entries, func(a, b entry) bool { return a.id == b.id })
 	for _, e := range entries {
 		yield(e.id, e.at, e.raw)
