@@ -99,20 +99,25 @@ func (r *releaser) flush() {
 	ids := r.pending
 	r.pending = nil
 	r.mu.Unlock()
-	if len(ids) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-	defer cancel()
-	if err := r.h.ReleaseUpdates(ctx, ids); err != nil {
-		r.mu.Lock()
-		r.pending = append(ids, r.pending...)
-		if over := len(r.pending) - maxUnreleased; over > 0 {
-			r.pending = r.pending[over:]
+	// In chunks: after an outage the backlog may be large, and one huge
+	// call could keep missing its deadline.
+	for len(ids) > 0 {
+		n := min(len(ids), 4*releaseBatch)
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		err := r.h.ReleaseUpdates(ctx, ids[:n])
+		cancel()
+		if err != nil {
+			r.mu.Lock()
+			r.pending = append(ids, r.pending...)
+			if over := len(r.pending) - maxUnreleased; over > 0 {
+				r.pending = r.pending[over:]
+			}
+			left := len(r.pending)
+			r.mu.Unlock()
+			r.log.Warn("release handled updates; trying again", "err", err, "pending", left)
+			return
 		}
-		n := len(r.pending)
-		r.mu.Unlock()
-		r.log.Warn("release handled updates; trying again", "err", err, "pending", n)
+		ids = ids[n:]
 	}
 }
 
