@@ -94,7 +94,7 @@ func (s *Store) runBatch(batch []*batchCall) {
 	for _, call := range batch {
 		if err := call.ctx.Err(); err != nil {
 			call.err = err
-			close(call.done) // its caller has left
+			close(call.done) // its caller gave up: nothing is sent
 			continue
 		}
 		call.add(pipe)
