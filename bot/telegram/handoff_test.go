@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -111,6 +112,20 @@ func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
 			t.Fatalf("gave up waiting for %s", what)
 		case <-time.After(2 * time.Millisecond):
 		}
+	}
+}
+
+// pollUntilConfirmed runs polling until sent replies went out and the
+// offset passed update last, then stops it.
+func pollUntilConfirmed(ctx context.Context, t *testing.T, e *env, sent int, last int64) {
+	t.Helper()
+	cancel := runPolling(t, e.a)
+	if _, err := e.fake.WaitSent(ctx, sent); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "the offset to pass the last update", func() bool { return e.fake.Confirmed() > last })
+	if err := cancel(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -225,14 +240,7 @@ func TestHandoffHeldAndRedeliveredAnsweredOnce(t *testing.T) {
 	id := e.fake.PushText(4, "twice?")
 	h.put(t, e.a.sealer, id, e.options.Now(), 4, "twice?")
 	next := e.fake.PushText(4, "next")
-	cancel := runPolling(t, e.a)
-	if _, err := e.fake.WaitSent(ctx, 2); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(ctx, t, "everything confirmed", func() bool { return e.fake.Confirmed() > next })
-	if err := cancel(); err != nil {
-		t.Fatal(err)
-	}
+	pollUntilConfirmed(ctx, t, e, 2, next)
 	var texts []string
 	for _, m := range e.fake.Sent() {
 		texts = append(texts, m.Text)
@@ -363,14 +371,7 @@ func TestHandoffRecoveryKeepsUnheldOlderUpdates(t *testing.T) {
 	y := e.fake.PushText(1, "Y")
 	z := e.fake.PushText(2, "Z")
 	h.put(t, e.a.sealer, z, e.options.Now(), 2, "Z")
-	cancel := runPolling(t, e.a)
-	if _, err := e.fake.WaitSent(ctx, 2); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(ctx, t, "both confirmed", func() bool { return e.fake.Confirmed() > z })
-	if err := cancel(); err != nil {
-		t.Fatal(err)
-	}
+	pollUntilConfirmed(ctx, t, e, 2, z)
 	n := map[string]int{}
 	for _, m := range e.fake.Sent() {
 		n[m.Text]++
@@ -415,5 +416,47 @@ func TestHandoffLateRecoveryKeepsThisRunsHolds(t *testing.T) {
 	}
 	if err := cancel(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// recordingHandoff fails the first failures ReleaseUpdates calls and
+// records the size of every call.
+type recordingHandoff struct {
+	memHandoff
+	failures int
+	calls    []int
+	released int
+}
+
+func (r *recordingHandoff) ReleaseUpdates(_ context.Context, ids []int64) error {
+	r.calls = append(r.calls, len(ids))
+	if r.failures > 0 {
+		r.failures--
+		return errHandoffDown
+	}
+	r.released += len(ids)
+	return nil
+}
+
+// A backlog of releases (after an outage) goes out in bounded chunks, and
+// what failed is kept and sent again.
+func TestReleaserRetriesInChunks(t *testing.T) {
+	h := &recordingHandoff{failures: 1}
+	r := newReleaser(h, slog.New(slog.DiscardHandler), time.Hour)
+	for id := range int64(3000) {
+		r.add(id + 1)
+	}
+	r.flush()
+	if h.released != 0 || len(r.pending) != 3000 {
+		t.Fatalf("after a failed release: released %d, pending %d; want 0 and 3000", h.released, len(r.pending))
+	}
+	r.flush()
+	if h.released != 3000 || len(r.pending) != 0 {
+		t.Errorf("after the retry: released %d, pending %d; want 3000 and 0", h.released, len(r.pending))
+	}
+	for _, n := range h.calls {
+		if n > 4*releaseBatch {
+			t.Errorf("one release call carried %d IDs, want at most %d", n, 4*releaseBatch)
+		}
 	}
 }
