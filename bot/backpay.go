@@ -3,10 +3,46 @@ package bot
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/shebao/shebao/faq"
 	"github.com/shebao/shebao/records"
 )
+
+// The articles the engine's own replies rest on. Each resolves through the
+// law registry, and a test walks every reply for citations that do not.
+var (
+	// The employer's duty to pay, and the late fee (SIL Arts. 63, 86).
+	citeArrears = []faq.Citation{{Law: faq.LawSIL, Article: 63}, {Law: faq.LawSIL, Article: 86}}
+	// Complaint, mediation, arbitration and lawsuit (SIL Arts. 4, 82, 83).
+	citeComplaint = []faq.Citation{{Law: faq.LawSIL, Article: 4}, {Law: faq.LawSIL, Article: 82}, {Law: faq.LawSIL, Article: 83}}
+	// From its effective date, the Medical Security Law adds the right to
+	// complain about medical insurance, and the duty to refer a complaint
+	// in writing (Art. 42).
+	citeComplaintMSL = faq.Citation{Law: faq.LawMSL, Article: 42}
+	// From the same day, the date benefits start after enrolment (and so
+	// any waiting period) is set by each province (MSL Art. 13 para 3).
+	citeBenefitStart = faq.Citation{Law: faq.LawMSL, Article: 13}
+	// Only an identity document unless a law requires more (Handling Regs
+	// Art. 31).
+	citeDocuments = []faq.Citation{{Law: faq.LawHandling, Article: 31}}
+)
+
+// complaintCitations are the articles behind "you may complain" on the
+// turn's day.
+func (t *turn) complaintCitations() []faq.Citation {
+	if t.inForce(citeComplaintMSL) {
+		return append(slices.Clone(citeComplaint), citeComplaintMSL)
+	}
+	return citeComplaint
+}
+
+// inForce reports whether the law of c is in force on the turn's day.
+func (t *turn) inForce(c faq.Citation) bool {
+	l, ok := t.e.cfg.FAQ.Law(c.Law)
+	return ok && l.StatusOn(t.day) == faq.InForce
+}
 
 func runBackpay(ctx context.Context, t *turn, _ string) error {
 	p, ok, err := t.person(ctx)
@@ -64,6 +100,11 @@ func writeGap(b *strings.Builder, t *turn, p records.Person, n int, g records.Ga
 		b.WriteString(t.l(
 			"• 影响：城乡居民医保断保后再参保，一般有3个月固定待遇等待期，每多断保1年再加1个月；补缴断保年份可以缩短等待期（国办发〔2024〕38号，转述自非官方来源；以参保地医保部门规定为准）。\n",
 			"• Consequence: after a break, resident insurance usually has a fixed 3-month waiting period plus 1 month for each further year of break; paying for missed years shortens it (State Council Office doc. 2024 No. 38, from secondary sources; your local bureau's rules decide).\n"))
+		if t.inForce(citeBenefitStart) {
+			b.WriteString(t.l("• 法律依据：享受待遇的起始时间由省、自治区、直辖市按照国家规定确定",
+				"• Legal basis: the date benefits start is set by each province under national rules") +
+				esc(t.cite([]faq.Citation{citeBenefitStart})) + t.l("。\n", ".\n"))
+		}
 		return
 	}
 	switch {
@@ -129,10 +170,12 @@ func writeSteps(b *strings.Builder, t *turn, p records.Person, rule records.Regi
 		steps = []string{
 			t.l("联系单位负责社保的同事（人事/HR），请单位为您办理补缴。单位需提供劳动合同、工资发放记录等证明材料，并出具书面说明。",
 				"Ask your employer's social-security staff (HR) to make up the contributions. The employer provides supporting materials (labour contract, wage records) and a written certificate."),
-			t.l("按时足额缴费是单位的法定义务；单位欠缴的，征收机构责令限期缴纳，并自欠缴之日起按日加收万分之五的滞纳金（《社会保险法》第六十三条、第八十六条）。",
-				"Paying on time is the employer's legal duty; for arrears the collection agency orders payment and adds a late fee of 0.05% a day (Social Insurance Law Arts. 63, 86)."),
-			t.l("单位拒绝办理的，您可以向社保或医保行政部门、征收机构投诉举报，也可以申请劳动争议调解、仲裁或提起诉讼（《社会保险法》第四条、第八十二条、第八十三条）。",
-				"If the employer refuses, you may complain to the social-insurance or medical-insurance department or the collection agency, or go to labour mediation, arbitration or court (Social Insurance Law Arts. 4, 82, 83)."),
+			t.l("按时足额缴费是单位的法定义务；单位欠缴的，征收机构责令限期缴纳，并自欠缴之日起按日加收万分之五的滞纳金",
+				"Paying on time is the employer's legal duty; for arrears the collection agency orders payment and adds a late fee of 0.05% a day") +
+				esc(t.cite(citeArrears)) + t.l("。", "."),
+			t.l("单位拒绝办理的，您可以向社保或医保行政部门、征收机构投诉举报，也可以申请劳动争议调解、仲裁或提起诉讼",
+				"If the employer refuses, you may complain to the social-insurance or medical-insurance department or the collection agency, or go to labour mediation, arbitration or court") +
+				esc(t.cite(t.complaintCitations())) + t.l("。", "."),
 		}
 	case records.Flexible:
 		steps = []string{
@@ -171,9 +214,9 @@ func runDocuments(ctx context.Context, t *turn, _ string) error {
 		fmt.Fprintf(&b, "• %s\n", esc(d))
 	}
 	fmt.Fprintf(&b, t.l("去哪里办：%s\n咨询电话：%s\n", "Where: %s\nHotline: %s\n"), esc(rule.Office[t.lang]), esc(rule.Hotline))
-	b.WriteString(t.l(
-		"\n经办机构除身份证件外，只能要求法律、法规或国务院决定规定的其他材料（《社会保险经办条例》第三十一条）。具体以参保地医保部门规定为准。",
-		"\nBeyond an identity document, the bureau may only ask for what a law, regulation or State Council decision requires (Regulation on Social Insurance Handling, Art. 31). Your local bureau's rules decide."))
+	b.WriteString(t.l("\n经办机构除身份证件外，只能要求法律、法规或国务院决定规定的其他材料",
+		"\nBeyond an identity document, the bureau may only ask for what a law, regulation or State Council decision requires") +
+		esc(t.cite(citeDocuments)) + t.l("。具体以参保地医保部门规定为准。", ". Your local bureau's rules decide."))
 	if rule.Example {
 		b.WriteString(t.l("（本地区规则为示例，未经核实。）", " (This region's rule is an example, not verified.)"))
 	}

@@ -17,22 +17,16 @@ import (
 // 4096 characters, so anything longer comes from another transport.
 const MaxInput = 4096
 
-// FAQ answers policy questions from curated legal text (faq.FAQ).
-type FAQ interface {
-	Answer(ctx context.Context, question string, lang faq.Lang) (faq.Answer, error)
-	Article(c faq.Citation) (faq.Article, bool)
-	Entry(id string) (faq.Entry, bool)
-	// Related lists entries related to one, by retrieval alone.
-	Related(id string, lang faq.Lang) []string
-}
-
 // Config wires an Engine. Sessions and FAQ are required.
 type Config struct {
 	Sessions Sessions
 	Attempts Attempts
 	// Reminders keeps reminder settings; nil disables /remind.
 	Reminders Reminders
-	FAQ       FAQ
+	// FAQ answers policy questions and renders every citation the
+	// engine's replies carry. It is concrete, like Records: the real one is
+	// fast and tests use it.
+	FAQ *faq.FAQ
 	// Records holds the agency's records; nil disables the record
 	// commands (they then say so).
 	Records *records.DB
@@ -81,6 +75,7 @@ type turn struct {
 	e       *Engine
 	msg     Message
 	now     time.Time
+	day     faq.Date // the day in China that answers are for
 	st      State
 	stateOK bool // false when the store could not be read: answer statelessly
 	dirty   Part
@@ -121,7 +116,7 @@ func (e *Engine) Handle(ctx context.Context, m Message) ([]Reply, error) {
 	if now.IsZero() {
 		now = e.cfg.Now()
 	}
-	t := &turn{e: e, msg: m, now: now, kind: "other", outcome: "ok"}
+	t := &turn{e: e, msg: m, now: now, day: faq.DateOf(now), kind: "other", outcome: "ok"}
 	t.msg.Text = cleanInput(m.Text)
 	t.lang = langFromCode(m.LanguageCode)
 

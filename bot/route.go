@@ -50,6 +50,8 @@ func init() {
 			help: [2]string{"删除验证关联和设置", "delete your verification link and settings"}},
 		{command: "/lang", callback: "lang", kind: "lang", state: true, run: runLang,
 			help: [2]string{"切换语言 中文/English", "switch language 中文/English"}},
+		{command: "/law", kind: "law", run: runLaw,
+			help: [2]string{"依据的法律法规及施行日期", "the laws my answers rest on, and when they apply"}},
 		{command: "/cancel", kind: "cancel", run: runCancel,
 			help: [2]string{"退出当前操作", "leave the current step"}},
 		{callback: "art", kind: "article", run: runArticleButton},

@@ -33,6 +33,7 @@ var testNow = time.Date(2026, 11, 26, 10, 0, 0, 0, time.FixedZone("CST", 8*3600)
 //
 // Directives: "@user N" switches to user (and private chat) N, "@lang CODE"
 // sets the client language code, "@advance DURATION" moves the clock,
+// "@now RFC3339" sets it (answers are for that day in China),
 // "@store down|up" makes the state store fail or recover. Bot lines show
 // each reply's text, then its buttons as "[label](data)", a contact
 // request as "{ask contact: label}", "{remove keyboard}", and "---"
@@ -96,6 +97,8 @@ func runTranscript(t *testing.T, file string, f *faq.FAQ) {
 				var d time.Duration
 				d, err = time.ParseDuration(arg)
 				now = now.Add(d)
+			case "now":
+				now, err = time.Parse(time.RFC3339, arg)
 			case "store":
 				store.mu.Lock()
 				store.down = arg == "down"

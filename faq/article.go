@@ -7,35 +7,6 @@ import (
 	"unicode"
 )
 
-// Law aliases people type, longest first within each language so that
-// "社会保险经办条例" is not read as "社会保险" + something.
-var zhLawAliases = []struct{ alias, law string }{
-	{"医疗保障基金使用监督管理条例", LawMedFund},
-	{"社会保险费征缴暂行条例", LawCollection},
-	{"中华人民共和国社会保险法", LawSIL},
-	{"社会保险经办条例", LawHandling},
-	{"医保基金监管条例", LawMedFund},
-	{"医保基金使用条例", LawMedFund},
-	{"基金监管条例", LawMedFund},
-	{"医保基金条例", LawMedFund},
-	{"征缴暂行条例", LawCollection},
-	{"社会保险法", LawSIL},
-	{"社保经办条例", LawHandling},
-	{"经办条例", LawHandling},
-	{"征缴条例", LawCollection},
-	{"社保法", LawSIL},
-}
-
-var enLawAliases = []struct {
-	re  *regexp.Regexp
-	law string
-}{
-	{regexp.MustCompile(`(?i)medical (?:security|insurance) fund|fund supervision|use of medical`), LawMedFund},
-	{regexp.MustCompile(`(?i)collection|premium collection|interim regulation`), LawCollection},
-	{regexp.MustCompile(`(?i)handling|social insurance (?:handling|administration) regulation`), LawHandling},
-	{regexp.MustCompile(`(?i)social (?:insurance|security) law`), LawSIL},
-}
-
 var (
 	// 第七十四条, 第74条, and (with a law name before it) 74条.
 	zhArticleRef = regexp.MustCompile(`(第)?\s*([0-9]+|[零〇一二两三四五六七八九十百千]+)\s*条`)
@@ -47,7 +18,7 @@ var (
 // Social Insurance Law when none is named, but then the question must be
 // the bare reference ("第74条是什么", "What is Art 86?"); anything more
 // goes to retrieval.
-func articleRequest(q string) (Citation, bool) {
+func (r *registry) articleRequest(q string) (Citation, bool) {
 	q = foldWidth(q)
 	// Cheap checks first: regexps cost more than the whole retrieval.
 	hasZH := strings.Contains(q, "条")
@@ -60,15 +31,12 @@ func articleRequest(q string) (Citation, bool) {
 		if err != nil {
 			return Citation{}, false
 		}
-		law, named := LawSIL, false
-		for _, a := range enLawAliases {
-			if a.re.MatchString(q) {
-				law, named = a.law, true
-				break
-			}
+		law, named := r.enLaw(q, true)
+		if !named {
+			law = LawSIL
 		}
 		// A Chinese law name in an English sentence still counts.
-		if l, ok := zhLawIn(q); ok {
+		if l, ok := r.zhLawIn(q); ok {
 			law, named = l, true
 		}
 		if named || onlyReference(q[:m[0]]+" "+q[m[1]:]) {
@@ -80,9 +48,9 @@ func articleRequest(q string) (Citation, bool) {
 	}
 	for _, m := range zhArticleRef.FindAllStringSubmatchIndex(q, -1) {
 		hasDi := m[2] >= 0
-		law, named := zhLawIn(q[:m[0]])
+		law, named := r.zhLawIn(q[:m[0]])
 		if !named {
-			law, named = zhLawIn(q)
+			law, named = r.zhLawIn(q)
 		}
 		if !hasDi && !named {
 			continue // "交满15年有几条规定" is not an article request
@@ -141,17 +109,6 @@ func onlyReference(rest string) bool {
 	return true
 }
 
-// zhLawIn returns the last law named in s.
-func zhLawIn(s string) (string, bool) {
-	best, bestAt := "", -1
-	for _, a := range zhLawAliases {
-		if i := strings.LastIndex(s, a.alias); i >= 0 && i+len(a.alias) > bestAt {
-			best, bestAt = a.law, i+len(a.alias)
-		}
-	}
-	return best, bestAt >= 0
-}
-
 func foldWidth(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r >= '！' && r <= '～' {
@@ -161,40 +118,43 @@ func foldWidth(s string) string {
 	}, s)
 }
 
-// articleText renders an article for a direct request: the Chinese
-// original (the authority), then the English labelled as official or not,
-// paragraph by paragraph where that differs.
-func articleText(a *Article, lang Lang) string {
+// articleText renders an article for a direct request: the law's status
+// on day when it is not in force, the Chinese original (the authority),
+// then the English labelled as official or not, paragraph by paragraph
+// where that differs, then the notes on it.
+func (f *FAQ) articleText(l *Law, a *Article, lang Lang, day Date, notes []Note) string {
 	var b strings.Builder
+	if st := statusNote(l, ZH, day); st != "" {
+		b.WriteString(strings.Trim(st, "（）") + "\n")
+	}
 	b.WriteString(a.Text)
 	if a.English == "" {
 		if lang == EN {
 			b.WriteString("\n\n(No English translation of this article is available yet. 本条暂无英文译文。)")
 		}
-		return b.String()
+	} else {
+		paras := strings.Split(a.English, "\n")
+		official := min(a.OfficialParas, len(paras))
+		if official > 0 {
+			b.WriteString("\n\nEnglish（官方译文 / official translation）:\n")
+			b.WriteString(strings.Join(paras[:official], "\n"))
+		}
+		if official < len(paras) {
+			b.WriteString("\n\nEnglish（英文为非官方译文 / unofficial translation）:\n")
+			b.WriteString(strings.Join(paras[official:], "\n"))
+		}
 	}
-	paras := strings.Split(a.English, "\n")
-	official := min(a.OfficialParas, len(paras))
-	if official > 0 {
-		b.WriteString("\n\nEnglish（官方译文 / official translation）:\n")
-		b.WriteString(strings.Join(paras[:official], "\n"))
-	}
-	if official < len(paras) {
-		b.WriteString("\n\nEnglish（英文为非官方译文 / unofficial translation）:\n")
-		b.WriteString(strings.Join(paras[official:], "\n"))
+	for _, n := range notes {
+		b.WriteString("\n\n" + n.Text)
 	}
 	return b.String()
 }
 
-func noSuchArticleText(c Citation, count int, lang Lang) string {
+func noSuchArticleText(l *Law, c Citation, lang Lang) string {
 	if lang == EN {
-		name := c.Law
-		if l, ok := lawByName(c.Law); ok {
-			name = "The " + l.english
-		}
-		return name + " has no Article " + strconv.Itoa(c.Article) + " (it has " + strconv.Itoa(count) +
+		return "The " + l.EnglishShort + " has no Article " + strconv.Itoa(c.Article) + " (it has " + strconv.Itoa(l.Articles) +
 			" articles). Please check the article number, or ask your question in your own words."
 	}
-	return "《" + c.Law + "》没有第" + zhNumber(c.Article) + "条（共" + zhNumber(count) +
+	return "《" + c.Law + "》没有第" + zhNumber(c.Article) + "条（共" + zhNumber(l.Articles) +
 		"条）。请核对条号，或者直接用自己的话提问。"
 }

@@ -29,9 +29,9 @@ func TestArticleRequestBareReferenceOnly(t *testing.T) {
 		{"Article 74 of the Social Insurance Law", Citation{LawSIL, 74}},
 		{"I need Article 16 of the collection regulations", Citation{LawCollection, 16}},
 	} {
-		got, ok := articleRequest(tt.q)
+		got, ok := testLaws().articleRequest(tt.q)
 		if !ok || got != tt.want {
-			t.Errorf("articleRequest(%q) = %v, %v; want %v", tt.q, got, ok, tt.want)
+			t.Errorf("testLaws().articleRequest(%q) = %v, %v; want %v", tt.q, got, ok, tt.want)
 		}
 	}
 	for _, q := range []string{
@@ -44,8 +44,8 @@ func TestArticleRequestBareReferenceOnly(t *testing.T) {
 		"The art 3 class asked about medical insurance",
 		"Article 74 of the Labour Contract Law",
 	} {
-		if c, ok := articleRequest(q); ok {
-			t.Errorf("articleRequest(%q) = %v, want retrieval", q, c)
+		if c, ok := testLaws().articleRequest(q); ok {
+			t.Errorf("testLaws().articleRequest(%q) = %v, want retrieval", q, c)
 		}
 	}
 }
@@ -55,7 +55,7 @@ func TestArticleRequestBareReferenceOnly(t *testing.T) {
 func TestOrdinalQuestionNotAnArticle(t *testing.T) {
 	f := testFAQ(t, Options{})
 	for _, q := range []string{"有第二条办法吗", "你说的第二条是什么意思", "第一条路是投诉吗"} {
-		a, err := f.Answer(context.Background(), q, ZH)
+		a, err := f.Answer(context.Background(), Query{Text: q, Lang: ZH, Day: testDay})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,8 +35,9 @@ func inflate(entries []Entry, k int) []Entry {
 			if q := other.Question(EN); q != "" {
 				c.QuestionsEN = append(c.QuestionsEN, e.Question(EN)+" Also, "+q)
 			}
-			c.AnswerZH = e.AnswerZH + "（变体" + fmt.Sprint(v) + "）"
-			c.AnswerEN = e.AnswerEN + fmt.Sprintf(" (variant %d)", v)
+			c.Versions = slices.Clone(e.Versions)
+			c.Versions[0].AnswerZH += "（变体" + fmt.Sprint(v) + "）"
+			c.Versions[0].AnswerEN += fmt.Sprintf(" (variant %d)", v)
 			out = append(out, c)
 		}
 	}
@@ -68,7 +69,7 @@ func BenchmarkAnswer(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				it := items[i%len(items)]
 				start := time.Now()
-				if _, err := f.Answer(ctx, it.Q, it.Lang); err != nil {
+				if _, err := f.Answer(ctx, Query{Text: it.Q, Lang: it.Lang, Day: testDay}); err != nil {
 					b.Fatal(err)
 				}
 				lat = append(lat, time.Since(start))
@@ -117,7 +118,7 @@ func BenchmarkAnswerLongMessage(b *testing.B) {
 		b.Run(fmt.Sprintf("len=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := f.Answer(context.Background(), q, ZH); err != nil {
+				if _, err := f.Answer(context.Background(), Query{Text: q, Lang: ZH, Day: testDay}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"regexp"
 	"strconv"
 	"strings"
@@ -12,42 +13,11 @@ import (
 //go:embed corpus/*.md
 var corpusFS embed.FS
 
-// Both data files are required; naming them makes a missing one a build
+// The data files are required; naming them makes a missing one a build
 // error rather than a surprise at startup.
 //
-//go:embed data/entries.json data/articles_en.json
+//go:embed data/entries.json data/articles_en.json data/laws.json
 var dataFS embed.FS
-
-// Law short names, as used in JSON and in citations.
-const (
-	LawSIL        = "社会保险法"
-	LawHandling   = "社会保险经办条例"
-	LawMedFund    = "医疗保障基金使用监督管理条例"
-	LawCollection = "社会保险费征缴暂行条例"
-)
-
-// lawInfo describes a law the corpus holds; the order is the display order.
-type lawInfo struct {
-	name    string // short Chinese name (the JSON name)
-	key     string // ASCII prefix of Citation.Key
-	english string
-}
-
-var laws = []lawInfo{
-	{LawSIL, "sil", "Social Insurance Law"},
-	{LawHandling, "jb", "Regulations on Social Insurance Handling"},
-	{LawMedFund, "mf", "Regulations on the Supervision and Administration of the Use of Medical Security Funds"},
-	{LawCollection, "zj", "Interim Regulations on the Collection and Payment of Social Insurance Premiums"},
-}
-
-func lawByName(name string) (lawInfo, bool) {
-	for _, l := range laws {
-		if l.name == name {
-			return l, true
-		}
-	}
-	return lawInfo{}, false
-}
 
 var (
 	htmlComment   = regexp.MustCompile(`(?s)<!--.*?-->`)
@@ -58,38 +28,48 @@ var (
 	spaces        = regexp.MustCompile(`\s+`)
 )
 
-// corpus is the parsed legal text, addressable by citation.
+// corpus is the parsed legal text, addressable by citation, with the
+// registry of the laws it holds.
 type corpus struct {
+	laws     *registry
 	articles map[Citation]*Article
-	counts   map[string]int // law → number of articles
 }
 
-// loadCorpus parses the embedded Chinese texts, then attaches English:
-// the official translation where the corpus has it, the unofficial
-// renderings in articlesEN otherwise. A nil articlesEN attaches no
-// renderings (tests of the Chinese parsing use that); New always passes
+// loadCorpus parses the Chinese text of every law in the registry, then
+// attaches English: the official translation where the corpus has it, the
+// unofficial renderings in articlesEN otherwise. A nil articlesEN attaches
+// no renderings (tests of the Chinese parsing use that); New always passes
 // the embedded file.
-func loadCorpus(articlesEN []byte) (*corpus, error) {
-	c := &corpus{articles: map[Citation]*Article{}, counts: map[string]int{}}
-	sil, err := corpusFS.ReadFile("corpus/social-insurance-law.zh.md")
-	if err != nil {
-		return nil, fmt.Errorf("read social insurance law: %w", err)
+func loadCorpus(reg *registry, files fs.FS, articlesEN []byte) (*corpus, error) {
+	c := &corpus{laws: reg, articles: map[Citation]*Article{}}
+	// Several laws may share a file (the three regulations do); a file
+	// is parsed once, and its unprefixed headings belong to its only law.
+	byFile := map[string][]*Law{}
+	var order []string
+	for _, l := range reg.laws {
+		if byFile[l.File] == nil {
+			order = append(order, l.File)
+		}
+		byFile[l.File] = append(byFile[l.File], l)
 	}
-	if err := c.parseZH(string(sil), LawSIL); err != nil {
-		return nil, fmt.Errorf("parse social insurance law: %w", err)
+	for _, file := range order {
+		src, err := fs.ReadFile(files, "corpus/"+file)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", file, err)
+		}
+		def := ""
+		if ls := byFile[file]; len(ls) == 1 {
+			def = ls[0].Name
+		}
+		if err := c.parseZH(string(src), def, file); err != nil {
+			return nil, fmt.Errorf("parse %s: %w", file, err)
+		}
 	}
-	other, err := corpusFS.ReadFile("corpus/other-rules.zh.md")
-	if err != nil {
-		return nil, fmt.Errorf("read regulations: %w", err)
+	for _, l := range reg.laws {
+		if err := c.countArticles(l); err != nil {
+			return nil, err
+		}
 	}
-	if err := c.parseZH(string(other), ""); err != nil {
-		return nil, fmt.Errorf("parse regulations: %w", err)
-	}
-	official, err := corpusFS.ReadFile("corpus/social-insurance-law.en.md")
-	if err != nil {
-		return nil, fmt.Errorf("read english translation: %w", err)
-	}
-	offParas := parseEN(string(official))
 	unofficial := map[string]map[string]struct {
 		Text     string `json:"text"`
 		Official bool   `json:"official"`
@@ -100,7 +80,7 @@ func loadCorpus(articlesEN []byte) (*corpus, error) {
 		}
 	}
 	for law, arts := range unofficial {
-		if _, ok := lawByName(law); !ok {
+		if _, ok := reg.law(law); !ok {
 			return nil, fmt.Errorf("articles_en.json: unknown law %q", law)
 		}
 		for num, r := range arts {
@@ -115,10 +95,59 @@ func loadCorpus(articlesEN []byte) (*corpus, error) {
 			a.English = strings.TrimSpace(r.Text)
 		}
 	}
+	for _, l := range reg.laws {
+		if l.EnglishFile == "" {
+			continue
+		}
+		official, err := fs.ReadFile(files, "corpus/"+l.EnglishFile)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", l.EnglishFile, err)
+		}
+		if err := c.attachOfficial(l.Name, parseEN(string(official))); err != nil {
+			return nil, fmt.Errorf("%s: %w", l.EnglishFile, err)
+		}
+	}
+	for _, l := range reg.laws {
+		for _, n := range l.notes {
+			for _, s := range append([]Citation{{l.Name, n.Article}}, n.See...) {
+				if _, ok := c.articles[s]; !ok {
+					return nil, fmt.Errorf("laws.json: a note on %s article %d names %s article %d, which the corpus does not have",
+						l.Name, n.Article, s.Law, s.Article)
+				}
+			}
+		}
+	}
+	return c, nil
+}
+
+// countArticles sets l.Articles and checks that the law's articles run
+// from 1 without a gap: a missing article is a broken copy.
+func (c *corpus) countArticles(l *Law) error {
+	n := 0
+	for cit := range c.articles {
+		if cit.Law == l.Name {
+			n++
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: no articles in %s", l.Name, l.File)
+	}
+	for i := 1; i <= n; i++ {
+		if _, ok := c.articles[Citation{l.Name, i}]; !ok {
+			return fmt.Errorf("%s: article %d missing (%d articles found)", l.Name, i, n)
+		}
+	}
+	l.Articles = n
+	return nil
+}
+
+// attachOfficial puts the official English paragraphs in front of the
+// articles of law they translate.
+func (c *corpus) attachOfficial(law string, offParas map[int][]string) error {
 	for n, paras := range offParas {
-		a, ok := c.articles[Citation{LawSIL, n}]
+		a, ok := c.articles[Citation{law, n}]
 		if !ok {
-			return nil, fmt.Errorf("english translation: no article %d", n)
+			return fmt.Errorf("no article %d", n)
 		}
 		zhParas := strings.Split(a.Text, "\n")
 		rest := ""
@@ -138,12 +167,12 @@ func loadCorpus(articlesEN []byte) (*corpus, error) {
 		}
 		a.Official = rest == "" && len(paras) >= len(zhParas)
 	}
-	return c, nil
+	return nil
 }
 
-// parseZH reads "## 第X条" or "## 〔条例名〕第X条" sections. law is the
-// law for unprefixed headings; "# 《条例名》" headings switch it.
-func (c *corpus) parseZH(src, law string) error {
+// parseZH reads "## 第X条" or "## 〔条例名〕第X条" sections of file. law is
+// the law for unprefixed headings; "# 《条例名》" headings switch it.
+func (c *corpus) parseZH(src, law, file string) error {
 	src = htmlComment.ReplaceAllString(src, "")
 	var cur *Article
 	var paras []string
@@ -160,7 +189,6 @@ func (c *corpus) parseZH(src, law string) error {
 			return fmt.Errorf("%s article %d appears twice", cur.Law, cur.Article)
 		}
 		c.articles[cur.Citation] = cur
-		c.counts[cur.Law]++
 		cur, paras = nil, nil
 		return nil
 	}
@@ -174,8 +202,8 @@ func (c *corpus) parseZH(src, law string) error {
 			if m[1] != "" {
 				l = m[1]
 			}
-			if _, ok := lawByName(l); !ok {
-				return fmt.Errorf("unknown law %q in heading %q", l, line)
+			if rec, ok := c.laws.law(l); !ok || rec.File != file {
+				return fmt.Errorf("heading %q: %q is not a law of laws.json in this file", line, l)
 			}
 			n, ok := parseZHNumber(m[2])
 			if !ok {
@@ -189,6 +217,9 @@ func (c *corpus) parseZH(src, law string) error {
 				return err
 			}
 			if m := zhLawHead.FindStringSubmatch(line); m != nil {
+				if rec, ok := c.laws.law(m[1]); !ok || rec.File != file {
+					return fmt.Errorf("heading %q: %q is not a law of laws.json in this file", line, m[1])
+				}
 				law, chapter = m[1], ""
 			} else if m := zhChapterHead.FindStringSubmatch(line); m != nil {
 				chapter = spaces.ReplaceAllString(strings.TrimSpace(m[1]), " ")

@@ -44,32 +44,8 @@ func TestEmbeddedCorpusMatchesShared(t *testing.T) {
 	}
 }
 
-func TestCorpusArticleCounts(t *testing.T) {
-	c, err := loadCorpus(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]int{LawSIL: 98, LawHandling: 63, LawMedFund: 50, LawCollection: 31}
-	for law, n := range want {
-		if c.counts[law] != n {
-			t.Errorf("%s: %d articles, want %d", law, c.counts[law], n)
-		}
-		for i := 1; i <= n; i++ {
-			if _, ok := c.articles[Citation{law, i}]; !ok {
-				t.Errorf("%s article %d missing", law, i)
-			}
-		}
-	}
-	if len(c.articles) != 98+63+50+31 {
-		t.Errorf("%d articles in total", len(c.articles))
-	}
-}
-
 func TestCorpusText(t *testing.T) {
-	c, err := loadCorpus(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustCorpus(t, nil)
 	a74 := c.articles[Citation{LawSIL, 74}]
 	if !strings.HasPrefix(a74.Text, "社会保险经办机构通过业务经办、统计、调查获取社会保险工作所需的数据") {
 		t.Errorf("Art. 74 starts %q", a74.Text[:60])
@@ -100,10 +76,7 @@ func TestCorpusText(t *testing.T) {
 }
 
 func TestOfficialEnglish(t *testing.T) {
-	c, err := loadCorpus(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustCorpus(t, nil)
 	for n := 1; n <= 3; n++ {
 		a := c.articles[Citation{LawSIL, n}]
 		if !a.Official || a.English == "" || a.OfficialParas != 1 {
@@ -125,7 +98,7 @@ func TestOfficialEnglish(t *testing.T) {
 func TestOfficialEnglishWithUnofficialPara2(t *testing.T) {
 	en := []byte(`{"社会保险法": {"4": {"text": "P1 ours.\nIndividuals are entitled to supervise the payments made by their employer.", "official": false},
 		"74": {"text": "Agency data.", "official": false}}}`)
-	c, err := loadCorpus(en)
+	c, err := loadCorpus(testLaws(), corpusFS, en)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +110,9 @@ func TestOfficialEnglishWithUnofficialPara2(t *testing.T) {
 	if a4.Official || a4.OfficialParas != 1 {
 		t.Errorf("Art. 4: official=%v paras=%d", a4.Official, a4.OfficialParas)
 	}
-	text := articleText(a4, EN)
+	f := realFAQ(t)
+	l, _ := f.corpus.laws.law(LawSIL)
+	text := f.articleText(l, a4, EN, testDay, nil)
 	if !strings.Contains(text, "official translation") || !strings.Contains(text, "（英文为非官方译文 / unofficial translation）") {
 		t.Errorf("Art. 4 rendering lacks labels:\n%s", text)
 	}
@@ -147,7 +122,7 @@ func TestOfficialEnglishWithUnofficialPara2(t *testing.T) {
 	if a := c.articles[Citation{LawSIL, 74}]; a.English != "Agency data." || a.Official {
 		t.Errorf("Art. 74 = %+v", a)
 	}
-	if _, err := loadCorpus([]byte(`{"社会保险法": {"99": {"text": "x"}}}`)); err == nil {
+	if _, err := loadCorpus(testLaws(), corpusFS, []byte(`{"社会保险法": {"99": {"text": "x"}}}`)); err == nil {
 		t.Error("rendering of a missing article accepted")
 	}
 }
@@ -163,33 +138,6 @@ func TestZHNumbers(t *testing.T) {
 	}
 	if _, ok := parseZHNumber("七x"); ok {
 		t.Error("junk parsed")
-	}
-}
-
-func TestCitationLabelAndKey(t *testing.T) {
-	for _, c := range []Citation{{LawSIL, 74}, {LawHandling, 32}, {LawMedFund, 41}, {LawCollection, 16}} {
-		k := c.Key()
-		if k == "" || len(k) > 20 {
-			t.Errorf("%v: key %q", c, k)
-		}
-		back, ok := ParseCitationKey(k)
-		if !ok || back != c {
-			t.Errorf("ParseCitationKey(%q) = %v, %v", k, back, ok)
-		}
-	}
-	if got := (Citation{LawSIL, 74}).Label(ZH); got != "《社会保险法》第七十四条" {
-		t.Errorf("zh label %q", got)
-	}
-	if got := (Citation{LawSIL, 74}).Label(EN); got != "Social Insurance Law, Art. 74" {
-		t.Errorf("en label %q", got)
-	}
-	if got := (Citation{LawSIL, 74}).Key(); got != "sil.74" {
-		t.Errorf("key %q", got)
-	}
-	for _, bad := range []string{"", "sil", "sil.", "sil.x", "xx.4", "sil.-1", "sil.0"} {
-		if _, ok := ParseCitationKey(bad); ok {
-			t.Errorf("ParseCitationKey(%q) accepted", bad)
-		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,11 +15,23 @@ import (
 // evalItem is one question of an evaluation set (the format of
 // /work/shared/eval/dev-questions.json).
 type evalItem struct {
-	Q          string     `json:"q"`
-	Lang       Lang       `json:"lang"`
+	Q    string `json:"q"`
+	Lang Lang   `json:"lang"`
+	// Day is the day the question is asked (default testDay).
+	Day Date `json:"date"`
+	// Articles are Social Insurance Law article numbers; Cites are
+	// articles of any law. A correct answer cites at least one of them.
 	Articles   []string   `json:"articles"`
+	Cites      []Citation `json:"cites"`
 	Keywords   [][]string `json:"keywords"`
 	OutOfScope bool       `json:"out_of_scope"`
+}
+
+func (it evalItem) day() Date {
+	if it.Day.IsZero() {
+		return testDay
+	}
+	return it.Day
 }
 
 func loadEval(t testing.TB, path string) []evalItem {
@@ -58,7 +71,7 @@ func realFAQ(t testing.TB) *FAQ {
 }
 
 // judge says whether an answer is correct for an item, and why not.
-func judge(it evalItem, a Answer) (bool, string) {
+func judge(f *FAQ, it evalItem, a Answer) (bool, string) {
 	if it.OutOfScope {
 		if !a.Abstained || len(a.Citations) > 0 {
 			return false, "answered (entry " + a.EntryID + ") instead of refusing"
@@ -70,7 +83,7 @@ func judge(it evalItem, a Answer) (bool, string) {
 	}
 	text := a.Text
 	for _, c := range a.Citations {
-		text += "\n" + c.Label(it.Lang)
+		text += "\n" + f.Label(c, it.Lang, a.Day)
 	}
 	if it.Lang == EN {
 		text = strings.ToLower(text)
@@ -90,19 +103,13 @@ func judge(it evalItem, a Answer) (bool, string) {
 			return false, "entry " + a.EntryID + " lacks one of " + strings.Join(group, "|")
 		}
 	}
-	if len(it.Articles) > 0 {
-		ok := false
-		for _, s := range it.Articles {
-			n, _ := strconv.Atoi(s)
-			for _, c := range a.Citations {
-				if c == (Citation{LawSIL, n}) {
-					ok = true
-				}
-			}
-		}
-		if !ok {
-			return false, "entry " + a.EntryID + " cites none of SIL " + strings.Join(it.Articles, ",")
-		}
+	want := slices.Clone(it.Cites)
+	for _, s := range it.Articles {
+		n, _ := strconv.Atoi(s)
+		want = append(want, Citation{LawSIL, n})
+	}
+	if len(want) > 0 && !slices.ContainsFunc(a.Citations, func(c Citation) bool { return slices.Contains(want, c) }) {
+		return false, fmt.Sprintf("entry %s cites none of %v", a.EntryID, want)
 	}
 	return true, ""
 }
@@ -111,7 +118,7 @@ func runEval(t *testing.T, f *FAQ, items []evalItem) {
 	total := map[string]int{}
 	good := map[string]int{}
 	for _, it := range items {
-		a, err := f.Answer(context.Background(), it.Q, it.Lang)
+		a, err := f.Answer(context.Background(), Query{Text: it.Q, Lang: it.Lang, Day: it.day()})
 		if err != nil {
 			t.Fatalf("%q: %v", it.Q, err)
 		}
@@ -120,7 +127,7 @@ func runEval(t *testing.T, f *FAQ, items []evalItem) {
 			group = "out_of_scope"
 		}
 		total[group]++
-		if ok, why := judge(it, a); ok {
+		if ok, why := judge(f, it, a); ok {
 			good[group]++
 		} else {
 			t.Logf("MISS [%s] %q: %s", group, it.Q, why)
@@ -202,12 +209,12 @@ func wordingsFindEntry(t *testing.T, f *FAQ, want float64) {
 			lang Lang
 		}{{e.QuestionsZH, ZH}, {e.QuestionsEN, EN}} {
 			for _, q := range w.qs {
-				a, err := f.Answer(context.Background(), q, w.lang)
+				a, err := f.Answer(context.Background(), Query{Text: q, Lang: w.lang, Day: testDay})
 				if err != nil {
 					t.Fatal(err)
 				}
 				total++
-				if a.EntryID == e.ID || (a.Article != nil && slicesContains(e.Citations, a.Article.Citation)) {
+				if a.EntryID == e.ID || (a.Article != nil && slicesContains(e.citationsOn(testDay), a.Article.Citation)) {
 					good++
 					continue
 				}

@@ -27,12 +27,14 @@ package faq
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -74,8 +76,8 @@ type FAQ struct {
 	stats   counters
 }
 
-// New parses the embedded corpus and entries. It fails if an entry is
-// malformed or cites an article the corpus does not have.
+// New parses the embedded laws, corpus and entries. It fails if an entry
+// is malformed or cites an article the corpus does not have.
 func New(opts Options) (*FAQ, error) {
 	raw, err := dataFS.ReadFile("data/entries.json")
 	if err != nil {
@@ -91,12 +93,21 @@ func New(opts Options) (*FAQ, error) {
 // newFAQ builds an FAQ over the given entries; tests and benchmarks use it
 // to try other entry sets on the same corpus.
 func newFAQ(opts Options, entries []Entry) (*FAQ, error) {
-	return buildFAQ(opts, entries, dataFS)
+	return buildFAQ(opts, entries, dataFS, corpusFS)
 }
 
-// buildFAQ reads the English article renderings from data, so that a test
-// can show a missing or broken file is an error.
-func buildFAQ(opts Options, entries []Entry, data fs.FS) (*FAQ, error) {
+// buildFAQ reads the law registry and the English article renderings from
+// data, and the statute texts from files, so that a test can show a
+// missing or broken file is an error.
+func buildFAQ(opts Options, entries []Entry, data, files fs.FS) (*FAQ, error) {
+	lawsRaw, err := fs.ReadFile(data, "data/laws.json")
+	if err != nil {
+		return nil, fmt.Errorf("read laws: %w", err)
+	}
+	reg, err := parseLaws(lawsRaw)
+	if err != nil {
+		return nil, err
+	}
 	en, err := fs.ReadFile(data, "data/articles_en.json")
 	if err != nil {
 		return nil, fmt.Errorf("read english articles: %w", err)
@@ -106,7 +117,7 @@ func buildFAQ(opts Options, entries []Entry, data fs.FS) (*FAQ, error) {
 		// file is a mistake, not that.
 		return nil, fmt.Errorf("read english articles: data/articles_en.json is empty")
 	}
-	c, err := loadCorpus(en)
+	c, err := loadCorpus(reg, files, en)
 	if err != nil {
 		return nil, fmt.Errorf("load corpus: %w", err)
 	}
@@ -134,31 +145,82 @@ func (f *FAQ) checkEntry(e Entry) error {
 		return fmt.Errorf("empty id")
 	case len(e.QuestionsZH)+len(e.QuestionsEN) == 0:
 		return fmt.Errorf("no question wordings")
-	case strings.TrimSpace(e.AnswerZH) == "" || strings.TrimSpace(e.AnswerEN) == "":
-		return fmt.Errorf("answer missing in a language")
+	case len(e.Versions) == 0:
+		return fmt.Errorf("no answer")
+	case !e.Versions[0].From.IsZero():
+		return fmt.Errorf("the first version must have no from date")
 	}
 	if _, dup := f.byID[e.ID]; dup {
 		return fmt.Errorf("duplicate id")
 	}
-	for _, c := range e.Citations {
-		if _, ok := f.corpus.articles[c]; !ok {
-			return fmt.Errorf("citation %s article %d is not in the corpus", c.Law, c.Article)
+	for i, v := range e.Versions {
+		if i > 0 && !e.Versions[i-1].From.Before(v.From) {
+			return fmt.Errorf("version %d: from dates must increase", i)
+		}
+		if err := f.checkVersion(v, i > 0); err != nil {
+			return fmt.Errorf("version %d: %w", i, err)
 		}
 	}
 	return nil
 }
 
+// checkVersion checks that a version's answer is there in both languages
+// and that everything it cites, in its citations or in its prose, is an
+// article of the corpus and is cited.
+func (f *FAQ) checkVersion(v Version, later bool) error {
+	if strings.TrimSpace(v.AnswerZH) == "" || strings.TrimSpace(v.AnswerEN) == "" {
+		return fmt.Errorf("answer missing in a language")
+	}
+	if (v.ChangeZH == "") != (v.ChangeEN == "") {
+		return fmt.Errorf("change line missing in a language")
+	}
+	if v.ChangeZH != "" && (!later || len(v.ChangeCitations) == 0) {
+		return fmt.Errorf("a change line belongs to a later version and must cite what it rests on")
+	}
+	for _, c := range append(slices.Clone(v.Citations), v.ChangeCitations...) {
+		if _, ok := f.corpus.articles[c]; !ok {
+			return fmt.Errorf("citation %s article %d is not in the corpus", c.Law, c.Article)
+		}
+	}
+	for _, p := range []struct {
+		text  string
+		cited []Citation
+	}{{v.AnswerZH, v.Citations}, {v.AnswerEN, v.Citations}, {v.ChangeZH, v.ChangeCitations}, {v.ChangeEN, v.ChangeCitations}} {
+		named, ok := f.corpus.laws.proseCitations(p.text, "")
+		if !ok {
+			return fmt.Errorf("the text names a law that is not in laws.json, or an article without its law: %q", p.text)
+		}
+		for _, c := range named {
+			if !slices.Contains(p.cited, c) {
+				return fmt.Errorf("the text names %s article %d, which the version does not cite", c.Law, c.Article)
+			}
+		}
+	}
+	return nil
+}
+
+type versionJSON struct {
+	From            Date       `json:"from,omitzero"`
+	AnswerZH        string     `json:"answer_zh"`
+	AnswerEN        string     `json:"answer_en"`
+	Citations       []Citation `json:"citations"`
+	Source          string     `json:"source"`
+	ChangeZH        string     `json:"change_zh,omitempty"`
+	ChangeEN        string     `json:"change_en,omitempty"`
+	ChangeCitations []Citation `json:"change_citations,omitempty"`
+}
+
+// entryJSON is an entry in data/entries.json: the first version's fields
+// sit in the entry itself, later ones in versions.
 type entryJSON struct {
-	ID          string     `json:"id"`
-	QuestionsZH []string   `json:"questions_zh"`
-	QuestionsEN []string   `json:"questions_en"`
-	AnswerZH    string     `json:"answer_zh"`
-	AnswerEN    string     `json:"answer_en"`
-	Citations   []Citation `json:"citations"`
-	Local       bool       `json:"local"`
-	Source      string     `json:"source"`
-	KeywordsZH  []string   `json:"keywords_zh"`
-	KeywordsEN  []string   `json:"keywords_en"`
+	ID          string   `json:"id"`
+	QuestionsZH []string `json:"questions_zh"`
+	QuestionsEN []string `json:"questions_en"`
+	versionJSON
+	Local      bool          `json:"local"`
+	KeywordsZH []string      `json:"keywords_zh"`
+	KeywordsEN []string      `json:"keywords_en"`
+	Versions   []versionJSON `json:"versions,omitempty"`
 }
 
 func parseEntries(raw []byte) ([]Entry, error) {
@@ -168,7 +230,12 @@ func parseEntries(raw []byte) ([]Entry, error) {
 	}
 	out := make([]Entry, len(js))
 	for i, j := range js {
-		out[i] = Entry(j)
+		e := Entry{ID: j.ID, QuestionsZH: j.QuestionsZH, QuestionsEN: j.QuestionsEN, KeywordsZH: j.KeywordsZH,
+			KeywordsEN: j.KeywordsEN, Local: j.Local}
+		for _, v := range append([]versionJSON{j.versionJSON}, j.Versions...) {
+			e.Versions = append(e.Versions, Version(v))
+		}
+		out[i] = e
 	}
 	return out, nil
 }
@@ -197,67 +264,88 @@ func (f *FAQ) Entries() []Entry {
 	return append([]Entry(nil), f.entries...)
 }
 
-// Answer answers one question in lang (DetectLang(question) if lang is
-// neither ZH nor EN). The error is reserved for real failures; an
-// unanswerable question is an abstained Answer, and an LLM failure falls
-// back to the retrieval answer.
-func (f *FAQ) Answer(ctx context.Context, question string, lang Lang) (Answer, error) {
+// ErrNoDay is returned by Answer for a Query without a day: which laws
+// an answer cites depends on it.
+var ErrNoDay = errors.New("a query needs the day it is answered for")
+
+// Answer answers one question for q.Day, in q.Lang (the language of the
+// question if q.Lang is neither ZH nor EN). The error is reserved for real
+// failures; an unanswerable question is an abstained Answer, and an LLM
+// failure falls back to the retrieval answer.
+func (f *FAQ) Answer(ctx context.Context, q Query) (Answer, error) {
 	if err := ctx.Err(); err != nil {
 		return Answer{}, fmt.Errorf("answer: %w", err)
 	}
+	if q.Day.IsZero() {
+		return Answer{}, fmt.Errorf("answer: %w", ErrNoDay)
+	}
+	lang := q.Lang
 	if lang != ZH && lang != EN {
-		lang = DetectLang(question)
+		lang = DetectLang(q.Text)
 	}
 	f.stats.questions.Add(1)
-	if c, ok := articleRequest(question); ok {
-		return f.answerArticle(c, lang), nil
+	if c, ok := f.corpus.laws.articleRequest(q.Text); ok {
+		return f.answerArticle(c, lang, q.Day), nil
 	}
-	norm := normalize(question)
+	norm := normalize(q.Text)
 	curatedDoc, curated := f.index.exact[keyOfNormalized(norm)]
-	if !curated && isOffTopic(question) {
+	if !curated && isOffTopic(q.Text) {
 		f.log.Debug("faq abstain", "reason", "off topic")
-		return f.abstain(lang, 0), nil
+		return f.abstain(lang, q.Day, 0), nil
 	}
-	q := analyzeNormalized(norm)
-	hits := f.index.search(q, maxRelated+1)
+	aq := analyzeNormalized(norm)
+	hits := f.index.search(aq, maxRelated+1)
 	if len(hits) == 0 {
 		f.log.Debug("faq abstain", "reason", "no match")
-		return f.abstain(lang, 0), nil
+		return f.abstain(lang, q.Day, 0), nil
 	}
 	if curated && hits[0].doc != curatedDoc {
 		hits = promote(hits, curatedDoc)
 	}
 	best := hits[0]
-	cov := f.index.coverage(q, best.doc)
+	cov := f.index.coverage(aq, best.doc)
 	e := f.entries[best.doc]
 	need := minCoverage
-	if !q.anchored {
+	if !aq.anchored {
 		need = minCoverageUnanchored
 	}
 	// A question made only of common domain words ("how to pay medical
 	// insurance") scores low for lack of rare terms, yet is plainly ours.
 	floor := minScore
-	if q.anchored && cov >= 0.8 {
+	if aq.anchored && cov >= 0.8 {
 		floor = minScoreCovered
 	}
 	if best.score < floor || cov < need {
 		f.log.Debug("faq abstain", "reason", "low confidence", "best", e.ID, "score", round2(best.score),
-			"coverage", round2(cov), "anchored", q.anchored)
-		return f.abstain(lang, best.score), nil
+			"coverage", round2(cov), "anchored", aq.anchored)
+		return f.abstain(lang, q.Day, best.score), nil
 	}
-	ans := Answer{
-		Text:      e.Answer(lang),
-		Citations: append([]Citation(nil), e.Citations...),
-		EntryID:   e.ID,
-		Score:     best.score,
-	}
+	ans := f.EntryAnswer(e, lang, q.Day)
+	ans.Score = best.score
 	ans.Related = f.related(hits, best.doc)
 	f.stats.entryAnswers.Add(1)
 	f.log.Debug("faq answer", "entry", e.ID, "score", round2(best.score), "coverage", round2(cov))
 	if f.llm != nil {
-		f.phrase(ctx, question, lang, e, &ans)
+		v, _ := e.At(q.Day)
+		f.phrase(ctx, q.Text, lang, e.ID, v, &ans)
 	}
 	return ans, nil
+}
+
+// EntryAnswer is entry e's curated answer on day, with the change a
+// published law will make to it from a later day. It never calls the LLM.
+func (f *FAQ) EntryAnswer(e Entry, lang Lang, day Date) Answer {
+	v, next := e.At(day)
+	ans := Answer{
+		Day:       day,
+		Text:      v.Answer(lang),
+		Citations: slices.Clone(v.Citations),
+		EntryID:   e.ID,
+	}
+	if next != nil {
+		ans.Notes = []Note{{From: next.From, Text: next.Change(lang), Citations: slices.Clone(next.ChangeCitations)}}
+	}
+	return ans
 }
 
 // Related returns the IDs of up to 3 entries related to entry id, found
@@ -300,25 +388,36 @@ func (f *FAQ) related(hits []hit, self int) []string {
 	return out
 }
 
-func (f *FAQ) answerArticle(c Citation, lang Lang) Answer {
+// ArticleAnswer is the answer to a request for article c on day, as for a
+// typed look-up: the text, the law's status and the notes on it.
+func (f *FAQ) ArticleAnswer(c Citation, lang Lang, day Date) Answer {
+	return f.answerArticle(c, lang, day)
+}
+
+func (f *FAQ) answerArticle(c Citation, lang Lang, day Date) Answer {
+	law, known := f.corpus.laws.law(c.Law)
 	a, ok := f.corpus.articles[c]
+	if !known {
+		return f.abstain(lang, day, 0)
+	}
 	if !ok {
 		f.stats.abstentions.Add(1)
-		return Answer{Text: noSuchArticleText(c, f.corpus.counts[c.Law], lang), Abstained: true}
+		return Answer{Day: day, Text: noSuchArticleText(law, c, lang), Abstained: true}
 	}
 	f.stats.articleAnswers.Add(1)
 	cp := *a
-	return Answer{
-		Text:      articleText(a, lang),
-		Citations: []Citation{c},
-		Score:     1,
-		Article:   &cp,
+	ans := Answer{Day: day, Citations: []Citation{c}, Score: 1, Article: &cp}
+	now, later := f.corpus.laws.notes(c, day)
+	for _, n := range append(now, later...) {
+		ans.Notes = append(ans.Notes, Note{From: n.From, Text: n.Text(lang), Citations: slices.Clone(n.See)})
 	}
+	ans.Text = f.articleText(law, a, lang, day, ans.Notes)
+	return ans
 }
 
-func (f *FAQ) abstain(lang Lang, score float64) Answer {
+func (f *FAQ) abstain(lang Lang, day Date, score float64) Answer {
 	f.stats.abstentions.Add(1)
-	return Answer{Text: abstainText(lang), Abstained: true, Score: score}
+	return Answer{Day: day, Text: abstainText(lang), Abstained: true, Score: score}
 }
 
 func abstainText(lang Lang) string {
@@ -386,3 +485,56 @@ func promote(hits []hit, d int) []hit {
 // round2 keeps logged scores short; full precision would also print long
 // digit runs that log scanners mistake for ID or phone numbers.
 func round2(x float64) float64 { return math.Round(x*100) / 100 }
+
+// Laws returns the laws the corpus holds, in display order.
+func (f *FAQ) Laws() []Law {
+	out := make([]Law, len(f.corpus.laws.laws))
+	for i, l := range f.corpus.laws.laws {
+		out[i] = *l
+	}
+	return out
+}
+
+// Law returns the law with the short name.
+func (f *FAQ) Law(name string) (Law, bool) {
+	l, ok := f.corpus.laws.law(name)
+	if !ok {
+		return Law{}, false
+	}
+	return *l, true
+}
+
+// Label renders a citation for people on day: 《社会保险法》第七十四条, or
+// "Social Insurance Law, Art. 74", followed by the law's status when it
+// is not in force that day (《医疗保障法》第十条（自2027年1月1日起施行，尚未施行）).
+func (f *FAQ) Label(c Citation, lang Lang, day Date) string {
+	return f.corpus.laws.label(c, lang, day)
+}
+
+// Labels renders several citations in one run, naming each law once:
+// 《社会保险法》第六十三条、第八十六条；《社会保险经办条例》第三十一条.
+// Each law's status on day follows its articles when it is not in force.
+func (f *FAQ) Labels(cs []Citation, lang Lang, day Date) string {
+	return f.corpus.laws.labels(cs, lang, day)
+}
+
+// ShortLabel is a citation short enough for a button: 社保法第七十四条, or
+// "SIL Art. 74".
+func (f *FAQ) ShortLabel(c Citation, lang Lang) string { return f.corpus.laws.short(c, lang) }
+
+// Key is a short ASCII form of a citation ("sil.74") that fits any
+// messenger's button data; "" for a law the registry does not have.
+func (f *FAQ) Key(c Citation) string { return f.corpus.laws.key(c) }
+
+// ParseKey is the inverse of Key. It does not check that the article
+// exists; Article does.
+func (f *FAQ) ParseKey(s string) (Citation, bool) { return f.corpus.laws.parseKey(s) }
+
+// CitationsIn returns the articles a text names in prose ("《社会保险法》第
+// 四条和第七十四条", "Social Insurance Law Arts. 63, 86"). ok is false when
+// the text names a law the registry does not have, or an article whose
+// law cannot be told. Tests use it to check that every reply cites only
+// what resolves.
+func (f *FAQ) CitationsIn(text string) (cs []Citation, ok bool) {
+	return f.corpus.laws.proseCitations(text, "")
+}

@@ -86,7 +86,9 @@ func buildIndex(entries []Entry) *index {
 		add(e.QuestionsEN, weightQuestion)
 		add(e.KeywordsZH, weightKeyword)
 		add(e.KeywordsEN, weightKeyword)
-		add([]string{e.AnswerZH, e.AnswerEN}, weightAnswer)
+		for _, v := range e.Versions {
+			add([]string{v.AnswerZH, v.AnswerEN}, weightAnswer)
+		}
 		total += lens[d]
 		ix.terms[d] = make(map[string]bool, len(tf))
 		for term, f := range tf {

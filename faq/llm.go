@@ -98,14 +98,14 @@ const systemPromptEN = `You phrase answers for a Chinese social and medical insu
 	`"quotes": ["text copied verbatim from an article text"]}. ` +
 	`Cite only articles given below; every quote must be copied exactly from an article text, or leave quotes empty.`
 
-func (l *llm) prompt(question string, lang Lang, e Entry, arts []*Article) []openai.ChatCompletionMessage {
+func (l *llm) prompt(question string, lang Lang, v Version, arts []*Article) []openai.ChatCompletionMessage {
 	sys := systemPromptZH
 	if lang == EN {
 		sys = systemPromptEN
 	}
 	var b strings.Builder
 	b.WriteString("Reference answer / 参考答案:\n")
-	b.WriteString(e.Answer(lang))
+	b.WriteString(v.Answer(lang))
 	b.WriteString("\n\nArticle texts / 法条原文:\n")
 	for _, a := range arts {
 		b.WriteString(`{"law": "` + a.Law + `", "article": ` + strconv.Itoa(a.Article) + "}\n")
@@ -126,9 +126,9 @@ func (l *llm) prompt(question string, lang Lang, e Entry, arts []*Article) []ope
 // phrase asks the LLM to word the retrieved answer and replaces ans.Text
 // only if the reply passes validation. Failures are logged without any
 // message text and counted.
-func (f *FAQ) phrase(ctx context.Context, question string, lang Lang, e Entry, ans *Answer) {
-	arts := make([]*Article, 0, len(e.Citations))
-	for _, c := range e.Citations {
+func (f *FAQ) phrase(ctx context.Context, question string, lang Lang, entry string, v Version, ans *Answer) {
+	arts := make([]*Article, 0, len(v.Citations))
+	for _, c := range v.Citations {
 		arts = append(arts, f.corpus.articles[c])
 	}
 	f.stats.llmCalls.Add(1)
@@ -136,7 +136,7 @@ func (f *FAQ) phrase(ctx context.Context, question string, lang Lang, e Entry, a
 	defer cancel()
 	resp, err := f.llm.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
 		Model:       f.llm.model,
-		Messages:    f.llm.prompt(question, lang, e, arts),
+		Messages:    f.llm.prompt(question, lang, v, arts),
 		Temperature: 0.2,
 	})
 	if err != nil {
@@ -144,16 +144,16 @@ func (f *FAQ) phrase(ctx context.Context, question string, lang Lang, e Entry, a
 		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 			r = reasonTimeout
 		}
-		f.fallback(r, e.ID, err)
+		f.fallback(r, entry, err)
 		return
 	}
 	if len(resp.Choices) == 0 {
-		f.fallback(reasonEmpty, e.ID, nil)
+		f.fallback(reasonEmpty, entry, nil)
 		return
 	}
-	cits, text, r, ok := validate(resp.Choices[0].Message.Content, lang, e.Answer(lang), arts)
+	cits, text, r, ok := f.corpus.laws.validate(resp.Choices[0].Message.Content, lang, v.Answer(lang), arts)
 	if !ok {
-		f.fallback(r, e.ID, nil)
+		f.fallback(r, entry, nil)
 		return
 	}
 	f.stats.llmAccepted.Add(1)
@@ -184,7 +184,7 @@ func (f *FAQ) fallback(r reason, entry string, err error) {
 // validate checks an LLM reply against the reference answer ref (in
 // lang) and the articles retrieval supplied. It returns the citations to
 // show (a subset of the supplied ones) and the answer text.
-func validate(content string, lang Lang, ref string, arts []*Article) ([]Citation, string, reason, bool) {
+func (reg *registry) validate(content string, lang Lang, ref string, arts []*Article) ([]Citation, string, reason, bool) {
 	content = strings.TrimSpace(content)
 	// Many servers wrap JSON in a Markdown fence despite the prompt.
 	if strings.HasPrefix(content, "```") {
@@ -201,7 +201,7 @@ func validate(content string, lang Lang, ref string, arts []*Article) ([]Citatio
 	if text == "" {
 		return nil, "", reasonEmpty, false
 	}
-	if !inLang(text, lang, ref) {
+	if !reg.inLang(text, lang, ref) {
 		return nil, "", reasonWrongLanguage, false
 	}
 	allowed := map[Citation]*Article{}
@@ -228,7 +228,7 @@ func validate(content string, lang Lang, ref string, arts []*Article) ([]Citatio
 	if len(lawsSupplied) == 1 {
 		def = arts[0].Law
 	}
-	named, ok := proseCitations(text, def)
+	named, ok := reg.proseCitations(text, def)
 	if !ok {
 		return nil, "", reasonBadCitation, false
 	}

@@ -82,7 +82,7 @@ func TestLLMAccepted(t *testing.T) {
 	} {
 		fake, srv := newFakeLLM(t, content(reply))
 		f, _ := llmFAQ(t, srv, time.Second)
-		a, err := f.Answer(context.Background(), balanceQ, ZH)
+		a, err := f.Answer(context.Background(), Query{Text: balanceQ, Lang: ZH, Day: testDay})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,15 +131,15 @@ func TestLLMRejected(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, srv := newFakeLLM(t, tt.reply)
 			f, logs := llmFAQ(t, srv, 200*time.Millisecond)
-			a, err := f.Answer(context.Background(), balanceQ, ZH)
+			a, err := f.Answer(context.Background(), Query{Text: balanceQ, Lang: ZH, Day: testDay})
 			if err != nil {
 				t.Fatal(err)
 			}
 			e, _ := f.Entry("balance-query")
-			if a.Phrased || a.Text != e.AnswerZH || a.Abstained {
+			if a.Phrased || a.Text != e.answerOn(testDay, ZH) || a.Abstained {
 				t.Errorf("not the retrieval answer: %+v", a)
 			}
-			if diff := cmp.Diff(e.Citations, a.Citations); diff != "" {
+			if diff := cmp.Diff(e.citationsOn(testDay), a.Citations); diff != "" {
 				t.Errorf("citations (-want +got):\n%s", diff)
 			}
 			s := f.Stats()
@@ -163,7 +163,7 @@ func TestLLMNeverSeesPersonalNumbers(t *testing.T) {
 		"身份证１１０１０５１９４９１２３１００２Ｘ医保余额怎么查",
 		"My ID is 110105194912310026, how do I check my medical insurance balance?",
 	} {
-		a, err := f.Answer(context.Background(), q, DetectLang(q))
+		a, err := f.Answer(context.Background(), Query{Text: q, Lang: DetectLang(q), Day: testDay})
 		if err != nil || a.EntryID != "balance-query" {
 			t.Fatalf("%q: %+v, %v", q, a, err)
 		}
@@ -202,7 +202,7 @@ func TestLLMOnlyForEntries(t *testing.T) {
 	fake, srv := newFakeLLM(t, content(`{"answer": "x"}`))
 	f, _ := llmFAQ(t, srv, time.Second)
 	for _, q := range []string{"第74条", "明天会下雨吗", "第120条"} {
-		if _, err := f.Answer(context.Background(), q, ZH); err != nil {
+		if _, err := f.Answer(context.Background(), Query{Text: q, Lang: ZH, Day: testDay}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -218,7 +218,7 @@ func TestLogsCarryNoPersonalData(t *testing.T) {
 	f, logs := llmFAQ(t, srv, time.Second)
 	qs := []string{"我身份证号11010519491231002X，医保余额怎么查", "手机13912345678，明天会下雨吗", "第120条", "My phone is 13912345678, is there a late fee?"}
 	for _, q := range qs {
-		if _, err := f.Answer(context.Background(), q, DetectLang(q)); err != nil {
+		if _, err := f.Answer(context.Background(), Query{Text: q, Lang: DetectLang(q), Day: testDay}); err != nil {
 			t.Fatal(err)
 		}
 	}

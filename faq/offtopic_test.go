@@ -22,7 +22,7 @@ func TestOffTopicDeclined(t *testing.T) {
 		"housing fund contribution rate",
 		"how do I file my income tax return",
 	} {
-		a, err := f.Answer(context.Background(), q, DetectLang(q))
+		a, err := f.Answer(context.Background(), Query{Text: q, Lang: DetectLang(q), Day: testDay})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -31,7 +31,7 @@ func TestOffTopicDeclined(t *testing.T) {
 		}
 	}
 	// The same words inside a real social-insurance question still work.
-	a, _ := f.Answer(context.Background(), "医保断缴了还能补吗", ZH)
+	a, _ := f.Answer(context.Background(), Query{Text: "医保断缴了还能补吗", Lang: ZH, Day: testDay})
 	if a.Abstained {
 		t.Error("a plain back-payment question was declined")
 	}

@@ -42,19 +42,6 @@ var (
 	zhLawLike = regexp.MustCompile(`\p{Han}+(?:法|条例|办法|细则)$`)
 )
 
-// enProseLaws are the ways an English answer names our laws. They are
-// stricter than enLawAliases: in prose, "the collection agency" or "the
-// handling office" is not a law.
-var enProseLaws = []struct {
-	re  *regexp.Regexp
-	law string
-}{
-	{regexp.MustCompile(`(?i)social (?:insurance|security) law`), LawSIL},
-	{regexp.MustCompile(`(?i)handling regulations?|regulations? on (?:the )?social insurance handling`), LawHandling},
-	{regexp.MustCompile(`(?i)use of medical security funds?|medical[- ](?:insurance|security)[- ]fund(?:s)?(?: supervision)? regulations?|fund supervision regulations?`), LawMedFund},
-	{regexp.MustCompile(`(?i)collection regulations?|collection and payment of social insurance premiums|interim regulations?`), LawCollection},
-}
-
 // lawMention is a place where the prose names a law.
 type lawMention struct {
 	end int
@@ -67,17 +54,17 @@ type lawMention struct {
 // in English ("Art. 32 of the handling regulation"), or else def. ok is
 // false when the prose names a law that is not one of ours, or names an
 // article whose law cannot be told (def is "").
-func proseCitations(text, def string) ([]Citation, bool) {
+func (r *registry) proseCitations(text, def string) ([]Citation, bool) {
 	s := foldWidth(text)
 	var mentions []lawMention
 	for _, m := range bookTitle.FindAllStringSubmatchIndex(s, -1) {
-		law, ok := zhLawExact(strings.TrimSpace(s[m[2]:m[3]]))
+		law, ok := r.zhLawExact(strings.TrimSpace(s[m[2]:m[3]]))
 		if !ok {
 			return nil, false
 		}
 		mentions = append(mentions, lawMention{m[1], law})
 	}
-	for _, a := range zhLawAliases {
+	for _, a := range r.zhAliases {
 		for i := 0; ; {
 			j := strings.Index(s[i:], a.alias)
 			if j < 0 {
@@ -87,13 +74,13 @@ func proseCitations(text, def string) ([]Citation, bool) {
 			mentions = append(mentions, lawMention{i, a.law})
 		}
 	}
-	for _, p := range enProseLaws {
+	for _, p := range r.enNames {
 		for _, m := range p.re.FindAllStringIndex(s, -1) {
 			mentions = append(mentions, lawMention{m[1], p.law})
 		}
 	}
 	for _, m := range enLawName.FindAllString(s, -1) {
-		if _, ok := enProseLaw(m); !ok {
+		if _, ok := r.enLaw(m, false); !ok {
 			return nil, false
 		}
 	}
@@ -150,7 +137,7 @@ func proseCitations(text, def string) ([]Citation, bool) {
 		first := -1
 		for k, e := range group[:last+1] {
 			before := strings.TrimRightFunc(s[:e[0]], unicode.IsSpace)
-			if e[2] >= 0 || endsWithLaw(before) {
+			if e[2] >= 0 || r.endsWithLaw(before) {
 				first = k
 				break
 			}
@@ -162,7 +149,7 @@ func proseCitations(text, def string) ([]Citation, bool) {
 		// A statute named right before the reference must be one of ours
 		// ("劳动合同法第三十条").
 		before := strings.TrimRightFunc(s[:start], unicode.IsSpace)
-		if m := zhLawLike.FindString(before); m != "" && !endsWithLaw(before) {
+		if m := zhLawLike.FindString(before); m != "" && !r.endsWithLaw(before) {
 			return nil, false
 		}
 		law, ok := lawBefore(start)
@@ -198,7 +185,7 @@ func proseCitations(text, def string) ([]Citation, bool) {
 		law, ok := "", false
 		if of := enOfLaw.FindStringIndex(s[m[1]:]); of != nil {
 			after := s[m[1]+of[1]:]
-			law, ok = enProseLawPrefix(after)
+			law, ok = r.enLawPrefix(after)
 			if !ok && enLawLike.MatchString(after) {
 				return nil, false // "Article 5 of the labour law"
 			}
@@ -237,48 +224,6 @@ func parseArticleNumber(s string) (int, bool) {
 		return n, true
 	}
 	return parseZHNumber(s)
-}
-
-// zhLawExact maps the text of a 《》 title to a law.
-func zhLawExact(title string) (string, bool) {
-	for _, a := range zhLawAliases {
-		if title == a.alias {
-			return a.law, true
-		}
-	}
-	return "", false
-}
-
-// endsWithLaw reports whether s ends with one of our laws' names, bare or
-// in 《》.
-func endsWithLaw(s string) bool {
-	s = strings.TrimSuffix(s, "》")
-	for _, a := range zhLawAliases {
-		if strings.HasSuffix(s, a.alias) {
-			return true
-		}
-	}
-	return false
-}
-
-// enProseLaw maps an English law name to a law.
-func enProseLaw(name string) (string, bool) {
-	for _, p := range enProseLaws {
-		if p.re.MatchString(name) {
-			return p.law, true
-		}
-	}
-	return "", false
-}
-
-// enProseLawPrefix maps the law named at the start of s.
-func enProseLawPrefix(s string) (string, bool) {
-	for _, p := range enProseLaws {
-		if loc := p.re.FindStringIndex(s); loc != nil && loc[0] == 0 {
-			return p.law, true
-		}
-	}
-	return "", false
 }
 
 // quotedSpans returns the text inside quotation marks: “…”, 「…」, 『…』,
@@ -338,12 +283,12 @@ func numbersIn(s string) []string {
 // documents in Chinese), so Han text the reference answer or our law
 // names contain is ignored for English, and Chinese must outweigh
 // English.
-func inLang(text string, lang Lang, ref string) bool {
+func (r *registry) inLang(text string, lang Lang, ref string) bool {
 	if lang == EN {
 		var rest strings.Builder
 		notHan := func(r rune) bool { return !unicode.Is(unicode.Han, r) }
 		for _, run := range strings.FieldsFunc(text, notHan) {
-			if !strings.Contains(ref, run) && !endsWithLaw(run) {
+			if !strings.Contains(ref, run) && !r.endsWithLaw(run) {
 				rest.WriteString(run)
 			}
 		}

@@ -38,7 +38,7 @@ func TestRealEntriesTable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		lang := DetectLang(tt.q)
-		a, err := f.Answer(context.Background(), tt.q, lang)
+		a, err := f.Answer(context.Background(), Query{Text: tt.q, Lang: lang, Day: testDay})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +47,7 @@ func TestRealEntriesTable(t *testing.T) {
 			continue
 		}
 		e, _ := f.Entry(a.EntryID)
-		if a.Text != e.Answer(lang) || len(a.Citations) != len(e.Citations) {
+		if a.Text != e.answerOn(testDay, lang) || len(a.Citations) != len(e.citationsOn(testDay)) {
 			t.Errorf("%q: answer is not entry %s in %s", tt.q, e.ID, lang)
 		}
 		if slices.Contains(a.Related, a.EntryID) || len(a.Related) > 3 {
@@ -60,19 +60,19 @@ func TestRealEntriesTable(t *testing.T) {
 // language the matching wording was in.
 func TestRealEntriesAnswerLanguage(t *testing.T) {
 	f := realFAQ(t)
-	a, _ := f.Answer(context.Background(), "医保余额怎么查", EN)
-	if e, _ := f.Entry(a.EntryID); a.EntryID == "" || a.Text != e.AnswerEN {
+	a, _ := f.Answer(context.Background(), Query{Text: "医保余额怎么查", Lang: EN, Day: testDay})
+	if e, _ := f.Entry(a.EntryID); a.EntryID == "" || a.Text != e.answerOn(testDay, EN) {
 		t.Errorf("zh question, en answer: %+v", a)
 	}
-	a, _ = f.Answer(context.Background(), "how to check my medical insurance balance", ZH)
-	if e, _ := f.Entry(a.EntryID); a.EntryID == "" || a.Text != e.AnswerZH {
+	a, _ = f.Answer(context.Background(), Query{Text: "how to check my medical insurance balance", Lang: ZH, Day: testDay})
+	if e, _ := f.Entry(a.EntryID); a.EntryID == "" || a.Text != e.answerOn(testDay, ZH) {
 		t.Errorf("en question, zh answer: %+v", a)
 	}
 }
 
 func TestRealArticle4Rendering(t *testing.T) {
 	f := realFAQ(t)
-	a, _ := f.Answer(context.Background(), "社会保险法第4条", ZH)
+	a, _ := f.Answer(context.Background(), Query{Text: "社会保险法第4条", Lang: ZH, Day: testDay})
 	if a.Article == nil {
 		t.Fatalf("not an article answer: %+v", a)
 	}

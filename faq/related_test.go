@@ -50,7 +50,7 @@ func TestRelatedMatchesAnswer(t *testing.T) {
 			if len(got) > 0 {
 				some++
 			}
-			a, err := f.Answer(context.Background(), e.Question(lang), lang)
+			a, err := f.Answer(context.Background(), Query{Text: e.Question(lang), Lang: lang, Day: testDay})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,16 +74,25 @@ func TestNewFailsWithoutEnglishArticles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, fsys := range map[string]fstest.MapFS{
-		"missing": {},
-		"empty":   {"data/articles_en.json": {Data: nil}},
-		"broken":  {"data/articles_en.json": {Data: []byte(`{"社会保险法": `)}},
+	laws, err := dataFS.ReadFile("data/laws.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, en := range map[string]*fstest.MapFile{
+		"missing": nil,
+		"empty":   {Data: nil},
+		"broken":  {Data: []byte(`{"社会保险法": `)},
 	} {
-		if _, err := buildFAQ(Options{}, nil, fsys); err == nil {
+		fsys := fstest.MapFS{"data/laws.json": {Data: laws}}
+		if en != nil {
+			fsys["data/articles_en.json"] = en
+		}
+		if _, err := buildFAQ(Options{}, nil, fsys, corpusFS); err == nil {
 			t.Errorf("%s articles_en.json: no error", name)
 		}
 	}
-	if _, err := buildFAQ(Options{}, nil, fstest.MapFS{"data/articles_en.json": {Data: good}}); err != nil {
+	fsys := fstest.MapFS{"data/laws.json": {Data: laws}, "data/articles_en.json": {Data: good}}
+	if _, err := buildFAQ(Options{}, nil, fsys, corpusFS); err != nil {
 		t.Errorf("good articles_en.json: %v", err)
 	}
 }

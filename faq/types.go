@@ -1,8 +1,6 @@
 package faq
 
 import (
-	"strconv"
-	"strings"
 	"unicode"
 )
 
@@ -25,52 +23,11 @@ func DetectLang(text string) Lang {
 	return EN
 }
 
-// Citation names one article of one law. Law is one of the short Chinese
-// names (LawSIL, LawHandling, LawMedFund, LawCollection).
+// Citation names one article of one law. Law is the law's short Chinese
+// name, as in data/laws.json ("社会保险法"); FAQ.Label renders it for a day.
 type Citation struct {
 	Law     string `json:"law"`
 	Article int    `json:"article"`
-}
-
-// Label renders the citation for people: 《社会保险法》第七十四条 or
-// "Social Insurance Law, Art. 74".
-func (c Citation) Label(lang Lang) string {
-	if lang == EN {
-		name := c.Law
-		if l, ok := lawByName(c.Law); ok {
-			name = l.english
-		}
-		return name + ", Art. " + strconv.Itoa(c.Article)
-	}
-	return "《" + c.Law + "》第" + zhNumber(c.Article) + "条"
-}
-
-// Key is a short ASCII form ("sil.74") that fits Telegram callback data.
-func (c Citation) Key() string {
-	l, ok := lawByName(c.Law)
-	if !ok {
-		return ""
-	}
-	return l.key + "." + strconv.Itoa(c.Article)
-}
-
-// ParseCitationKey is the inverse of Key. It does not check that the
-// article exists; FAQ.Article does.
-func ParseCitationKey(s string) (Citation, bool) {
-	prefix, num, ok := strings.Cut(s, ".")
-	if !ok {
-		return Citation{}, false
-	}
-	n, err := strconv.Atoi(num)
-	if err != nil || n <= 0 || n > 9999 {
-		return Citation{}, false
-	}
-	for _, l := range laws {
-		if l.key == prefix {
-			return Citation{Law: l.name, Article: n}, true
-		}
-	}
-	return Citation{}, false
 }
 
 // Article is one article of a law, as found in the corpus.
@@ -89,18 +46,64 @@ type Article struct {
 	OfficialParas int
 }
 
-// Entry is one curated question and answer.
+// Entry is one curated question and answer. What the answer says, and
+// what it rests on, can change on a day (a law takes effect): Versions
+// hold each wording in force from its From day, the first from always.
 type Entry struct {
 	ID          string
 	QuestionsZH []string
 	QuestionsEN []string
-	AnswerZH    string
-	AnswerEN    string
-	Citations   []Citation
-	Local       bool   // answer depends on local practice
-	Source      string // source note
 	KeywordsZH  []string
 	KeywordsEN  []string
+	Local       bool      // answer depends on local practice
+	Versions    []Version // by From, the first with a zero From
+}
+
+// Version is an entry's answer from one day on.
+type Version struct {
+	From      Date // zero for the first version
+	AnswerZH  string
+	AnswerEN  string
+	Citations []Citation
+	Source    string // source note
+	// ChangeZH and ChangeEN announce this version before its From day, in
+	// one plain line ("自2027年1月1日起，……"), citing ChangeCitations.
+	ChangeZH, ChangeEN string
+	ChangeCitations    []Citation
+}
+
+// Answer is the version's answer in lang.
+func (v Version) Answer(lang Lang) string {
+	if lang == EN {
+		return v.AnswerEN
+	}
+	return v.AnswerZH
+}
+
+// Change is the version's announcement in lang.
+func (v Version) Change(lang Lang) string {
+	if lang == EN {
+		return v.ChangeEN
+	}
+	return v.ChangeZH
+}
+
+// At returns the version in force on day, and the first later version
+// that announces itself (nil when none).
+func (e Entry) At(day Date) (cur Version, next *Version) {
+	i := 0
+	for j, v := range e.Versions {
+		if !day.Before(v.From) {
+			i = j
+		}
+	}
+	for j := i + 1; j < len(e.Versions); j++ {
+		if e.Versions[j].Change(ZH) != "" {
+			next = &e.Versions[j]
+			break
+		}
+	}
+	return e.Versions[i], next
 }
 
 // Question is the first wording of the question in lang.
@@ -115,19 +118,36 @@ func (e Entry) Question(lang Lang) string {
 	return qs[0]
 }
 
-// Answer is the curated answer in lang.
-func (e Entry) Answer(lang Lang) string {
-	if lang == EN {
-		return e.AnswerEN
-	}
-	return e.AnswerZH
+// Query is one question to answer.
+type Query struct {
+	Text string
+	// Lang is the answer language; neither ZH nor EN means the language
+	// of Text.
+	Lang Lang
+	// Day is the day the answer is for (required): it decides which laws
+	// are cited.
+	Day Date
+}
+
+// Note is a line that goes with an answer: a change a published law will
+// make from a later day, or a caveat on an article (a later or higher
+// rule that changes it). It is our own words, and Citations are what it
+// rests on.
+type Note struct {
+	From      Date // zero: applies already
+	Text      string
+	Citations []Citation
 }
 
 // Answer is the reply to one question.
 type Answer struct {
+	Day       Date       // the day the answer is for
 	Text      string     // plain text in the requested language; for an article request, the Chinese original then the labelled English rendering
 	Citations []Citation // empty when Abstained
-	EntryID   string     // "" for article requests and abstentions
+	// Notes are the coming change to an entry's answer, or the caveats on
+	// a requested article.
+	Notes     []Note
+	EntryID   string // "" for article requests and abstentions
 	Score     float64
 	Abstained bool
 	Article   *Article // set when the question was a direct article request

@@ -64,12 +64,12 @@ func TestLLMRejectsInventedProse(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, srv := newFakeLLM(t, content(reply(t, tt.answer)))
 			f, _ := llmFAQ(t, srv, time.Second)
-			a, err := f.Answer(context.Background(), tt.q, tt.lang)
+			a, err := f.Answer(context.Background(), Query{Text: tt.q, Lang: tt.lang, Day: testDay})
 			if err != nil {
 				t.Fatal(err)
 			}
 			e, ok := f.Entry(a.EntryID)
-			if !ok || a.Phrased || a.Text != e.Answer(tt.lang) {
+			if !ok || a.Phrased || a.Text != e.answerOn(testDay, tt.lang) {
 				t.Errorf("phrasing accepted: %+v", a)
 			}
 			if s := f.Stats(); s.LLMFallbacks[tt.reason] != 1 {
@@ -103,7 +103,7 @@ func TestLLMAcceptsFaithfulProse(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, srv := newFakeLLM(t, content(reply(t, tt.answer)))
 			f, _ := llmFAQ(t, srv, time.Second)
-			a, err := f.Answer(context.Background(), tt.q, tt.lang)
+			a, err := f.Answer(context.Background(), Query{Text: tt.q, Lang: tt.lang, Day: testDay})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,13 +119,13 @@ func TestLLMAcceptsFaithfulProse(t *testing.T) {
 func TestValidateAcceptsCuratedAnswers(t *testing.T) {
 	f := realFAQ(t)
 	for _, e := range f.Entries() {
-		arts := make([]*Article, 0, len(e.Citations))
-		for _, c := range e.Citations {
+		arts := make([]*Article, 0, len(e.citationsOn(testDay)))
+		for _, c := range e.citationsOn(testDay) {
 			arts = append(arts, f.corpus.articles[c])
 		}
 		for _, lang := range []Lang{ZH, EN} {
-			_, text, r, ok := validate(reply(t, e.Answer(lang)), lang, e.Answer(lang), arts)
-			if !ok || text != e.Answer(lang) {
+			_, text, r, ok := testLaws().validate(reply(t, e.answerOn(testDay, lang)), lang, e.answerOn(testDay, lang), arts)
+			if !ok || text != e.answerOn(testDay, lang) {
 				t.Errorf("%s (%s): rejected as %s", e.ID, lang, r)
 			}
 		}
@@ -151,18 +151,18 @@ func TestProseCitations(t *testing.T) {
 		{"交满15年，可拨打12393", "", nil},
 	}
 	for _, tt := range tests {
-		got, ok := proseCitations(tt.text, tt.def)
+		got, ok := testLaws().proseCitations(tt.text, tt.def)
 		if !ok {
-			t.Errorf("proseCitations(%q) rejected", tt.text)
+			t.Errorf("testLaws().proseCitations(%q) rejected", tt.text)
 			continue
 		}
 		if diff := cmp.Diff(tt.want, got); diff != "" {
-			t.Errorf("proseCitations(%q) (-want +got):\n%s", tt.text, diff)
+			t.Errorf("testLaws().proseCitations(%q) (-want +got):\n%s", tt.text, diff)
 		}
 	}
 	for _, text := range []string{"第四条", "《国家医保服务平台》", "依照劳动法第三条", "Article 4", "Art. 4 of the Labour Law"} {
-		if got, ok := proseCitations(text, ""); ok {
-			t.Errorf("proseCitations(%q) = %v, want rejection", text, got)
+		if got, ok := testLaws().proseCitations(text, ""); ok {
+			t.Errorf("testLaws().proseCitations(%q) = %v, want rejection", text, got)
 		}
 	}
 }

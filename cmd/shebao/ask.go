@@ -9,17 +9,30 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
+	"github.com/shebao/shebao/bot"
 	"github.com/shebao/shebao/faq"
 )
 
 // askJSON is the machine-readable answer of `shebao ask --json`.
 type askJSON struct {
+	Date      string         `json:"date"`
 	Answer    string         `json:"answer"`
 	Citations []faq.Citation `json:"citations"`
-	Entry     string         `json:"entry"`
-	Score     float64        `json:"score"`
-	Abstained bool           `json:"abstained"`
+	// Labels are the citations as the user sees them on that day.
+	Labels    []string  `json:"labels"`
+	Notes     []askNote `json:"notes"`
+	Entry     string    `json:"entry"`
+	Score     float64   `json:"score"`
+	Abstained bool      `json:"abstained"`
+	Reply     string    `json:"reply"` // the whole reply as plain text
+}
+
+type askNote struct {
+	From      string         `json:"from,omitempty"`
+	Text      string         `json:"text"`
+	Citations []faq.Citation `json:"citations"`
 }
 
 func runAsk(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -27,6 +40,7 @@ func runAsk(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.SetOutput(stderr)
 	lang := fs.String("lang", "", "answer language: zh or en (default: the language of the question)")
 	asJSON := fs.Bool("json", false, "print the answer as JSON")
+	date := fs.String("date", "", "answer as on this day, YYYY-MM-DD (default: today in Asia/Shanghai)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -42,6 +56,14 @@ func runAsk(ctx context.Context, args []string, getenv func(string) string, stdo
 	default:
 		return fmt.Errorf("ask: --lang must be zh or en, not %q", *lang)
 	}
+	day := faq.DateOf(time.Now())
+	if *date != "" {
+		d, err := faq.ParseDate(*date)
+		if err != nil {
+			return fmt.Errorf("ask: --date: %w", err)
+		}
+		day = d
+	}
 	c, err := loadConfig(getenv, false)
 	if err != nil {
 		return err
@@ -50,31 +72,33 @@ func runAsk(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	a, err := f.Answer(ctx, q, l)
+	a, err := f.Answer(ctx, faq.Query{Text: q, Lang: l, Day: day})
 	if err != nil {
 		return fmt.Errorf("ask: %w", err)
 	}
+	var text strings.Builder
+	printReply(&text, bot.AnswerReply(f, a, string(l)), nil)
 	if *asJSON {
-		out := askJSON{Answer: a.Text, Citations: a.Citations, Entry: a.EntryID, Score: a.Score, Abstained: a.Abstained}
+		out := askJSON{Date: day.String(), Answer: a.Text, Citations: a.Citations, Labels: []string{}, Notes: []askNote{},
+			Entry: a.EntryID, Score: a.Score, Abstained: a.Abstained, Reply: strings.TrimSpace(text.String())}
 		if out.Citations == nil {
 			out.Citations = []faq.Citation{}
+		}
+		for _, c := range a.Citations {
+			out.Labels = append(out.Labels, f.Label(c, l, day))
+		}
+		for _, n := range a.Notes {
+			an := askNote{Text: n.Text, Citations: n.Citations}
+			if !n.From.IsZero() {
+				an.From = n.From.String()
+			}
+			out.Notes = append(out.Notes, an)
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	fmt.Fprintln(stdout, a.Text)
-	if len(a.Citations) > 0 && a.Article == nil {
-		labels := make([]string, len(a.Citations))
-		for i, c := range a.Citations {
-			labels[i] = c.Label(l)
-		}
-		sep, head := "、", "依据："
-		if l == faq.EN {
-			sep, head = "; ", "Legal basis: "
-		}
-		fmt.Fprintln(stdout, "\n"+head+strings.Join(labels, sep))
-	}
-	return nil
+	_, err = io.WriteString(stdout, text.String())
+	return err
 }
