@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -109,10 +110,22 @@ func loadCorpus(reg *registry, files fs.FS, articlesEN []byte) (*corpus, error) 
 	}
 	for _, l := range reg.laws {
 		for _, n := range l.notes {
-			for _, s := range append([]Citation{{l.Name, n.Article}}, n.See...) {
+			own := Citation{l.Name, n.Article}
+			for _, s := range append([]Citation{own}, n.See...) {
 				if _, ok := c.articles[s]; !ok {
 					return nil, fmt.Errorf("laws.json: a note on %s article %d names %s article %d, which the corpus does not have",
 						l.Name, n.Article, s.Law, s.Article)
+				}
+			}
+			for _, text := range []string{n.ZH, n.EN} {
+				named, ok := reg.proseCitations(text, "")
+				if !ok {
+					return nil, fmt.Errorf("laws.json: a note on %s article %d names a law that is not in laws.json, or an article without its law", l.Name, n.Article)
+				}
+				for _, s := range named {
+					if s != own && !slices.Contains(n.See, s) {
+						return nil, fmt.Errorf("laws.json: a note on %s article %d names %s article %d without listing it in see", l.Name, n.Article, s.Law, s.Article)
+					}
 				}
 			}
 		}

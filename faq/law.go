@@ -18,7 +18,7 @@ type Law struct {
 	FullName        string // 中华人民共和国社会保险法
 	English         string // full English name
 	EnglishShort    string // English name in citation labels
-	AbbrZH, AbbrEN  string // for buttons: 社保法, SIL
+	AbbrZH, AbbrEN  string // for buttons: 社保法, SIL; both are also names text may use
 	EnglishOfficial bool   // false: English is our own rendering ("unofficial translation")
 	Kind            string // KindLaw or KindRegulation
 	Issuer          string // 全国人民代表大会常务委员会, 国务院
@@ -185,7 +185,7 @@ func parseLaws(raw []byte) (*registry, error) {
 				r.zhAliases = append(r.zhAliases, zhAlias{a, l.Name})
 			}
 		}
-		r.enNames = append(r.enNames, enAliases(append([]string{l.English, l.EnglishShort}, l.aliasesEN...), l.Name)...)
+		r.enNames = append(r.enNames, enAliases(append([]string{l.English, l.EnglishShort, l.AbbrEN}, l.aliasesEN...), l.Name)...)
 		r.enLookup = append(r.enLookup, enAliases(l.lookupEN, l.Name)...)
 	}
 	slices.SortStableFunc(r.zhAliases, func(a, b zhAlias) int { return len(b.alias) - len(a.alias) })
