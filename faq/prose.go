@@ -292,23 +292,9 @@ func (r *registry) inLang(text string, lang Lang, ref string) bool {
 				rest.WriteString(run)
 			}
 		}
-		return DetectLang(rest.String()) == EN
+		return !hasHan(rest.String())
 	}
-	if DetectLang(text) != ZH {
-		return false
-	}
-	han, words := 0, 0
-	inWord := false
-	for _, r := range text {
-		if unicode.Is(unicode.Han, r) {
-			han++
-		}
-		latin := r < 0x80 && unicode.IsLetter(r)
-		if latin && !inWord {
-			words++
-		}
-		inWord = latin
-	}
+	han, words := scriptCounts(text)
 	// Two Han characters make about one English word.
-	return han >= 2*words
+	return han > 0 && han >= 2*words
 }

@@ -13,14 +13,46 @@ const (
 	EN Lang = "en"
 )
 
-// DetectLang reports ZH if the text contains Han characters, else EN.
+// DetectLang reports the dominant script of text: ZH when its Han
+// characters outweigh its Latin words (two characters make about one
+// word), else EN. "where can i see my 医保 balance" is English; "医保
+// card 丢了怎么办" is Chinese. A tie, and a text with neither, is ZH only if
+// it has any Han at all.
 func DetectLang(text string) Lang {
-	for _, r := range text {
-		if unicode.Is(unicode.Han, r) {
-			return ZH
-		}
+	han, words := scriptCounts(text)
+	switch {
+	case han == 0:
+		return EN
+	case han >= 2*words:
+		return ZH
 	}
 	return EN
+}
+
+// scriptCounts counts the Han characters and the Latin words of text.
+func scriptCounts(text string) (han, words int) {
+	inWord := false
+	for _, r := range text {
+		if unicode.Is(unicode.Han, r) {
+			han++
+		}
+		latin := r < 0x80 && unicode.IsLetter(r)
+		if latin && !inWord {
+			words++
+		}
+		inWord = latin
+	}
+	return han, words
+}
+
+// hasHan reports whether text contains any Han character.
+func hasHan(text string) bool {
+	for _, r := range text {
+		if unicode.Is(unicode.Han, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // Citation names one article of one law. Law is the law's short Chinese
