@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/shebao/shebao/records"
 )
@@ -25,6 +26,15 @@ func (t *turn) insName(i records.Insurance) string {
 	n := insuranceNames[i]
 	return t.l(n[0], n[1])
 }
+
+// notFoundGrace is how long a verification is kept once a sound record file
+// no longer lists the person. A file published with someone missing by
+// mistake is normally re-issued within days: a week covers a weekend and a
+// working week to notice and import again, after which the user simply
+// verifies again. Longer would keep an ID number linked to a chat for a
+// person the records no longer know; the link shows nothing meanwhile,
+// since every read finds nobody.
+const notFoundGrace = 7 * 24 * time.Hour
 
 // person returns the verified person of the turn, or ok=false after
 // telling the user what to do instead.
@@ -47,18 +57,59 @@ func (t *turn) person(ctx context.Context) (records.Person, bool, error) {
 		return records.Person{}, false, nil
 	}
 	p, err := t.e.cfg.Records.Person(ctx, l.PersonID)
-	if errors.Is(err, records.ErrNotFound) {
-		t.outcome = "gone"
-		t.st.Link = Link{}
-		t.dirty |= PartLink
-		t.say(t.l("记录中已找不到您的信息，请发送 /verify 重新验证，或咨询参保地经办机构。",
-			"Your record can no longer be found. Send /verify to verify again, or ask your local bureau."))
-		return records.Person{}, false, nil
-	}
 	if err != nil {
-		return records.Person{}, false, fmt.Errorf("look up person: %w", err)
+		return records.Person{}, false, t.recordsFailed(ctx, fmt.Errorf("look up person: %w", err))
 	}
 	return p, true, nil
+}
+
+// recordsFailed answers a failed read of the verified person's records. Only
+// a positive "not found" from the record file (which Open checked at start)
+// touches the verification, and then only to end it after notFoundGrace;
+// any other failure leaves it as it is. It returns an error only when the
+// turn itself was cancelled.
+func (t *turn) recordsFailed(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return err
+	case errors.Is(err, records.ErrNotFound):
+		t.notOnRecord(ctx)
+	default:
+		t.outcome = "unavailable"
+		t.e.log.Warn("records unreadable; verification kept", "user", t.msg.UserID, "err", err)
+		t.say(t.l(
+			"抱歉，个人记录暂时无法读取，请稍后再试。您的身份验证仍然有效，无需重新验证。",
+			"Sorry, the records cannot be read just now. Please try again later. Your verification is kept: there is no need to verify again."))
+	}
+	return nil
+}
+
+// notOnRecord keeps the verification of a person the record file no longer
+// lists for notFoundGrace (never longer than it had), together with their
+// reminder setting, which expires with it.
+func (t *turn) notOnRecord(ctx context.Context) {
+	t.outcome = "gone"
+	until := t.now.Add(notFoundGrace)
+	if t.st.Link.Until.After(until) {
+		t.st.Link.Until = until
+		t.dirty |= PartLink
+		t.e.log.Info("verified person not in the records; verification kept for the grace period",
+			"user", t.msg.UserID, "until", until.UTC().Format(time.RFC3339))
+		if rs := t.e.cfg.Reminders; rs != nil {
+			s, on, err := rs.Reminder(ctx, t.msg.ChatID, t.msg.UserID)
+			if err == nil && on && s.Until.After(until) {
+				s.Until = until
+				err = rs.SetReminder(ctx, s)
+			}
+			if err != nil {
+				t.e.log.Warn("shorten reminder setting of a person not in the records", "user", t.msg.UserID, "err", err)
+			}
+		}
+	}
+	t.say(fmt.Sprintf(t.l(
+		"当前记录中找不到您的信息，可能是记录正在更新。您的身份验证保留到 %s（北京时间），在此之前可以随时再试；如一直找不到，请咨询参保地经办机构。",
+		"Your details are not in the current records; they may be being updated. Your verification is kept until %s (Beijing time), so you can try again until then. If they stay missing, please ask your local bureau."),
+		fmtUntil(t.st.Link.Until)))
 }
 
 func runRecords(ctx context.Context, t *turn, _ string) error {
@@ -70,7 +121,7 @@ func runRecords(ctx context.Context, t *turn, _ string) error {
 	from := cur.Add(1 - recordMonths)
 	rows, err := t.e.cfg.Records.Contributions(ctx, p.ID, from, cur)
 	if err != nil {
-		return fmt.Errorf("read contributions: %w", err)
+		return t.recordsFailed(ctx, fmt.Errorf("read contributions: %w", err))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, t.l("<b>%s 近%d个月缴费记录</b>（%s 至 %s）\n", "<b>Contributions of %s, last %d months</b> (%s to %s)\n"),
@@ -161,7 +212,7 @@ func runBalance(ctx context.Context, t *turn, _ string) error {
 	}
 	bal, moves, err := t.e.cfg.Records.Balance(ctx, p.ID, 5)
 	if err != nil {
-		return fmt.Errorf("read balance: %w", err)
+		return t.recordsFailed(ctx, fmt.Errorf("read balance: %w", err))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, t.l("<b>医保个人账户余额：¥%s</b>\n", "<b>Medical personal-account balance: ¥%s</b>\n"), bal)

@@ -34,7 +34,9 @@ var testNow = time.Date(2026, 11, 26, 10, 0, 0, 0, time.FixedZone("CST", 8*3600)
 // Directives: "@user N" switches to user (and private chat) N, "@lang CODE"
 // sets the client language code, "@advance DURATION" moves the clock,
 // "@now RFC3339" sets it (answers are for that day in China),
-// "@store down|up" makes the state store fail or recover. Bot lines show
+// "@store down|up" makes the state store fail or recover, "@records
+// down|lacking|up" swaps the record file for one that cannot be read, for a
+// sound one without the first demo person, or back to the demo. Bot lines show
 // each reply's text, then its buttons as "[label](data)", a contact
 // request as "{ask contact: label}", "{remove keyboard}", and "---"
 // between replies. Lines starting with "#" are comments.
@@ -67,7 +69,10 @@ func runTranscript(t *testing.T, file string, f *faq.FAQ) {
 	defer db.Close()
 	store := newMemStore()
 	now := testNow
-	e := bot.New(bot.Config{Sessions: store, Attempts: store, Reminders: store, FAQ: f, Records: db, Now: func() time.Time { return now }})
+	engine := func(db *records.DB) *bot.Engine {
+		return bot.New(bot.Config{Sessions: store, Attempts: store, Reminders: store, FAQ: f, Records: db, Now: func() time.Time { return now }})
+	}
+	e := engine(db)
 
 	var got []string
 	user, lang := int64(100), "zh"
@@ -103,6 +108,17 @@ func runTranscript(t *testing.T, file string, f *faq.FAQ) {
 				store.mu.Lock()
 				store.down = arg == "down"
 				store.mu.Unlock()
+			case "records":
+				switch arg {
+				case "up":
+					e = engine(db)
+				case "down":
+					e = engine(closedRecords(t))
+				case "lacking":
+					e = engine(recordsWithout(t, records.Demo()[0]))
+				default:
+					err = fmt.Errorf("want up, down or lacking")
+				}
 			default:
 				err = fmt.Errorf("unknown directive")
 			}
@@ -145,6 +161,47 @@ func runTranscript(t *testing.T, file string, f *faq.FAQ) {
 	if diff := cmp.Diff(string(raw), out); diff != "" {
 		t.Errorf("%s differs (-file +engine); run go test ./bot -update and review the diff:\n%s", file, diff)
 	}
+}
+
+// closedRecords is a record file that opened sound and can no longer be
+// read: every read fails, as when the disk fails under a running bot.
+func closedRecords(t *testing.T) *records.DB {
+	t.Helper()
+	db, err := records.OpenDemo(context.Background(), testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	return db
+}
+
+// recordsWithout is a sound record file, written by import and opened as
+// the bot opens it, holding every demo person except gone.
+func recordsWithout(t *testing.T, gone records.DemoPerson) *records.DB {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "records.db")
+	w, err := records.OpenForImport(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString("id_number,name,phone,region,category,employer\n")
+	for _, p := range records.Demo() {
+		if p.ID != gone.ID {
+			fmt.Fprintf(&b, "%s,%s,%s,%s,%s,%s\n", p.ID, p.Name, p.Phone, p.Region, p.Category, p.Employer)
+		}
+	}
+	if _, err := w.Import(ctx, records.ImportSources{Persons: &records.ImportFile{Name: "persons.csv", R: strings.NewReader(b.String())}}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	db, err := records.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 func renderReply(r bot.Reply) []string {

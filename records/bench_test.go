@@ -86,7 +86,7 @@ func BenchmarkImportContributions(b *testing.B) {
 	var imported int
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		db, err := Open(ctx, filepath.Join(b.TempDir(), fmt.Sprintf("import-%d.db", i)))
+		db, err := OpenForImport(ctx, filepath.Join(b.TempDir(), fmt.Sprintf("import-%d.db", i)))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -118,7 +118,7 @@ func benchGapsDB(b *testing.B, persons int) string {
 	tmp := path + ".building"
 	os.Remove(tmp)
 	ctx := context.Background()
-	db, err := Open(ctx, tmp)
+	db, err := OpenForImport(ctx, tmp)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -203,4 +203,28 @@ func TestGeneratedDataImports(t *testing.T) {
 	if err != nil || len(gaps) != 1 || len(gaps[0].Months) != 1 {
 		t.Errorf("person 10 gaps = %+v, %v; want one missing month", gaps, err)
 	}
+}
+
+// BenchmarkOpen measures what the bot pays at start for the checks Open
+// makes (schema, PRAGMA quick_check, count of persons) on a file of
+// SHEBAO_BENCH_PERSONS persons (default 20,000) × 36 months, cache warm.
+//
+//	SHEBAO_BENCH_PERSONS=1000000 go test ./records -run '^$' -bench 'Open$' -benchtime 3x
+func BenchmarkOpen(b *testing.B) {
+	persons := envInt(b, "SHEBAO_BENCH_PERSONS", 20_000)
+	path := benchGapsDB(b, persons)
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		db, err := Open(ctx, path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		db.Close()
+	}
+	b.ReportMetric(float64(fi.Size())/(1<<20), "MB")
 }

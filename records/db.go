@@ -25,40 +25,35 @@ type DB struct {
 	sql   *sql.DB
 	rules ruleSet
 	now   func() time.Time // import timestamps; replaced in tests
+	info  Info             // what Open or OpenForImport found; zero for the demo
 }
 
 // pragmas go into the DSN so that every connection database/sql opens gets
 // them, not only the first one.
 const pragmas = "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)"
 
-// Open opens (creating if needed) the record file at path and applies any
-// pending migrations.
-func Open(ctx context.Context, path string) (*DB, error) {
-	sdb, err := sql.Open("sqlite", fileDSN(path))
-	if err != nil {
-		return nil, fmt.Errorf("open records %s: %w", path, err)
-	}
-	db, err := newDB(ctx, sdb)
-	if err != nil {
-		return nil, fmt.Errorf("open records %s: %w", path, err)
-	}
-	return db, nil
-}
-
-// fileDSN is the DSN of the record file at path. _txlock=immediate: an
-// import takes the write lock when it begins, so two concurrent imports
-// queue on busy_timeout instead of failing to upgrade.
+// fileDSN is the DSN `shebao import` opens the record file at path with.
+// _txlock=immediate: an import takes the write lock when it begins, so two
+// concurrent imports queue on busy_timeout instead of failing to upgrade.
 func fileDSN(path string) string {
-	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas + "&_txlock=immediate"
+	return "file:" + escapePath(path) + "?" + pragmas + "&_txlock=immediate"
 }
 
+func escapePath(path string) string { return (&url.URL{Path: path}).EscapedPath() }
+
+// newDB wraps an in-memory database (the demo), creating its schema.
 func newDB(ctx context.Context, sdb *sql.DB) (*DB, error) {
 	rules, err := loadRules()
 	if err != nil {
 		sdb.Close()
 		return nil, err
 	}
-	if err := migrate(ctx, sdb); err != nil {
+	ms, err := migrations()
+	if err != nil {
+		sdb.Close()
+		return nil, err
+	}
+	if err := migrate(ctx, sdb, ms); err != nil {
 		sdb.Close()
 		return nil, err
 	}
@@ -107,14 +102,11 @@ func migrations() ([]migration, error) {
 // a crash leaves either the whole step or none of it.
 //
 // What is applied is read first without a write transaction: a file whose
-// migrations are all applied opens without the write lock, so it opens while
-// an import holds that lock, and it opens when it is read-only (a copy on a
-// replica).
-func migrate(ctx context.Context, sdb *sql.DB) error {
-	ms, err := migrations()
-	if err != nil {
-		return err
-	}
+// migrations are all applied opens for import without waiting for the write
+// lock, which a running import may hold for minutes. Only OpenForImport and
+// the in-memory demo migrate; Open refuses a file whose migrations are
+// pending (ErrOldSchema) instead of writing to it.
+func migrate(ctx context.Context, sdb *sql.DB, ms []migration) error {
 	applied, err := appliedMigrations(ctx, sdb)
 	if err != nil {
 		return err

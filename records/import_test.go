@@ -17,9 +17,9 @@ var testNow = time.Date(2026, time.March, 10, 2, 0, 0, 0, time.UTC)
 func openTemp(t testing.TB) (*DB, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "records.db")
-	db, err := Open(context.Background(), path)
+	db, err := OpenForImport(context.Background(), path)
 	if err != nil {
-		t.Fatalf("Open: %v", err)
+		t.Fatalf("OpenForImport: %v", err)
 	}
 	db.now = func() time.Time { return testNow }
 	t.Cleanup(func() { db.Close() })

@@ -7,6 +7,12 @@
 // importer of modernc.org/sqlite. A record file is an ordinary SQLite file with
 // embedded, numbered migrations, so it can be copied to every replica.
 //
+// OpenForImport is the only way a record file comes into being or changes
+// schema. Open, the bot's side, only reads: it refuses a file that is
+// missing, empty, foreign, damaged, of an older schema or holding nobody
+// (see OpenError), because a bot serving such a file would tell every
+// verified user that they are not in the records.
+//
 // ID numbers and phones are personal data: they are masked in every error,
 // problem message and log value this package produces.
 package records

@@ -135,7 +135,7 @@ func benchRecords(b *testing.B, n int, now time.Time) *records.DB {
 	b.Helper()
 	start := time.Now()
 	ctx := context.Background()
-	db, err := records.Open(ctx, b.TempDir()+"/records.db")
+	db, err := records.OpenForImport(ctx, b.TempDir()+"/records.db")
 	if err != nil {
 		b.Fatal(err)
 	}

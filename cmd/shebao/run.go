@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"time"
 
@@ -23,6 +24,8 @@ Usage:
                                     print what the bot would answer
   shebao import [--persons F] [--contributions F] [--account F]
                                     validate and import CSV records into RECORDS_DB
+                                    (created 0600 if missing)
+  shebao import --migrate           bring an existing RECORDS_DB to this version's schema
   shebao remind --once [--now RFC3339] [--dry-run]
                                     run one reminder pass by hand (serve runs them itself)
   shebao help                       this text
@@ -80,7 +83,10 @@ func openStore(ctx context.Context, c config, log *slog.Logger) (*redisstore.Sto
 	return s, func() { s.Close() }, nil
 }
 
-// openRecords opens RECORDS_DB, or the built-in demo data when unset.
+// openRecords opens RECORDS_DB for reading, or the built-in demo data when
+// unset. A file that is missing, empty, foreign, damaged, of an older schema
+// or holding nobody is refused with one line saying what to do: served, it
+// would tell every verified user that they are not in the records.
 func openRecords(ctx context.Context, c config, log *slog.Logger, now time.Time) (*records.DB, error) {
 	if c.RecordsDB == "" {
 		log.Info("RECORDS_DB not set: using built-in demo records of fictional people (see README)")
@@ -92,9 +98,46 @@ func openRecords(ctx context.Context, c config, log *slog.Logger, now time.Time)
 	}
 	db, err := records.Open(ctx, c.RecordsDB)
 	if err != nil {
-		return nil, fmt.Errorf("open records %s: %w", c.RecordsDB, err)
+		if hint := recordsHint(err); hint != "" {
+			return nil, fmt.Errorf("%w; %s", err, hint)
+		}
+		return nil, err
+	}
+	in := db.Info()
+	attrs := []any{"path", c.RecordsDB, "persons", in.Persons, "schema", in.Schema, "immutable", in.Immutable}
+	if !in.LastImport.IsZero() {
+		attrs = append(attrs, "last_import", in.LastImport.Format(time.RFC3339))
+	}
+	log.Info("records opened", attrs...)
+	if in.Immutable {
+		log.Info("records folder is not writable: the file is read as an unchanging image; " +
+			"to serve a new file, put it in place by rename (never write over it) and restart")
+	}
+	if in.Schema > in.Known {
+		log.Warn("records file was migrated by a newer shebao; upgrade this one", "schema", in.Schema, "known", in.Known)
 	}
 	return db, nil
+}
+
+// recordsHint tells the operator what to do about a refused records file.
+func recordsHint(err error) string {
+	switch {
+	case errors.Is(err, records.ErrMissing):
+		return "check RECORDS_DB (serve, chat and remind never create a records file; shebao import does)"
+	case errors.Is(err, records.ErrEmpty), errors.Is(err, records.ErrNoPersons):
+		return "point RECORDS_DB at the file shebao import wrote, or import persons into this one (shebao import --persons FILE)"
+	case errors.Is(err, records.ErrForeign):
+		return "RECORDS_DB must name a file written by shebao import"
+	case errors.Is(err, records.ErrCorrupt):
+		return "restore the file from a good copy, or import again into a new file"
+	case errors.Is(err, records.ErrOldSchema):
+		return "migrate it with shebao import --migrate (RECORDS_DB set to the file, in a writable folder), then ship the migrated file"
+	case errors.Is(err, records.ErrUnmerged):
+		return "copy the file only after shebao import has finished (it merges the -wal into the file), or mount the folder writable"
+	case errors.Is(err, fs.ErrPermission):
+		return "the user shebao runs as must be able to read the file (shebao import creates it 0600: chown it, or share it with a group and chmod 640)"
+	}
+	return ""
 }
 
 // openFAQ loads the curated corpus, with the LLM when configured.
