@@ -67,7 +67,11 @@ func (t *turn) renderAnswer(a faq.Answer) Reply {
 		if i == maxArticleButtons {
 			break
 		}
-		row = append(row, Button{Text: "📖 " + t.e.cfg.FAQ.ShortLabel(c, t.flang()), Data: "art:" + t.e.cfg.FAQ.Key(c)})
+		label := "📖 " + t.e.cfg.FAQ.ShortLabel(c, t.flang())
+		if !t.inForce(c) {
+			label += t.l("（尚未施行）", " (not yet in force)")
+		}
+		row = append(row, Button{Text: label, Data: "art:" + t.e.cfg.FAQ.Key(c)})
 	}
 	if len(row) > 0 {
 		r.Buttons = append(r.Buttons, row)

@@ -163,6 +163,21 @@ func TestEvalExtra(t *testing.T) {
 	runEval(t, realFAQ(t), items)
 }
 
+// The questions written with the Medical Security Law's entries, asked on
+// both sides of 2027-01-01: each answer must cite the article of the law
+// in force that day.
+func TestEvalMSL(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "msl-questions-*.json"))
+	if len(files) == 0 {
+		t.Fatal("no msl-questions files")
+	}
+	var items []evalItem
+	for _, f := range files {
+		items = append(items, loadEval(t, f)...)
+	}
+	runEval(t, realFAQ(t), items)
+}
+
 // TestExplain prints the top hits with score and coverage for every
 // evaluation question: a tuning aid, run with FAQ_EXPLAIN=1 -v.
 func TestExplain(t *testing.T) {

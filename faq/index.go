@@ -86,9 +86,9 @@ func buildIndex(entries []Entry) *index {
 		add(e.QuestionsEN, weightQuestion)
 		add(e.KeywordsZH, weightKeyword)
 		add(e.KeywordsEN, weightKeyword)
-		for _, v := range e.Versions {
-			add([]string{v.AnswerZH, v.AnswerEN}, weightAnswer)
-		}
+		// One version's answer: versions say much the same, and summing
+		// them would make an entry with a dated version look longer.
+		add([]string{e.Versions[0].AnswerZH, e.Versions[0].AnswerEN}, weightAnswer)
 		total += lens[d]
 		ix.terms[d] = make(map[string]bool, len(tf))
 		for term, f := range tf {
