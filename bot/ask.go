@@ -15,8 +15,14 @@ const maxArticleButtons = 3
 // runQuestion answers free text from the FAQ.
 func runQuestion(ctx context.Context, t *turn, q string) error {
 	if t.st.Lang == "" {
-		// No explicit choice: answer in the language of the question.
-		t.lang = string(faq.DetectLang(q))
+		// No /lang choice: answer in the dominant script of the question
+		// ("where can i see my 医保 balance" is English), and only when it
+		// has none, in the client's language. The client language comes
+		// second because Telegram has no official Chinese interface: many
+		// Chinese users run it in English.
+		if l, ok := faq.ScriptOf(q); ok {
+			t.lang = string(l)
+		}
 	}
 	a, err := t.e.cfg.FAQ.Answer(ctx, faq.Query{Text: q, Lang: t.flang(), Day: t.day})
 	if err != nil {
@@ -26,6 +32,12 @@ func runQuestion(ctx context.Context, t *turn, q string) error {
 		t.outcome = "abstain"
 	}
 	t.replies = append(t.replies, t.renderAnswer(a))
+	if a.Also != "" {
+		// A second question in the same message gets its own answer.
+		if e, ok := t.e.cfg.FAQ.Entry(a.Also); ok {
+			t.replies = append(t.replies, t.renderAnswer(t.e.cfg.FAQ.EntryAnswer(e, t.flang(), t.day)))
+		}
+	}
 	return nil
 }
 

@@ -69,27 +69,47 @@ var cantoneseReplacer = newReplacer(cantonese, false)
 // dictionaries, and converting is read-only.
 var t2s = sync.OnceValues(func() (*opencc.OpenCC, error) { return opencc.New("hk2s") })
 
-// traditional caches, per rune, whether converting it alone changes it:
-// most questions are in simplified characters and need no conversion,
-// which costs tens of microseconds.
-var traditional sync.Map // rune → bool
+// simplified caches, per Han rune, its simplified form ("" when it is
+// simplified already). Converting rune by rune ignores the phrase table
+// (乾隆 stays 乾), which is fine for retrieval and costs a map look-up a
+// character instead of tens of microseconds a question.
+var simplified sync.Map // rune → string
 
-func needsT2S(s string, cc *opencc.OpenCC) bool {
-	for _, r := range s {
+func toSimplified(s string, cc *opencc.OpenCC) string {
+	var b strings.Builder
+	changed := false
+	for i, r := range s {
 		if r < 0x3400 || !unicode.Is(unicode.Han, r) {
+			if changed {
+				b.WriteRune(r)
+			}
 			continue
 		}
-		v, ok := traditional.Load(r)
+		v, ok := simplified.Load(r)
 		if !ok {
 			out, err := cc.Convert(string(r))
-			v = err == nil && out != string(r)
-			traditional.Store(r, v)
+			if err != nil || out == string(r) {
+				out = ""
+			}
+			v, _ = simplified.LoadOrStore(r, out)
 		}
-		if v.(bool) {
-			return true
+		to := v.(string)
+		switch {
+		case to != "" && !changed:
+			b.Grow(len(s))
+			b.WriteString(s[:i])
+			b.WriteString(to)
+			changed = true
+		case to != "":
+			b.WriteString(to)
+		case changed:
+			b.WriteRune(r)
 		}
 	}
-	return false
+	if !changed {
+		return s
+	}
+	return b.String()
 }
 
 // clean is the first step of reading a question: see the file comment.
@@ -110,10 +130,8 @@ func clean(s string) string {
 			s = strings.Replace(s, "\x00", m, 1)
 		}
 	}
-	if cc, err := t2s(); err == nil && needsT2S(s, cc) {
-		if out, err := cc.Convert(s); err == nil {
-			s = out
-		}
+	if cc, err := t2s(); err == nil {
+		s = toSimplified(s, cc)
 	}
 	s = cantoneseReplacer.Replace(s)
 	// Emoji and other symbols carry no topic; they become spaces so that

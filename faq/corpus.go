@@ -17,7 +17,7 @@ var corpusFS embed.FS
 // The data files are required; naming them makes a missing one a build
 // error rather than a surprise at startup.
 //
-//go:embed data/entries.json data/articles_en.json data/laws.json
+//go:embed data/entries.json data/articles_en.json data/laws.json data/paraphrases.json data/out_of_scope.json data/model.bin
 var dataFS embed.FS
 
 var (

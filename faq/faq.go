@@ -72,6 +72,7 @@ type FAQ struct {
 	entries []Entry
 	byID    map[string]int
 	index   *index
+	cls     *classifier // nil: retrieval by BM25 alone
 	llm     *llm
 	stats   counters
 }
@@ -87,10 +88,24 @@ func New(opts Options) (*FAQ, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newFAQ(opts, entries)
+	f, err := newFAQ(opts, entries)
+	if err != nil {
+		return nil, err
+	}
+	raw, err = dataFS.ReadFile("data/model.bin")
+	if err != nil {
+		return nil, fmt.Errorf("read classifier: %w", err)
+	}
+	c, _, err := decodeModel(raw)
+	if err != nil {
+		return nil, fmt.Errorf("read classifier: %w", err)
+	}
+	f.cls = c.forEntries(entries)
+	return f, nil
 }
 
-// newFAQ builds an FAQ over the given entries; tests and benchmarks use it
+// newFAQ builds an FAQ over the given entries, without the classifier
+// (which is trained for the curated entries); tests and benchmarks use it
 // to try other entry sets on the same corpus.
 func newFAQ(opts Options, entries []Entry) (*FAQ, error) {
 	return buildFAQ(opts, entries, dataFS, corpusFS)
@@ -152,6 +167,14 @@ func (f *FAQ) checkEntry(e Entry) error {
 	}
 	if _, dup := f.byID[e.ID]; dup {
 		return fmt.Errorf("duplicate id")
+	}
+	for _, g := range e.Requires {
+		if _, ok := groups[g]; !ok {
+			return fmt.Errorf("requires unknown concept group %q", g)
+		}
+	}
+	if e.Scope != "" && e.Scope != "employee" && e.Scope != "resident" {
+		return fmt.Errorf("scope must be employee or resident, not %q", e.Scope)
 	}
 	for i, v := range e.Versions {
 		if i > 0 && !e.Versions[i-1].From.Before(v.From) {
@@ -220,6 +243,8 @@ type entryJSON struct {
 	Local      bool          `json:"local"`
 	KeywordsZH []string      `json:"keywords_zh"`
 	KeywordsEN []string      `json:"keywords_en"`
+	Requires   []string      `json:"requires,omitempty"`
+	Scope      string        `json:"scope,omitempty"`
 	Versions   []versionJSON `json:"versions,omitempty"`
 }
 
@@ -231,7 +256,7 @@ func parseEntries(raw []byte) ([]Entry, error) {
 	out := make([]Entry, len(js))
 	for i, j := range js {
 		e := Entry{ID: j.ID, QuestionsZH: j.QuestionsZH, QuestionsEN: j.QuestionsEN, KeywordsZH: j.KeywordsZH,
-			KeywordsEN: j.KeywordsEN, Local: j.Local}
+			KeywordsEN: j.KeywordsEN, Local: j.Local, Requires: j.Requires, Scope: j.Scope}
 		for _, v := range append([]versionJSON{j.versionJSON}, j.Versions...) {
 			e.Versions = append(e.Versions, Version(v))
 		}
@@ -284,27 +309,177 @@ func (f *FAQ) Answer(ctx context.Context, q Query) (Answer, error) {
 		lang = DetectLang(q.Text)
 	}
 	f.stats.questions.Add(1)
-	if c, ok := f.corpus.laws.articleRequest(q.Text); ok {
+	text := clean(q.Text)
+	if c, ok := f.corpus.laws.articleRequest(text); ok {
 		return f.answerArticle(c, lang, q.Day), nil
 	}
-	norm := normalize(q.Text)
-	curatedDoc, curated := f.index.exact[keyOfNormalized(norm)]
-	if !curated && isOffTopic(q.Text) {
-		f.log.Debug("faq abstain", "reason", "off topic")
-		return f.abstain(lang, q.Day, 0), nil
+	m := f.understand(text)
+	if !m.ok {
+		f.log.Debug("faq abstain", "reason", m.why, "best", m.id(f), "score", round2(m.score), "coverage", round2(m.cov))
+		return f.abstain(lang, q.Day, m.score), nil
 	}
+	e := f.entries[m.doc]
+	ans := f.EntryAnswer(e, lang, q.Day)
+	ans.Score = m.score
+	ans.Related = f.related(m.hits, m.doc)
+	if m.also >= 0 {
+		ans.Also = f.entries[m.also].ID
+	}
+	f.stats.entryAnswers.Add(1)
+	f.log.Debug("faq answer", "entry", e.ID, "score", round2(m.score), "coverage", round2(m.cov))
+	if f.llm != nil {
+		v, _ := e.At(q.Day)
+		f.phrase(ctx, q.Text, lang, e.ID, v, &ans)
+	}
+	return ans, nil
+}
+
+// match is retrieval's verdict on one text: the best entry, how well it
+// matched, and whether that is good enough to answer.
+type match struct {
+	doc   int
+	score float64
+	cov   float64
+	hits  []hit
+	ok    bool
+	exact bool // text is a curated wording
+	also  int  // a second question's entry, or -1
+	why   string // when not ok: "off topic", "no match", "low confidence", "not ours"
+}
+
+func (m match) id(f *FAQ) string {
+	if m.doc < 0 || m.doc >= len(f.entries) {
+		return ""
+	}
+	return f.entries[m.doc].ID
+}
+
+// Thresholds of the classifier's probability, tuned on the tuning sets
+// (testdata/tune-*.json) and the dev and extra sets, never on the
+// held-out set.
+var (
+	// clsSure: the classifier alone decides.
+	clsSure = 0.5
+	// clsAgree: below clsSure, a BM25 match the classifier gives at least
+	// this much is taken.
+	clsAgree = 0.1
+	// clsAlone: without a BM25 match, the classifier's best is taken from
+	// this probability.
+	clsAlone = 0.3
+	// clsUnanchored: a question without any domain word (医保, 社保,
+	// insurance, pension …) and without a close BM25 match is answered
+	// only when the classifier is this sure.
+	clsUnanchored = 0.9
+	// maxClauses: a message of more clauses than this is not split into
+	// two questions.
+	maxClauses = 6
+	// clsOverOOS: without a BM25 match, the best entry must be at least
+	// this share of the "not ours" class.
+	clsOverOOS = 1.0
+	// clsClause: each of two clauses must be this sure of its entry for
+	// the message to count as two questions.
+	clsClause = 0.6
+)
+
+// understand finds the entry that answers a cleaned message, if one does:
+// the classifier and BM25 together, over the message's clauses.
+func (f *FAQ) understand(text string) match {
+	parts := clauses(text)
+	whole := strings.Join(parts, "，")
+	if f.cls == nil {
+		return f.match(whole)
+	}
+	m := f.decide(whole)
+	// A long story of many sentences is one question told at length;
+	// only a short message of a few clauses is read as two questions.
+	if len(parts) >= 2 && len(parts) <= maxClauses && m.ok {
+		// Two questions in one message: the first asked is the main one.
+		var ds []int
+		for _, p := range parts {
+			pr := f.cls.classify(p)
+			if b := argmaxP(pr); b != f.cls.outOfScopeClass() && pr[b] >= clsClause && !slices.Contains(ds, b) {
+				ds = append(ds, b)
+			}
+		}
+		if len(ds) >= 2 {
+			m.doc = ds[0]
+			m.also = ds[1]
+		}
+	}
+	return m
+}
+
+// decide combines the classifier and BM25 on one text.
+func (f *FAQ) decide(text string) match {
+	norm := normalize(text)
 	aq := analyzeNormalized(norm)
+	bm := f.matchAnalyzed(text, norm, aq)
+	if bm.why == "off topic" || bm.exact {
+		return bm
+	}
+	pr := f.cls.classifyAnalyzed(aq)
+	oos := f.cls.outOfScopeClass()
+	for k := range oos {
+		if pr[k] > 0 && !f.entries[k].fits(norm) {
+			pr[k] = 0 // out of the entry's scope: never its pick
+		}
+	}
+	if bm.ok && !f.entries[bm.doc].fits(norm) {
+		bm.ok = false
+	}
+	// b is the best entry; "not ours" competes with it as a class.
+	b := argmaxP(pr[:oos])
+	m := match{doc: b, score: pr[b], cov: bm.cov, hits: bm.hits, also: -1}
+	switch {
+	case pr[oos] >= clsSure:
+		m.doc, m.why = -1, "not ours"
+	case !aq.anchored && !bm.ok && pr[b] < clsUnanchored:
+		// No word of the domain and no close wording: a question about
+		// flights or phones shares a verb with an entry, not a topic.
+		m.doc, m.why = -1, "not ours"
+	case pr[b] >= clsSure:
+		m.ok = true
+	case bm.ok && (bm.doc == b || pr[bm.doc] >= clsAgree):
+		m.doc, m.score, m.ok = bm.doc, pr[bm.doc], true
+	case pr[b] >= clsAlone && pr[b] > pr[oos]*clsOverOOS:
+		m.ok = true
+	default:
+		m.why = "low confidence"
+	}
+	return m
+}
+
+func argmaxP(p []float64) int {
+	best := 0
+	for k := range p {
+		if p[k] > p[best] {
+			best = k
+		}
+	}
+	return best
+}
+
+// match finds the entry that answers text by BM25, if one does.
+func (f *FAQ) match(text string) match {
+	norm := normalize(text)
+	return f.matchAnalyzed(text, norm, analyzeNormalized(norm))
+}
+
+// matchAnalyzed is match of a text already normalized and analyzed.
+func (f *FAQ) matchAnalyzed(text, norm string, aq analyzed) match {
+	curatedDoc, curated := f.index.exact[keyOfNormalized(norm)]
+	if !curated && isOffTopic(text) {
+		return match{doc: -1, also: -1, why: "off topic"}
+	}
 	hits := f.index.search(aq, maxRelated+1)
 	if len(hits) == 0 {
-		f.log.Debug("faq abstain", "reason", "no match")
-		return f.abstain(lang, q.Day, 0), nil
+		return match{doc: -1, also: -1, why: "no match"}
 	}
 	if curated && hits[0].doc != curatedDoc {
 		hits = promote(hits, curatedDoc)
 	}
 	best := hits[0]
-	cov := f.index.coverage(aq, best.doc)
-	e := f.entries[best.doc]
+	m := match{doc: best.doc, score: best.score, cov: f.index.coverage(aq, best.doc), hits: hits, exact: curated, also: -1}
 	need := minCoverage
 	if !aq.anchored {
 		need = minCoverageUnanchored
@@ -312,24 +487,14 @@ func (f *FAQ) Answer(ctx context.Context, q Query) (Answer, error) {
 	// A question made only of common domain words ("how to pay medical
 	// insurance") scores low for lack of rare terms, yet is plainly ours.
 	floor := minScore
-	if aq.anchored && cov >= 0.8 {
+	if aq.anchored && m.cov >= 0.8 {
 		floor = minScoreCovered
 	}
-	if best.score < floor || cov < need {
-		f.log.Debug("faq abstain", "reason", "low confidence", "best", e.ID, "score", round2(best.score),
-			"coverage", round2(cov), "anchored", aq.anchored)
-		return f.abstain(lang, q.Day, best.score), nil
+	m.ok = best.score >= floor && m.cov >= need
+	if !m.ok {
+		m.why = "low confidence"
 	}
-	ans := f.EntryAnswer(e, lang, q.Day)
-	ans.Score = best.score
-	ans.Related = f.related(hits, best.doc)
-	f.stats.entryAnswers.Add(1)
-	f.log.Debug("faq answer", "entry", e.ID, "score", round2(best.score), "coverage", round2(cov))
-	if f.llm != nil {
-		v, _ := e.At(q.Day)
-		f.phrase(ctx, q.Text, lang, e.ID, v, &ans)
-	}
-	return ans, nil
+	return m
 }
 
 // EntryAnswer is entry e's curated answer on day, with the change a

@@ -29,6 +29,17 @@ func DetectLang(text string) Lang {
 	return EN
 }
 
+// ScriptOf is DetectLang for a text that has Han characters or Latin
+// words; ok is false for one that has neither ("12393?", "👍"), whose
+// language only the client can tell.
+func ScriptOf(text string) (l Lang, ok bool) {
+	han, words := scriptCounts(text)
+	if han == 0 && words == 0 {
+		return ZH, false
+	}
+	return DetectLang(text), true
+}
+
 // scriptCounts counts the Han characters and the Latin words of text.
 func scriptCounts(text string) (han, words int) {
 	inWord := false
@@ -89,6 +100,14 @@ type Entry struct {
 	KeywordsEN  []string
 	Local       bool      // answer depends on local practice
 	Versions    []Version // by From, the first with a zero From
+	// Requires names concept groups (concepts.go) of which a question must
+	// name one for this entry to answer it: the entry on treatment abroad
+	// requires "abroad", so it never answers a question about another
+	// province.
+	Requires []string
+	// Scope is "employee" or "resident" for an entry about one scheme
+	// only; it does not answer a question about the other scheme alone.
+	Scope string
 }
 
 // Version is an entry's answer from one day on.
@@ -184,5 +203,8 @@ type Answer struct {
 	Abstained bool
 	Article   *Article // set when the question was a direct article request
 	Related   []string // IDs of up to 3 related entries
-	Phrased   bool     // true when the LLM phrased the text and it passed validation
+	// Also is the entry of a second question in the same message ("怎么补？
+	// 补了有等待期吗"); "" when there is none.
+	Also    string
+	Phrased bool // true when the LLM phrased the text and it passed validation
 }
