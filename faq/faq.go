@@ -342,8 +342,8 @@ type match struct {
 	cov   float64
 	hits  []hit
 	ok    bool
-	exact bool // text is a curated wording
-	also  int  // a second question's entry, or -1
+	exact bool   // text is a curated wording
+	also  int    // a second question's entry, or -1
 	why   string // when not ok: "off topic", "no match", "low confidence", "not ours"
 }
 
