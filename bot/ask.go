@@ -31,6 +31,13 @@ func runQuestion(ctx context.Context, t *turn, q string) error {
 	if a.Abstained {
 		t.outcome = "abstain"
 	}
+	if a.Safety != "" {
+		// Help first, in a message of its own; a crisis gets nothing else.
+		t.say("<b>" + esc(faq.SafetyText(a.Safety, t.flang())) + "</b>")
+		if a.EntryID == "" {
+			return nil
+		}
+	}
 	t.replies = append(t.replies, t.renderAnswer(a))
 	if a.Also != "" {
 		// A second question in the same message gets its own answer.

@@ -21,6 +21,10 @@ import (
 // Training is deterministic (fixed order, fixed epochs) and takes a few
 // seconds, so it happens ahead of time: see model.go.
 
+// glossWeight is the weight of the Chinese bigrams an English concept
+// brings (concepts.go).
+var glossWeight float32 = 0.6
+
 const (
 	clsEpochs = 30
 	clsRate   = 3.0
@@ -141,7 +145,7 @@ func featureTermsOf(a analyzed) map[string]float32 {
 				put(zh, 0.5)
 			}
 			for i := 0; i+1 < len(rs); i++ {
-				put(string(rs[i:i+2]), 0.6)
+				put(string(rs[i:i+2]), glossWeight)
 			}
 		}
 		if len(t.term) >= 6 {

@@ -56,6 +56,12 @@ var concepts = map[string]string{
 	"dead": "去世", "died": "去世", "death": "去世", "inherit": "继承",
 	"foreigner": "外国人", "expat": "外国人",
 	"not": "不",
+	// Pinyin people type for the words they know in Chinese.
+	"shiye": "失业", "shiyejin": "失业金", "yanglao": "养老", "gongshang": "工伤", "shengyu": "生育", "zhigong": "职工", "jumin": "居民",
+	"xinnonghe": "新农合", "getihu": "个体户", "hukou": "户口", "danwei": "单位", "laoban": "老板", "yidi": "异地", "beian": "备案",
+	"zhinajin": "滞纳金", "baoxiao": "报销", "jiaofei": "缴费", "bujiao": "补缴", "duanjiao": "断缴", "yibaoka": "医保卡",
+	"shebaoka": "社保卡", "gongjijin": "公积金", "tuixiu": "退休", "zhuanyi": "转移", "dengdaiqi": "等待期", "laowai": "外国人",
+	"didi": "灵活就业", "meituan": "灵活就业", "delivery": "灵活就业", "rider": "灵活就业",
 }
 
 // conceptTerms maps stems (as enTerm leaves them) to the Chinese terms

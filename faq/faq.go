@@ -313,14 +313,23 @@ func (f *FAQ) Answer(ctx context.Context, q Query) (Answer, error) {
 	if c, ok := f.corpus.laws.articleRequest(text); ok {
 		return f.answerArticle(c, lang, q.Day), nil
 	}
+	care := safety(text)
+	if care == SafetyCrisis {
+		f.log.Debug("faq safety", "kind", care)
+		return Answer{Day: q.Day, Text: SafetyText(care, lang), Safety: care}, nil
+	}
 	m := f.understand(text)
 	if !m.ok {
 		f.log.Debug("faq abstain", "reason", m.why, "best", m.id(f), "score", round2(m.score), "coverage", round2(m.cov))
+		if care != "" {
+			return Answer{Day: q.Day, Text: SafetyText(care, lang), Safety: care}, nil
+		}
 		return f.abstain(lang, q.Day, m.score), nil
 	}
 	e := f.entries[m.doc]
 	ans := f.EntryAnswer(e, lang, q.Day)
 	ans.Score = m.score
+	ans.Safety = care
 	ans.Related = f.related(m.hits, m.doc)
 	if m.also >= 0 {
 		ans.Also = f.entries[m.also].ID

@@ -203,6 +203,10 @@ type Answer struct {
 	Abstained bool
 	Article   *Article // set when the question was a direct article request
 	Related   []string // IDs of up to 3 related entries
+	// Safety is SafetyEmergency or SafetyCrisis when the message needs a
+	// person before a policy (SafetyText says what); "" otherwise. A
+	// crisis gets no policy answer at all.
+	Safety string
 	// Also is the entry of a second question in the same message ("怎么补？
 	// 补了有等待期吗"); "" when there is none.
 	Also    string
