@@ -50,6 +50,9 @@ type Options struct {
 type LLMConfig struct {
 	BaseURL, APIKey, Model string
 	Timeout                time.Duration // 0: 15 s
+	// Concurrency bounds the calls in flight (0: 8); a question beyond it
+	// gets the retrieval answer at once. Each user has one call at a time.
+	Concurrency int
 	HTTPClient             *http.Client  // nil: default with sane transport
 }
 
@@ -338,7 +341,7 @@ func (f *FAQ) Answer(ctx context.Context, q Query) (Answer, error) {
 	f.log.Debug("faq answer", "entry", e.ID, "score", round2(m.score), "coverage", round2(m.cov))
 	if f.llm != nil {
 		v, _ := e.At(q.Day)
-		f.phrase(ctx, q.Text, lang, e.ID, v, &ans)
+		f.phrase(ctx, q.Text, q.User, lang, e.ID, v, &ans)
 	}
 	return ans, nil
 }
@@ -617,7 +620,9 @@ type Stats struct {
 	// law not among those retrieved, in the JSON or the prose),
 	// "bad_quote" (quoted text not in the law or the curated answer),
 	// "empty", "wrong_language", "bad_number" (a number of 3 or more
-	// digits not in the sources).
+	// digits not in the sources), "busy" (too many calls in flight, or
+	// one already for this user), "breaker_open" (calls paused after
+	// repeated failures).
 	LLMFallbacks map[string]uint64
 }
 

@@ -9,9 +9,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
+	"github.com/sony/gobreaker/v2"
 )
 
 const defaultLLMTimeout = 15 * time.Second
@@ -28,17 +30,37 @@ const (
 	reasonEmpty
 	reasonWrongLanguage
 	reasonBadNumber
+	reasonBusy        // too many calls in flight, overall or for this user
+	reasonBreakerOpen // the endpoint failed repeatedly; calls are paused
 	numReasons
 )
 
 func (r reason) String() string {
-	return [...]string{"http", "timeout", "invalid_json", "bad_citation", "bad_quote", "empty", "wrong_language", "bad_number"}[r]
+	return [...]string{"http", "timeout", "invalid_json", "bad_citation", "bad_quote", "empty", "wrong_language", "bad_number",
+		"busy", "breaker_open"}[r]
 }
+
+// Defaults for LLMConfig's limits.
+const (
+	defaultLLMConcurrency = 8
+	// A hung endpoint costs this many timeouts in a row, then calls pause
+	// for breakerPause: one timeout a question would stall every answer.
+	breakerTrips = 3
+	breakerPause = 30 * time.Second
+)
 
 type llm struct {
 	client  *openai.Client
 	model   string
 	timeout time.Duration
+	// slots bounds the calls in flight; a question that finds none gets
+	// the retrieval answer at once rather than queueing behind a slow
+	// endpoint.
+	slots chan struct{}
+	// users holds the users with a call in flight: one at a time each, so
+	// one person sending many questions cannot take every slot.
+	users   sync.Map // string → struct{}
+	breaker *gobreaker.CircuitBreaker[openai.ChatCompletionResponse]
 }
 
 func newLLM(c LLMConfig) *llm {
@@ -66,18 +88,43 @@ func newLLM(c LLMConfig) *llm {
 	if t <= 0 {
 		t = defaultLLMTimeout
 	}
-	return &llm{client: openai.NewClientWithConfig(cfg), model: c.Model, timeout: t}
+	n := c.Concurrency
+	if n <= 0 {
+		n = defaultLLMConcurrency
+	}
+	return &llm{
+		client: openai.NewClientWithConfig(cfg), model: c.Model, timeout: t, slots: make(chan struct{}, n),
+		breaker: gobreaker.NewCircuitBreaker[openai.ChatCompletionResponse](gobreaker.Settings{
+			Name:        "llm",
+			MaxRequests: 1, // one probe when the pause ends
+			Timeout:     breakerPause,
+			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= breakerTrips },
+			// A question the user gave up on says nothing about the
+			// endpoint.
+			IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+		}),
+	}
 }
 
-// idRun matches what could identify a person: any run of six or more
-// digits, allowing spaces or dashes inside (phones are often typed
-// "139 1234 5678"), and an ID number's final X.
-var idRun = regexp.MustCompile(`[0-9０-９](?:[ \-]?[0-9０-９]){5,}[xXｘＸ]?`)
+// Before a question leaves for the LLM, everything that could identify a
+// person is replaced: ID numbers and long digit runs however they are
+// spaced or dotted (phones "139.0000.0011", "+86 139 0000 0011", bank
+// cards, which pass the Luhn check but are caught by length anyway), and
+// e-mail addresses. Health details stay: they are the question; the README
+// says so and recommends a local model where that matters.
+var (
+	// digitRun is six or more digits with up to two separators between them
+	// (space, dash, dot, slash, underscore, or a full-width form), and an
+	// ID number's final X.
+	digitRun = regexp.MustCompile(`(?:\+\s?86[\s\-.]*)?[0-9０-９](?:[\s\-.\/_·－．　]{0,2}[0-9０-９]){5,}(?:[\s\-]?[xXｘＸ])?`)
+	emailRE  = regexp.MustCompile(`[A-Za-z0-9._%+\-]+\s?(?:@|＠|\(at\)|\[at\])\s?[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
+)
 
-// redact removes ID numbers, phone numbers, account numbers and the like
-// before a question leaves the process.
+// redact removes ID numbers, phone numbers, bank-card and account numbers
+// and e-mail addresses before a question leaves the process.
 func redact(s string) string {
-	return idRun.ReplaceAllString(s, "[redacted]")
+	s = emailRE.ReplaceAllString(s, "[redacted]")
+	return digitRun.ReplaceAllString(s, "[redacted]")
 }
 
 type llmReply struct {
@@ -126,22 +173,41 @@ func (l *llm) prompt(question string, lang Lang, v Version, arts []*Article) []o
 // phrase asks the LLM to word the retrieved answer and replaces ans.Text
 // only if the reply passes validation. Failures are logged without any
 // message text and counted.
-func (f *FAQ) phrase(ctx context.Context, question string, lang Lang, entry string, v Version, ans *Answer) {
+func (f *FAQ) phrase(ctx context.Context, question, user string, lang Lang, entry string, v Version, ans *Answer) {
 	arts := make([]*Article, 0, len(v.Citations))
 	for _, c := range v.Citations {
 		arts = append(arts, f.corpus.articles[c])
 	}
+	if user != "" {
+		if _, busy := f.llm.users.LoadOrStore(user, struct{}{}); busy {
+			f.fallback(reasonBusy, entry, nil)
+			return
+		}
+		defer f.llm.users.Delete(user)
+	}
+	select {
+	case f.llm.slots <- struct{}{}:
+		defer func() { <-f.llm.slots }()
+	default:
+		f.fallback(reasonBusy, entry, nil)
+		return
+	}
 	f.stats.llmCalls.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, f.llm.timeout)
 	defer cancel()
-	resp, err := f.llm.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
-		Model:       f.llm.model,
-		Messages:    f.llm.prompt(question, lang, v, arts),
-		Temperature: 0.2,
+	resp, err := f.llm.breaker.Execute(func() (openai.ChatCompletionResponse, error) {
+		return f.llm.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
+			Model:       f.llm.model,
+			Messages:    f.llm.prompt(question, lang, v, arts),
+			Temperature: 0.2,
+		})
 	})
 	if err != nil {
 		r := reasonHTTP
-		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		switch {
+		case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+			r = reasonBreakerOpen
+		case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 			r = reasonTimeout
 		}
 		f.fallback(r, entry, err)

@@ -184,12 +184,19 @@ func TestLLMNeverSeesPersonalNumbers(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
-		"11010519491231002X":  "[redacted]",
-		"电话13912345678":       "电话[redacted]",
-		"139-1234-5678 ok":    "[redacted] ok",
-		"交了15年，12393能查吗":      "交了15年，12393能查吗",
-		"2024年1月":             "2024年1月",
-		"账号 6222021234567890": "账号 [redacted]",
+		"11010519491231002X":           "[redacted]",
+		"电话13912345678":                "电话[redacted]",
+		"139-1234-5678 ok":             "[redacted] ok",
+		"交了15年，12393能查吗":               "交了15年，12393能查吗",
+		"2024年1月":                      "2024年1月",
+		"账号 6222021234567890":          "账号 [redacted]",
+		"卡号 6222 0212 3456 7890 怎么办":   "卡号 [redacted] 怎么办",
+		"my phone 139.0000.0011":       "my phone [redacted]",
+		"手机 139  0000  0011 可以吗":       "手机 [redacted] 可以吗",
+		"call +86 139-0000-0011":       "call [redacted]",
+		"身份证 110105 19491231 002X":     "身份证 [redacted]",
+		"邮箱 zhang.san@example.com 收不到": "邮箱 [redacted] 收不到",
+		"mail me: li＠qq.com":           "mail me: [redacted]",
 	} {
 		if got := redact(in); got != want {
 			t.Errorf("redact(%q) = %q, want %q", in, got, want)
@@ -232,5 +239,76 @@ func TestLogsCarryNoPersonalData(t *testing.T) {
 		if strings.Contains(logs.String(), q[:9]) {
 			t.Errorf("log carries question text %q", q[:9])
 		}
+	}
+}
+
+// A hung endpoint costs a few timeouts, then calls pause: the questions
+// after it get the retrieval answer at once and no request is made.
+func TestLLMBreakerOpensOnAHungEndpoint(t *testing.T) {
+	release := make(chan struct{})
+	fake, srv := newFakeLLM(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	f, _ := llmFAQ(t, srv, 50*time.Millisecond)
+	for range breakerTrips + 3 {
+		a, err := f.Answer(context.Background(), Query{Text: balanceQ, Lang: ZH, Day: testDay})
+		if err != nil || a.Phrased || a.EntryID == "" {
+			t.Fatalf("answer %+v, %v", a, err)
+		}
+	}
+	s := f.Stats()
+	if s.LLMFallbacks["timeout"] != breakerTrips || s.LLMFallbacks["breaker_open"] != 3 {
+		t.Errorf("fallbacks %v; want %d timeouts then breaker_open", s.LLMFallbacks, breakerTrips)
+	}
+	fake.mu.Lock()
+	n := len(fake.bodies)
+	fake.mu.Unlock()
+	if n != breakerTrips {
+		t.Errorf("%d requests reached the endpoint, want %d", n, breakerTrips)
+	}
+}
+
+// One user's questions take one LLM slot at a time; while it is taken,
+// their next question gets the retrieval answer at once, and other users
+// still get phrased answers.
+func TestLLMOneCallPerUser(t *testing.T) {
+	started := make(chan struct{}, 4)
+	release := make(chan struct{})
+	good := content(`{"answer": "您可以在国家医保服务平台App查询医保余额，查询免费。", "citations": [], "quotes": []}`)
+	_, srv := newFakeLLM(t, func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+		good(w, r)
+	})
+	f, _ := llmFAQ(t, srv, 5*time.Second)
+	first := make(chan Answer)
+	go func() {
+		a, _ := f.Answer(context.Background(), Query{Text: balanceQ, Lang: ZH, Day: testDay, User: "tg:1"})
+		first <- a
+	}()
+	<-started
+	a, err := f.Answer(context.Background(), Query{Text: balanceQ, Lang: ZH, Day: testDay, User: "tg:1"})
+	if err != nil || a.Phrased {
+		t.Errorf("second question of the same user: %+v, %v", a, err)
+	}
+	if s := f.Stats(); s.LLMFallbacks["busy"] != 1 {
+		t.Errorf("fallbacks %v, want one busy", s.LLMFallbacks)
+	}
+	other := make(chan Answer)
+	go func() {
+		a, _ := f.Answer(context.Background(), Query{Text: balanceQ, Lang: ZH, Day: testDay, User: "tg:2"})
+		other <- a
+	}()
+	<-started
+	close(release)
+	if a := <-first; !a.Phrased {
+		t.Errorf("first user's answer not phrased: %+v", a)
+	}
+	if a := <-other; !a.Phrased {
+		t.Errorf("other user's answer not phrased: %+v", a)
 	}
 }

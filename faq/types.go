@@ -178,6 +178,9 @@ type Query struct {
 	// Day is the day the answer is for (required): it decides which laws
 	// are cited.
 	Day Date
+	// User identifies the asker for the per-user LLM limit ("tg:42");
+	// it never leaves the process.
+	User string
 }
 
 // Note is a line that goes with an answer: a change a published law will
