@@ -149,7 +149,7 @@ func TestEvalDev(t *testing.T) {
 	// shortcut flatters the score. The held-out set uses other wordings;
 	// BM25 alone on the dev strings is the better estimate of it.
 	t.Run("bm25-only", func(t *testing.T) {
-		f := realFAQ(t)
+		f := ownFAQ(t)
 		f.index.exact = nil
 		runEval(t, f, items)
 	})
@@ -203,7 +203,7 @@ func TestExplain(t *testing.T) {
 func TestEntryWordingsFindTheirEntry(t *testing.T) {
 	for _, exact := range []bool{true, false} {
 		t.Run(fmt.Sprintf("exact=%v", exact), func(t *testing.T) {
-			f := realFAQ(t)
+			f := ownFAQ(t)
 			want := 1.0
 			if !exact {
 				// Without the exact-wording shortcut, this measures how

@@ -25,17 +25,18 @@
 package faq
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"math"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -53,7 +54,7 @@ type LLMConfig struct {
 	// Concurrency bounds the calls in flight (0: 8); a question beyond it
 	// gets the retrieval answer at once. Each user has one call at a time.
 	Concurrency int
-	HTTPClient             *http.Client  // nil: default with sane transport
+	HTTPClient  *http.Client // nil: default with sane transport
 }
 
 // Thresholds for answering rather than abstaining, tuned on the dev and
@@ -70,19 +71,35 @@ const (
 
 // FAQ answers questions. It is safe for concurrent use.
 type FAQ struct {
-	log     *slog.Logger
+	*knowledge
+	log   *slog.Logger
+	llm   *llm
+	stats counters
+}
+
+// knowledge is what an FAQ knows: built from data, immutable, and shared
+// by every FAQ New returns in a process.
+type knowledge struct {
 	corpus  *corpus
 	entries []Entry
 	byID    map[string]int
 	index   *index
 	cls     *classifier // nil: retrieval by BM25 alone
-	llm     *llm
-	stats   counters
 }
 
 // New parses the embedded laws, corpus and entries. It fails if an entry
 // is malformed or cites an article the corpus does not have.
 func New(opts Options) (*FAQ, error) {
+	k, err := embedded()
+	if err != nil {
+		return nil, err
+	}
+	return withOptions(k, opts), nil
+}
+
+// embedded is the knowledge built from the embedded data, once: building
+// it validates every entry, which takes a fraction of a second.
+var embedded = sync.OnceValues(func() (*knowledge, error) {
 	raw, err := dataFS.ReadFile("data/entries.json")
 	if err != nil {
 		return nil, fmt.Errorf("read entries: %w", err)
@@ -91,7 +108,7 @@ func New(opts Options) (*FAQ, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := newFAQ(opts, entries)
+	k, err := buildKnowledge(entries, dataFS, corpusFS)
 	if err != nil {
 		return nil, err
 	}
@@ -103,8 +120,21 @@ func New(opts Options) (*FAQ, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read classifier: %w", err)
 	}
-	f.cls = c.forEntries(entries)
-	return f, nil
+	k.cls = c.forEntries(entries)
+	return k, nil
+})
+
+// withOptions is an FAQ over k.
+func withOptions(k *knowledge, opts Options) *FAQ {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	f := &FAQ{knowledge: k, log: log}
+	if opts.LLM != nil {
+		f.llm = newLLM(*opts.LLM)
+	}
+	return f
 }
 
 // newFAQ builds an FAQ over the given entries, without the classifier
@@ -118,6 +148,14 @@ func newFAQ(opts Options, entries []Entry) (*FAQ, error) {
 // data, and the statute texts from files, so that a test can show a
 // missing or broken file is an error.
 func buildFAQ(opts Options, entries []Entry, data, files fs.FS) (*FAQ, error) {
+	k, err := buildKnowledge(entries, data, files)
+	if err != nil {
+		return nil, err
+	}
+	return withOptions(k, opts), nil
+}
+
+func buildKnowledge(entries []Entry, data, files fs.FS) (*knowledge, error) {
 	lawsRaw, err := fs.ReadFile(data, "data/laws.json")
 	if err != nil {
 		return nil, fmt.Errorf("read laws: %w", err)
@@ -139,25 +177,18 @@ func buildFAQ(opts Options, entries []Entry, data, files fs.FS) (*FAQ, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load corpus: %w", err)
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	f := &FAQ{log: log, corpus: c, entries: entries, byID: map[string]int{}}
+	k := &knowledge{corpus: c, entries: entries, byID: map[string]int{}}
 	for i, e := range entries {
-		if err := f.checkEntry(e); err != nil {
+		if err := k.checkEntry(e); err != nil {
 			return nil, fmt.Errorf("entry %d (%q): %w", i, e.ID, err)
 		}
-		f.byID[e.ID] = i
+		k.byID[e.ID] = i
 	}
-	f.index = buildIndex(entries)
-	if opts.LLM != nil {
-		f.llm = newLLM(*opts.LLM)
-	}
-	return f, nil
+	k.index = buildIndex(entries)
+	return k, nil
 }
 
-func (f *FAQ) checkEntry(e Entry) error {
+func (f *knowledge) checkEntry(e Entry) error {
 	switch {
 	case e.ID == "":
 		return fmt.Errorf("empty id")
@@ -193,7 +224,7 @@ func (f *FAQ) checkEntry(e Entry) error {
 // checkVersion checks that a version's answer is there in both languages
 // and that everything it cites, in its citations or in its prose, is an
 // article of the corpus and is cited.
-func (f *FAQ) checkVersion(v Version, later bool) error {
+func (f *knowledge) checkVersion(v Version, later bool) error {
 	if strings.TrimSpace(v.AnswerZH) == "" || strings.TrimSpace(v.AnswerEN) == "" {
 		return fmt.Errorf("answer missing in a language")
 	}
@@ -321,7 +352,7 @@ func (f *FAQ) Answer(ctx context.Context, q Query) (Answer, error) {
 		f.log.Debug("faq safety", "kind", care)
 		return Answer{Day: q.Day, Text: SafetyText(care, lang), Safety: care}, nil
 	}
-	m := f.understand(text)
+	m := f.understand(ctx, text, lang)
 	if !m.ok {
 		f.log.Debug("faq abstain", "reason", m.why, "best", m.id(f), "score", round2(m.score), "coverage", round2(m.cov))
 		if care != "" {
@@ -395,13 +426,13 @@ var (
 
 // understand finds the entry that answers a cleaned message, if one does:
 // the classifier and BM25 together, over the message's clauses.
-func (f *FAQ) understand(text string) match {
+func (f *FAQ) understand(ctx context.Context, text string, lang Lang) match {
 	parts := clauses(text)
 	whole := strings.Join(parts, "，")
 	if f.cls == nil {
 		return f.match(whole)
 	}
-	m := f.decide(whole)
+	m := f.decide(ctx, whole, lang)
 	// A long story of many sentences is one question told at length;
 	// only a short message of a few clauses is read as two questions.
 	if len(parts) >= 2 && len(parts) <= maxClauses && m.ok {
@@ -421,8 +452,10 @@ func (f *FAQ) understand(text string) match {
 	return m
 }
 
-// decide combines the classifier and BM25 on one text.
-func (f *FAQ) decide(text string) match {
+// decide combines the classifier and BM25 on one text, and, when an LLM
+// is configured and they are unsure, lets it choose among the best
+// candidates.
+func (f *FAQ) decide(ctx context.Context, text string, lang Lang) match {
 	norm := normalize(text)
 	aq := analyzeNormalized(norm)
 	bm := f.matchAnalyzed(text, norm, aq)
@@ -458,7 +491,39 @@ func (f *FAQ) decide(text string) match {
 	default:
 		m.why = "low confidence"
 	}
+	if f.llm != nil && m.doc >= 0 && m.score < clsSure {
+		f.rerank(ctx, text, lang, pr[:oos], &m)
+	}
 	return m
+}
+
+// rerankCandidates is how many entries the LLM chooses among.
+const rerankCandidates = 3
+
+// rerank asks the LLM which of the best few entries the question asks
+// about. Its choice must be one of them; anything else, or a failure,
+// keeps the decision retrieval made.
+func (f *FAQ) rerank(ctx context.Context, text string, lang Lang, pr []float64, m *match) {
+	order := make([]int, len(pr))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(pr[b], pr[a]) })
+	cands := order[:min(rerankCandidates, len(order))]
+	qs := make([]string, len(cands))
+	for i, d := range cands {
+		qs[i] = f.entries[d].Question(lang)
+		if qs[i] == "" {
+			qs[i] = f.entries[d].Question(ZH)
+		}
+	}
+	k, ok := f.llm.rerank(ctx, text, qs)
+	f.stats.rerankCalls.Add(1)
+	if !ok {
+		return
+	}
+	f.stats.rerankAccepted.Add(1)
+	m.doc, m.score, m.ok = cands[k], pr[cands[k]], true
 }
 
 func argmaxP(p []float64) int {
@@ -615,6 +680,10 @@ type Stats struct {
 	Abstentions    uint64
 	LLMCalls       uint64
 	LLMAccepted    uint64
+	// RerankCalls counts the times the LLM was asked to choose among
+	// candidate entries; RerankAccepted, the times its choice was used.
+	RerankCalls    uint64
+	RerankAccepted uint64
 	// LLMFallbacks counts rejected or failed LLM phrasings by reason:
 	// "http", "timeout", "invalid_json", "bad_citation" (an article or
 	// law not among those retrieved, in the JSON or the prose),
@@ -629,6 +698,7 @@ type Stats struct {
 type counters struct {
 	questions, entryAnswers, articleAnswers, abstentions atomic.Uint64
 	llmCalls, llmAccepted                                atomic.Uint64
+	rerankCalls, rerankAccepted                          atomic.Uint64
 	fallbacks                                            [numReasons]atomic.Uint64
 }
 
@@ -641,6 +711,8 @@ func (f *FAQ) Stats() Stats {
 		Abstentions:    f.stats.abstentions.Load(),
 		LLMCalls:       f.stats.llmCalls.Load(),
 		LLMAccepted:    f.stats.llmAccepted.Load(),
+		RerankCalls:    f.stats.rerankCalls.Load(),
+		RerankAccepted: f.stats.rerankAccepted.Load(),
 		LLMFallbacks:   map[string]uint64{},
 	}
 	for r := range numReasons {

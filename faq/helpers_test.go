@@ -44,3 +44,14 @@ func mustCorpus(t testing.TB, en []byte) *corpus {
 	}
 	return c
 }
+
+// ownFAQ is an FAQ over the embedded data with knowledge of its own, for
+// tests that change it (realFAQ's is shared by the whole process).
+func ownFAQ(t testing.TB) *FAQ {
+	t.Helper()
+	base := realFAQ(t)
+	k := *base.knowledge
+	ix := buildIndex(k.entries)
+	k.index = ix
+	return withOptions(&k, Options{})
+}

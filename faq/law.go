@@ -139,7 +139,13 @@ type zhAlias struct{ alias, law string }
 type enAlias struct {
 	re  *regexp.Regexp
 	law string
-	n   int // length of the phrase: the longest match names the law
+	n   int    // length of the phrase: the longest match names the law
+	lit string // the phrase's first word, lower case: a text without it cannot match
+}
+
+// in reports whether the alias occurs in s; lower is s in lower case.
+func (a enAlias) in(s, lower string) bool {
+	return strings.Contains(lower, a.lit) && a.re.MatchString(s)
 }
 
 var lawKeyRE = regexp.MustCompile(`^[a-z]{1,8}$`)
@@ -232,7 +238,7 @@ func enAliases(phrases []string, law string) []enAlias {
 			words[i] = regexp.QuoteMeta(w)
 		}
 		re := regexp.MustCompile(`(?i)\b` + strings.Join(words, `[\s-]+`) + `s?\b`)
-		out = append(out, enAlias{re: re, law: law, n: len(p)})
+		out = append(out, enAlias{re: re, law: law, n: len(p), lit: strings.Fields(p)[0]})
 	}
 	return out
 }
@@ -419,8 +425,9 @@ func (r *registry) enLaw(s string, lookup bool) (string, bool) {
 	if lookup {
 		as = r.enLookup
 	}
+	lower := strings.ToLower(s)
 	for _, a := range as {
-		if a.re.MatchString(s) {
+		if a.in(s, lower) {
 			return a.law, true
 		}
 	}
@@ -429,7 +436,11 @@ func (r *registry) enLaw(s string, lookup bool) (string, bool) {
 
 // enLawPrefix returns the law named at the very start of s.
 func (r *registry) enLawPrefix(s string) (string, bool) {
+	lower := strings.ToLower(s)
 	for _, a := range r.enNames {
+		if !strings.Contains(lower, a.lit) {
+			continue
+		}
 		if loc := a.re.FindStringIndex(s); loc != nil && loc[0] == 0 {
 			return a.law, true
 		}

@@ -127,6 +127,51 @@ func redact(s string) string {
 	return digitRun.ReplaceAllString(s, "[redacted]")
 }
 
+// rerankTimeout bounds the choice among candidates: it runs before the
+// answer exists, so it must be quick or skipped.
+const rerankTimeout = 4 * time.Second
+
+var firstNumber = regexp.MustCompile(`[0-9]+`)
+
+// rerank asks which of the candidate questions the user's question asks,
+// and returns its index. ok is false on any failure, a busy or open
+// breaker, or an answer of "none" or out of range.
+func (l *llm) rerank(ctx context.Context, question string, candidates []string) (int, bool) {
+	select {
+	case l.slots <- struct{}{}:
+		defer func() { <-l.slots }()
+	default:
+		return 0, false
+	}
+	var b strings.Builder
+	b.WriteString("User question:\n" + redact(question) + "\n\nCandidate questions:\n")
+	for i, c := range candidates {
+		b.WriteString(strconv.Itoa(i+1) + ". " + c + "\n")
+	}
+	b.WriteString("\nWhich candidate asks the same thing as the user question? Reply with its number only, or 0 if none does.")
+	ctx, cancel := context.WithTimeout(ctx, min(rerankTimeout, l.timeout))
+	defer cancel()
+	resp, err := l.breaker.Execute(func() (openai.ChatCompletionResponse, error) {
+		return l.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
+			Model: l.model,
+			Messages: []openai.ChatCompletionMessage{
+				{Role: openai.ChatMessageRoleSystem, Content: "You match a citizen's question about Chinese social and medical insurance to the closest of a few curated questions. Answer with a single number."},
+				{Role: openai.ChatMessageRoleUser, Content: b.String()},
+			},
+			Temperature: 0,
+			MaxTokens:   4,
+		})
+	})
+	if err != nil || len(resp.Choices) == 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(firstNumber.FindString(resp.Choices[0].Message.Content))
+	if err != nil || n < 1 || n > len(candidates) {
+		return 0, false
+	}
+	return n - 1, true
+}
+
 type llmReply struct {
 	Answer    string     `json:"answer"`
 	Citations []Citation `json:"citations"`

@@ -312,3 +312,47 @@ func TestLLMOneCallPerUser(t *testing.T) {
 		t.Errorf("other user's answer not phrased: %+v", a)
 	}
 }
+
+// When retrieval is unsure, the LLM may choose among the best three
+// entries; a choice outside them, or a failure, keeps retrieval's.
+func TestLLMRerank(t *testing.T) {
+	base := realFAQ(t)
+	// Find a question retrieval answers without being sure.
+	var q string
+	var plain match
+	for _, it := range tuneItems(t) {
+		m := base.understand(context.Background(), clean(it.Q), it.Lang)
+		if m.ok && m.score < clsSure && m.also < 0 {
+			q, plain = it.Q, m
+			break
+		}
+	}
+	if q == "" {
+		t.Fatal("no unsure question in the tuning sets")
+	}
+	for _, tt := range []struct {
+		name, reply string
+		moved       bool
+	}{{"picks the second", "2", true}, {"out of range", "7", false}, {"none", "0", false}, {"prose", "I think the first one.", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			var reranks int
+			_, srv := newFakeLLM(t, func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				_ = body
+				reranks++
+				content(tt.reply)(w, r)
+			})
+			f, err := New(Options{LLM: &LLMConfig{BaseURL: srv.URL + "/v1", APIKey: "k", Model: "m", Timeout: time.Second}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := f.understand(context.Background(), clean(q), DetectLang(q))
+			if s := f.Stats(); s.RerankCalls != 1 {
+				t.Fatalf("rerank calls %d", s.RerankCalls)
+			}
+			if moved := m.doc != plain.doc; moved != tt.moved || !m.ok {
+				t.Errorf("reply %q: entry %s (retrieval said %s), ok %v", tt.reply, m.id(f), plain.id(f), m.ok)
+			}
+		})
+	}
+}

@@ -74,7 +74,11 @@ func (r *registry) proseCitations(text, def string) ([]Citation, bool) {
 			mentions = append(mentions, lawMention{i, a.law})
 		}
 	}
+	lower := strings.ToLower(s)
 	for _, p := range r.enNames {
+		if !strings.Contains(lower, p.lit) {
+			continue
+		}
 		for _, m := range p.re.FindAllStringIndex(s, -1) {
 			mentions = append(mentions, lawMention{m[1], p.law})
 		}

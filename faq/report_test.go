@@ -169,17 +169,28 @@ func TestHeldOut(t *testing.T) {
 	t.Logf("held-out set, %d questions: %.1f%% correct\n%s", len(items), 100*share, table)
 }
 
-// TestTuning reports the tuning sets by class and lists the misses (with
-// FAQ_EXPLAIN=1).
-func TestTuning(t *testing.T) {
+// tuneItems are the tuning sets' questions.
+func tuneItems(t testing.TB) []classItem {
+	t.Helper()
 	files, _ := filepath.Glob(filepath.Join("testdata", "tune-*.json"))
 	if len(files) == 0 {
-		t.Skip("no tuning sets")
+		t.Fatal("no tuning sets")
 	}
 	var items []classItem
 	for _, f := range files {
 		items = append(items, loadClassItems(t, f)...)
 	}
+	return items
+}
+
+// TestTuning reports the tuning sets by class and lists the misses (with
+// FAQ_EXPLAIN=1). The share correct must not fall below what it was when
+// the classifier was chosen.
+func TestTuning(t *testing.T) {
+	items := tuneItems(t)
 	table, share := classReport(t, realFAQ(t), items, os.Getenv("FAQ_EXPLAIN") != "")
 	t.Logf("tuning sets, %d questions: %.1f%% correct\n%s", len(items), 100*share, table)
+	if share < 0.85 {
+		t.Errorf("tuning sets: %.1f%% correct, want at least 85%%", 100*share)
+	}
 }
