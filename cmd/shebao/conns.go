@@ -16,12 +16,15 @@ import (
 // A connection over the cap takes the slot of one that is doing nothing
 // useful: first the one idle the longest on keep-alive, else the oldest
 // still on its first request header after headerGrace (a client that
-// means it sends a header in one go). When every slot is serving a
-// request, Accept waits for one to end, and newcomers wait in the kernel's
-// accept queue, unread; beyond that queue the kernel drops their SYNs and
-// clients retry. Holding every slot therefore takes as many requests in
-// progress, and the server's deadlines bound how long each can last: that
-// is the residual exposure, and it ends with the attack.
+// means it sends a header in one go). When none qualifies (every slot
+// serves a request, or the stalled ones are younger than headerGrace),
+// Accept waits for one to end or to age, and newcomers wait in the
+// kernel's accept queue, unread; beyond that queue the kernel drops their
+// SYNs and clients retry. Holding every slot therefore takes as many
+// requests in progress, each bounded by the server's deadlines, or fresh
+// connections at max per headerGrace: that is the residual exposure, it
+// delays (not refuses) other clients, and it ends with the attack. Limits
+// per client address belong to the proxy in front.
 //
 // Its track method must be the http.Server's ConnState hook: that is how
 // it learns which connections are idle.
