@@ -1,12 +1,16 @@
 # syntax=docker/dockerfile:1
 # Not built on the development machine (no Docker engine there); kept simple.
-FROM golang:1.26-bookworm AS build
+# The patch release is pinned: it is go.mod's toolchain line, and the image's
+# GOTOOLCHAIN=local means it builds with exactly this one.
+FROM golang:1.26.10-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/shebao ./cmd/shebao
 
+# No shell and no HTTP client in this image: health checks run
+# `shebao probe /livez` or `shebao probe /readyz` (see compose.yaml).
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/shebao /usr/local/bin/shebao
 USER nonroot:nonroot

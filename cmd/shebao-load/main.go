@@ -14,7 +14,8 @@
 // It reports updates/s, first-reply latency percentiles, updates lost or
 // answered twice or out of order, the serve process's memory and the
 // Redis round trips per handled update, for the scenarios load, sigterm,
-// sigkill, redis-restart and replicas. The load scenario also runs a bare
+// sigkill, redis-restart and replicas; slow-headers and idle-conns attack
+// the bot's HTTP listener instead (attack.go). The load scenario also runs a bare
 // echo bot (`shebao-load echo`) against the same fake and reports the
 // throughput ratio.
 //
@@ -64,6 +65,7 @@ type options struct {
 	think                                      time.Duration
 	seed                                       uint64
 	commandLine                                string
+	attack                                     attackOptions // slow-headers, idle-conns
 }
 
 // Upper bounds keep every loop bounded however the flags are set.
@@ -90,7 +92,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.faultAt, "fault-at", 0, "when the fault is injected, from the start of sending (default: half the duration, a third for redis-restart)")
 	fs.DurationVar(&o.outage, "outage", 3*time.Second, "how long redis-server stays down in --scenario redis-restart")
 	fs.StringVar(&o.mode, "mode", "polling", "polling, webhook or both")
-	fs.StringVar(&o.scenario, "scenario", "load", "load, sigterm, sigkill, redis-restart or replicas")
+	fs.StringVar(&o.scenario, "scenario", "load", "load, sigterm, sigkill, redis-restart, replicas, slow-headers or idle-conns")
 	fs.StringVar(&o.bin, "bin", "", "shebao binary to run (default: go build ./cmd/shebao in --src)")
 	fs.StringVar(&o.src, "src", ".", "module root to build ./cmd/shebao from")
 	fs.StringVar(&o.redisURL, "redis-url", "", "use this Redis instead of starting redis-server (not with redis-restart)")
@@ -103,6 +105,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of text")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (process logs) at the end")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the users' question choice")
+	addAttackFlags(fs, &o.attack)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -119,12 +122,16 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	switch o.scenario {
 	case "load", "sigterm", "sigkill", "redis-restart":
+	case "slow-headers", "idle-conns":
+		if err := o.attack.check(o.scenario); err != nil {
+			errs = append(errs, err)
+		}
 	case "replicas":
 		if o.mode == "polling" {
 			o.mode = "webhook" // replicas share a webhook; polling has one consumer
 		}
 	default:
-		errs = append(errs, fmt.Errorf("--scenario: want load, sigterm, sigkill, redis-restart or replicas, not %q", o.scenario))
+		errs = append(errs, fmt.Errorf("--scenario: want load, sigterm, sigkill, redis-restart, replicas, slow-headers or idle-conns, not %q", o.scenario))
 	}
 	if o.burst == 0 {
 		o.burst = 1
@@ -240,6 +247,9 @@ func runLoad(ctx context.Context, o options, log *slog.Logger, stdout io.Writer)
 	h := &harness{opt: o, log: log, cs: cs, dir: dir, idBase: rand.Int64N(1<<16) * 100_000_000_000}
 	if err := h.prepare(ctx); err != nil {
 		return err
+	}
+	if isAttack(o.scenario) {
+		return h.attack(ctx, stdout) // attack.go
 	}
 	rep, err := h.run(ctx)
 	if rep != nil && len(rep.Results) > 0 {

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -16,7 +18,9 @@ type config struct {
 	WebhookURL    string
 	WebhookSecret string
 	ListenAddr    string
-	DebugAddr     string
+	MaxConns      int           // LISTEN_MAX_CONNS: connections LISTEN_ADDR holds at once
+	DrainDelay    time.Duration // DRAIN_DELAY: after SIGTERM, how long /readyz says 503 before the listener closes
+	DebugAddr     string        // "": no metrics or pprof listener
 	RedisURL      string
 	RecordsDB     string
 	OpenAIBaseURL string
@@ -27,6 +31,12 @@ type config struct {
 }
 
 const defaultAPIURL = "https://api.telegram.org"
+
+// defaultMaxConns is LISTEN_MAX_CONNS's default: ten times what Telegram
+// (at most 100 webhook connections), a proxy's keep-alive pool and probes
+// need. Full of connections each sending an oversized header, the process
+// measured about 110 MiB (shebao-load --scenario slow-headers).
+const defaultMaxConns = 1024
 
 // loadConfig reads the environment and reports every problem at once.
 // need says which settings the subcommand requires.
@@ -46,6 +56,26 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 		LLMTimeout:    15 * time.Second,
 	}
 	var errs []error
+	c.MaxConns = defaultMaxConns
+	if v := strings.TrimSpace(getenv("LISTEN_MAX_CONNS")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 16 || n > 65536 {
+			errs = append(errs, errors.New("LISTEN_MAX_CONNS: want a number from 16 to 65536"))
+		}
+		c.MaxConns = n
+	}
+	if v := strings.TrimSpace(getenv("DRAIN_DELAY")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > time.Minute {
+			errs = append(errs, errors.New("DRAIN_DELAY: want a duration from 0s to 1m, such as 5s"))
+		}
+		c.DrainDelay = d
+	}
+	if c.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			errs = append(errs, errors.New("DEBUG_ADDR: want host:port, such as 127.0.0.1:6060"))
+		}
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error"))
 	}

@@ -90,6 +90,30 @@ func (m *metrics) watchStore(trips, errs func() int64) {
 	}, func() float64 { return float64(errs()) }))
 }
 
+// watchConns exports the public listener's connection cap: the
+// connections open, and those closed to make room for newcomers. Many
+// sheds mean the cap is full (an attack, or LISTEN_MAX_CONNS too low).
+func (m *metrics) watchConns(l *connLimit) {
+	if l == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "shebao_http_connections", Help: "Connections open on LISTEN_ADDR.",
+	}, func() float64 { return float64(l.Open()) }))
+	for _, reason := range []string{"idle", "slow_header"} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "shebao_http_connections_shed_total", Help: "Connections on LISTEN_ADDR closed to make room under LISTEN_MAX_CONNS, by reason: idle on keep-alive, or slow to send a request header.",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, func() float64 {
+			idle, slow := l.Shed()
+			if reason == "idle" {
+				return float64(idle)
+			}
+			return float64(slow)
+		}))
+	}
+}
+
 // watchFAQ exports the FAQ's counters.
 func (m *metrics) watchFAQ(f *faq.FAQ) {
 	m.reg.MustRegister(newFAQCollector(f))

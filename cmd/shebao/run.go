@@ -28,6 +28,7 @@ Usage:
   shebao import --migrate           bring an existing RECORDS_DB to this version's schema
   shebao remind --once [--now RFC3339] [--dry-run]
                                     run one reminder pass by hand (serve runs them itself)
+  shebao probe [/livez|/readyz]     ask the serve on this host (LISTEN_ADDR's port); exit 0 on 200
   shebao help                       this text
 
 Configuration is read from the environment; see README.md.
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runImport(ctx, rest, getenv, stdout, stderr)
 	case "remind":
 		return runRemindCmd(ctx, rest, getenv, stdout, stderr)
+	case "probe":
+		return runProbe(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -82,9 +82,10 @@ func TestServePolling(t *testing.T) {
 	defer fake.Close()
 	logs, stop := startServe(t, map[string]string{
 		"TELEGRAM_BOT_TOKEN": testToken, "TELEGRAM_API_URL": fake.URL, "LISTEN_ADDR": "127.0.0.1:0",
-		"LOG_LEVEL": "debug",
+		"LOG_LEVEL": "debug", "DEBUG_ADDR": "127.0.0.1:0",
 	})
 	addr := listenAddr(t, logs)
+	debug := debugAddr(t, logs)
 
 	fake.PushText(10, "/start")
 	help := telegramtest.TextUpdate(20, "/help")
@@ -125,7 +126,7 @@ func TestServePolling(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("/healthz = %d, want 200", resp.StatusCode)
 	}
-	body := get(t, "http://"+addr+"/metrics")
+	body := get(t, "http://"+debug+"/metrics")
 	if !strings.Contains(body, `shebao_updates_total{kind="command",outcome="handled"}`) {
 		t.Errorf("/metrics lacks handled command updates:\n%.2000s", body)
 	}

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"net/url"
+	"runtime"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -51,51 +51,55 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("serve: %w", err)
 	}
 
+	hl := newHealth(log,
+		healthCheck{"redis", parts.store.Ping},
+		healthCheck{"records", parts.records.Ping},
+	)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := parts.store.Ping(r.Context()); err != nil {
-			http.Error(w, "redis unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ok\n")
-	})
-	// With DEBUG_ADDR set, /metrics moves to that (private) listener
-	// together with the profiler; otherwise it stays on the public one.
-	var debugMux *http.ServeMux
-	if c.DebugAddr != "" {
-		debugMux = http.NewServeMux()
-		debugMux.Handle("GET /metrics", m.handler())
-		debugMux.HandleFunc("/debug/pprof/", pprof.Index)
-		debugMux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		debugMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		debugMux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		debugMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	} else {
-		mux.Handle("GET /metrics", m.handler())
-	}
+	mux.HandleFunc("GET /livez", hl.livez)
+	mux.HandleFunc("GET /readyz", hl.readyz)
+	mux.HandleFunc("GET /healthz", hl.healthz)
 	if c.WebhookURL != "" {
 		u, _ := url.Parse(c.WebhookURL) // checked by loadConfig
 		path := u.Path
 		if path == "" {
 			path = "/"
 		}
-		mux.Handle("POST "+path, tg.WebhookHandler())
+		wl := webhookLimits
+		mux.Handle("POST "+path, withWebhookDeadlines(tg.WebhookHandler(), wl.Body, wl.Handle, wl.WriteSlack))
 	}
 	ln, err := net.Listen("tcp", c.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("serve: listen on %s: %w", c.ListenAddr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	log.Info("listening", "addr", ln.Addr().String(), "mode", mode(c))
+	lim := publicLimits
+	lim.MaxConns = c.MaxConns
+	srv, sln, conns := newServer(mux, ln, lim, log)
+	m.watchConns(conns)
+	log.Info("listening", "addr", ln.Addr().String(), "mode", mode(c), "max_conns", c.MaxConns, "go", runtime.Version())
 
 	g, gctx := errgroup.WithContext(ctx)
-	if debugMux != nil {
+	// /metrics and the profiler live on DEBUG_ADDR only: the public
+	// listener serves the webhook and the probes, nothing else.
+	if c.DebugAddr == "" {
+		log.Info("DEBUG_ADDR not set: /metrics and /debug/pprof/ are off")
+	} else {
 		dln, err := net.Listen("tcp", c.DebugAddr)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("serve: listen on DEBUG_ADDR %s: %w", c.DebugAddr, err)
 		}
-		dsrv := &http.Server{Handler: debugMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: srv.ErrorLog}
+		debugMux := http.NewServeMux()
+		debugMux.Handle("GET /metrics", m.handler())
+		debugMux.HandleFunc("/debug/pprof/", pprof.Index)
+		debugMux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		debugMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		debugMux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		debugMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		dsrv, dln, _ := newServer(debugMux, dln, debugLimits, log)
+		if a, ok := dln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+			log.Warn("DEBUG_ADDR is not a loopback address: /metrics and /debug/pprof/ answer anyone who can reach it; keep the port off public networks", "addr", dln.Addr().String())
+		}
 		log.Info("debug listener", "addr", dln.Addr().String())
 		g.Go(func() error { return serveHTTP("debug server", dsrv, dln) })
 		g.Go(func() error {
@@ -103,10 +107,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			return dsrv.Close() // nothing there is worth waiting for
 		})
 	}
-	g.Go(func() error { return serveHTTP("http server", srv, ln) })
+	g.Go(func() error { return serveHTTP("http server", srv, sln) })
 	g.Go(func() error {
 		<-gctx.Done()
+		hl.drain() // /readyz answers 503
 		tg.Drain() // new webhook updates get 503 and are redelivered later
+		if c.DrainDelay > 0 {
+			// Stay reachable while load balancers notice /readyz and
+			// stop sending here; what still comes is refused above.
+			t := time.NewTimer(c.DrainDelay)
+			<-t.C
+		}
 		// Webhook requests in flight are answered (200 only after the
 		// update was handled) before the server returns.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), shutdownTimeout)
