@@ -10,7 +10,7 @@ import (
 
 func TestPing(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "records.db"))
+	db, err := OpenForImport(ctx, filepath.Join(t.TempDir(), "records.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
