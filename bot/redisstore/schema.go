@@ -43,10 +43,7 @@ import (
 // cut short is run again or resumed by whichever replica comes next.
 const schemaVersion = 2
 
-const (
-	metaLeaseTTL = 30 * time.Second
-	scanBatch    = 500
-)
+const metaLeaseTTL = 30 * time.Second
 
 func (s *Store) metaKey(part string) string { return s.opt.KeyPrefix + ":{meta}:" + part }
 
@@ -243,7 +240,7 @@ func (p *pass) scan(ctx context.Context, pattern string, cursor uint64, batch fu
 			return err
 		}
 		octx, cancel := p.s.op(ctx)
-		keys, next, err := p.s.rdb.Scan(octx, cursor, p.s.opt.KeyPrefix+":"+pattern, scanBatch).Result()
+		keys, next, err := p.s.rdb.Scan(octx, cursor, p.s.opt.KeyPrefix+":"+pattern, int64(p.s.opt.scanCount)).Result()
 		cancel()
 		if err != nil {
 			return p.s.classify(err)
@@ -401,7 +398,7 @@ func (p *pass) resealHeld(ctx context.Context) error {
 			return err
 		}
 		octx, cancel := s.op(ctx)
-		kv, next, err := s.rdb.HScan(octx, s.heldKey(), cursor, "", scanBatch).Result()
+		kv, next, err := s.rdb.HScan(octx, s.heldKey(), cursor, "", int64(s.opt.scanCount)).Result()
 		cancel()
 		if err != nil {
 			return s.classify(err)

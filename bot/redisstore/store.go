@@ -93,6 +93,8 @@ type Options struct {
 	// rotation never hogs Redis; default 20 ms.
 	MaintainEvery time.Duration
 	MaintainPause time.Duration
+
+	scanCount int // keys per batch of a key pass; default 500 (tests: fewer)
 }
 
 const (
@@ -137,6 +139,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaintainPause == 0 {
 		o.MaintainPause = 20 * time.Millisecond
+	}
+	if o.scanCount <= 0 {
+		o.scanCount = 500
 	}
 }
 
