@@ -318,14 +318,15 @@ func (s *Store) Marked(ctx context.Context, person, mark string) (bool, error) {
 }
 
 // pullMarks moves a person's marks from the tags of older keys to the
-// current one, while the ring holds older keys: a rotation in progress, or
-// one finished but for persons it could not find. One round trip when
-// there is nothing to move; nothing at all with one key.
+// current one while a rotation has not finished (afterwards the rotation
+// has moved the marks of every person with a link or a reminder setting,
+// and nobody else is reminded). One round trip per older key when there is
+// nothing to move.
 func (s *Store) pullMarks(ctx context.Context, person string) error {
-	tags := s.personTags(person)
-	if person == "" || len(tags) == 1 {
+	if person == "" || !s.rotating.Load() {
 		return nil
 	}
+	tags := s.personTags(person)
 	for _, old := range tags[1:] {
 		if _, err := s.moveMarks(ctx, old, tags[0]); err != nil {
 			return err

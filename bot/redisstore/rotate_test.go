@@ -91,6 +91,12 @@ func TestRotation(t *testing.T) {
 		t.Errorf("a new dialog is sealed as %.8q, want under k2", v)
 	}
 
+	// Not at once: replicas still on the old keyring seal under k1 until
+	// the rolling restart reaches them.
+	if done, err := s2.rotate(ctx, "replica-a"); done || err != nil {
+		t.Fatalf("a rotation right after the new key: done %v, %v", done, err)
+	}
+	s2.opt.RotateAfter = -1
 	// The pass, in small batches; cut short after the first, then
 	// resumed where it stopped. (miniredis answers a SCAN in one batch
 	// whatever its COUNT, so only a real Redis can cut a pass short.)

@@ -26,6 +26,7 @@ import (
 //	                      legacy_until  until when schema-1 attempt keys the conversion
 //	                                    could not attribute may exist (unix ms)
 //	                      canary:<id>   a value sealed under key <id>, written when <id> became current
+//	                      since:<id>    when that was (unix ms)
 //	                      retired:<id>  when a rotation had moved every value off key <id> (unix ms)
 //	                      rotate:<step> where a rotation cut short resumes
 //	<p>:{meta}:lease    the token of the replica converting or rotating
@@ -152,6 +153,7 @@ func (s *Store) checkKeys(ctx context.Context, h map[string]string) error {
 	if ms, err := strconv.ParseInt(h["legacy_until"], 10, 64); err == nil {
 		s.legacyUntil.Store(ms)
 	}
+	s.rotating.Store(len(s.pendingKeys(h)) > 0)
 	cur := s.keys.Current()
 	if h["canary:"+cur] != "" && h["retired:"+cur] == "" {
 		return nil
@@ -163,6 +165,9 @@ func (s *Store) checkKeys(ctx context.Context, h map[string]string) error {
 		// A key made current again after it was retired seals values
 		// from now on.
 		err = s.rdb.HDel(octx, s.metaKey("schema"), "retired:"+cur).Err()
+	}
+	if err == nil && set {
+		err = s.rdb.HSet(octx, s.metaKey("schema"), "since:"+cur, time.Now().UnixMilli()).Err()
 	}
 	if err != nil {
 		return fmt.Errorf("record the current key: %w", s.classify(err))
@@ -485,7 +490,8 @@ func (s *Store) migrate(ctx context.Context, token string) error {
 	if err := p.resealHeld(ctx); err != nil {
 		return fmt.Errorf("seal held updates: %w", err)
 	}
-	fields := []any{"version", schemaVersion, "canary:" + s.keys.Current(), s.keys.Seal(s.canaryAD(), []byte("shebao"))}
+	fields := []any{"version", schemaVersion, "canary:" + s.keys.Current(), s.keys.Seal(s.canaryAD(), []byte("shebao")),
+		"since:" + s.keys.Current(), time.Now().UnixMilli()}
 	if p.counts["scanned"] > 0 {
 		fields = append(fields, "migrated", time.Now().UnixMilli())
 	}
@@ -621,9 +627,10 @@ func convertThrottle(key string) bot.Throttle {
 
 // Maintain runs key rotations until ctx ends: every MaintainEvery it
 // looks whether values may be sealed under a key other than the current
-// one (SHEBAO_KEYS got a new first key) and, if so and no other replica
-// is at it, re-seals them under the current key and moves the persons'
-// marks to their current tags. serve runs it in the background.
+// one (SHEBAO_KEYS got a new first key) and, once the new key has been
+// current for RotateAfter and no other replica is at it, re-seals them
+// under the current key and moves the persons' marks to their current
+// tags. serve runs it in the background.
 func (s *Store) Maintain(ctx context.Context) error {
 	token := rand.Text()
 	for {
@@ -656,8 +663,13 @@ func (s *Store) rotate(ctx context.Context, token string) (bool, error) {
 		return false, err
 	}
 	pending := s.pendingKeys(h)
+	s.rotating.Store(len(pending) > 0)
 	if len(pending) == 0 {
 		return false, nil
+	}
+	if since, err := strconv.ParseInt(h["since:"+s.keys.Current()], 10, 64); err == nil &&
+		time.Since(time.UnixMilli(since)) < s.opt.RotateAfter {
+		return false, nil // replicas on the old keyring may still be running
 	}
 	ok, err := s.lease(ctx, token)
 	if err != nil || !ok {
@@ -717,6 +729,7 @@ func (s *Store) rotate(ctx context.Context, token string) (bool, error) {
 	if _, err := pipe.Exec(octx); err != nil {
 		return false, s.classify(err)
 	}
+	s.rotating.Store(false)
 	s.log.Info("key rotation done: keep the retired key in SHEBAO_KEYS for 90 days (phone checks of links not used since), then remove it",
 		"to", s.keys.Current(), "retired", pending, "took", time.Since(start).Round(time.Millisecond).String(),
 		"scanned", p.counts["scanned"], "resealed", p.counts["resealed"], "marks_moved", p.counts["marks_moved"],

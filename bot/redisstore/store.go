@@ -93,6 +93,12 @@ type Options struct {
 	// rotation never hogs Redis; default 20 ms.
 	MaintainEvery time.Duration
 	MaintainPause time.Duration
+	// RotateAfter is how long a new current key must have been in use
+	// before Maintain moves everything onto it: replicas still on the old
+	// keyring seal under the old key until they restart, so a rolling
+	// restart has this long to finish; default 15 minutes, negative for
+	// none.
+	RotateAfter time.Duration
 
 	scanCount int // keys per batch of a key pass; default 500 (tests: fewer)
 }
@@ -140,6 +146,9 @@ func (o *Options) setDefaults() {
 	if o.MaintainPause == 0 {
 		o.MaintainPause = 20 * time.Millisecond
 	}
+	if o.RotateAfter == 0 {
+		o.RotateAfter = 15 * time.Minute
+	}
 	if o.scanCount <= 0 {
 		o.scanCount = 500
 	}
@@ -165,6 +174,9 @@ type Store struct {
 	// legacyUntil is when the last throttle keys of the previous release
 	// have expired (unix ms); until then throttles look for them too.
 	legacyUntil atomic.Int64
+	// rotating: values and marks may still be under an older key of the
+	// ring (a rotation has not finished), so marks are looked for there.
+	rotating atomic.Bool
 }
 
 // Open connects to Redis, checks that it answers, loads the Lua scripts and
