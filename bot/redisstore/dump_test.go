@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,15 +34,24 @@ func newServer(t *testing.T) *server {
 		sv.mr = miniredis.RunT(t)
 		sv.url = "redis://" + sv.mr.Addr()
 	}
-	o, err := redis.ParseURL(sv.url)
-	if err != nil {
-		t.Fatal(err)
+	if strings.Contains(sv.url, "addr=") {
+		// A cluster (REDIS_URL=redis://a?addr=b&addr=c), as Open takes it.
+		o, err := redis.ParseClusterURL(sv.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sv.rdb = redis.NewClusterClient(o)
+	} else {
+		o, err := redis.ParseURL(sv.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sv.rdb = redis.NewClient(o)
 	}
-	sv.rdb = redis.NewClient(o)
 	t.Cleanup(func() {
 		ctx := context.Background()
-		if keys := sv.keys(t); len(keys) > 0 {
-			sv.rdb.Del(ctx, keys...)
+		for _, k := range sv.keys(t) {
+			sv.rdb.Del(ctx, k)
 		}
 		sv.rdb.Close()
 	})
@@ -71,12 +81,25 @@ func (sv *server) open(t *testing.T, opt Options) *Store {
 func (sv *server) keys(t *testing.T) []string {
 	t.Helper()
 	ctx := context.Background()
+	var mu sync.Mutex
 	var out []string
-	iter := sv.rdb.Scan(ctx, 0, sv.prefix+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		out = append(out, iter.Val())
+	scan := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, sv.prefix+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			out = append(out, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
 	}
-	if err := iter.Err(); err != nil {
+	var err error
+	switch c := sv.rdb.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, scan)
+	case *redis.Client:
+		err = scan(ctx, c)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(out)

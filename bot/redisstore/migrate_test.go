@@ -249,7 +249,7 @@ func TestMigrateResumesAfterACrash(t *testing.T) {
 	if ok, err := raw.lease(context.Background(), "crashed"); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	if err := p.scan(context.Background(), "{u:*", 0, func(keys []string) error { return p.reseal(context.Background(), keys, nil) }, nil); err != nil {
+	if err := p.scan(context.Background(), "{u:*", nil, func(keys []string) error { return p.reseal(context.Background(), keys, nil) }, nil); err != nil {
 		t.Fatal(err)
 	}
 	// The crashed replica's lease runs out; the next Open converts.

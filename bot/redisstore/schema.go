@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -237,15 +238,67 @@ func (p *pass) renew(ctx context.Context) error {
 	return nil
 }
 
-// scan walks the keys matching pattern from cursor in batches, renewing
-// the lease and pausing between them; saved is told each cursor reached.
-func (p *pass) scan(ctx context.Context, pattern string, cursor uint64, batch func([]string) error, saved func(uint64) error) error {
+// scanNode is one server a key pass walks: the one Redis, or each master
+// of a cluster (a SCAN sees the keys of one node only). name is "" for a
+// single server and the node's address in a cluster.
+type scanNode struct {
+	name string
+	c    redis.Cmdable
+}
+
+func (s *Store) scanNodes(ctx context.Context) ([]scanNode, error) {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return []scanNode{{c: s.rdb}}, nil
+	}
+	var mu sync.Mutex
+	var out []scanNode
+	err := cc.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
+		mu.Lock()
+		defer mu.Unlock()
+		out = append(out, scanNode{name: c.Options().Addr, c: c})
+		return nil
+	})
+	if err != nil {
+		return nil, s.classify(err)
+	}
+	slices.SortFunc(out, func(a, b scanNode) int { return strings.Compare(a.name, b.name) })
+	return out, nil
+}
+
+// nodeDone is the cursor of a node a resumed pass has finished.
+const nodeDone = ^uint64(0)
+
+// scan walks the keys matching pattern on every node in batches, renewing
+// the lease and pausing between them. from gives a node's cursor to resume
+// at (nil: from the start); saved is told each cursor reached.
+func (p *pass) scan(ctx context.Context, pattern string, from func(node string) uint64, batch func([]string) error, saved func(node string, cursor uint64) error) error {
+	nodes, err := p.s.scanNodes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		var cursor uint64
+		if from != nil {
+			cursor = from(n.name)
+		}
+		if cursor == nodeDone {
+			continue
+		}
+		if err := p.scanNode(ctx, n, pattern, cursor, batch, saved); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *pass) scanNode(ctx context.Context, n scanNode, pattern string, cursor uint64, batch func([]string) error, saved func(string, uint64) error) error {
 	for {
 		if err := p.renew(ctx); err != nil {
 			return err
 		}
 		octx, cancel := p.s.op(ctx)
-		keys, next, err := p.s.rdb.Scan(octx, cursor, p.s.opt.KeyPrefix+":"+pattern, int64(p.s.opt.scanCount)).Result()
+		keys, next, err := n.c.Scan(octx, cursor, p.s.opt.KeyPrefix+":"+pattern, int64(p.s.opt.scanCount)).Result()
 		cancel()
 		if err != nil {
 			return p.s.classify(err)
@@ -257,7 +310,7 @@ func (p *pass) scan(ctx context.Context, pattern string, cursor uint64, batch fu
 			}
 		}
 		if saved != nil {
-			if err := saved(next); err != nil {
+			if err := saved(n.name, next); err != nil {
 				return err
 			}
 		}
@@ -456,7 +509,7 @@ func (s *Store) migrate(ctx context.Context, token string) error {
 	persons := map[string]string{}  // legacy person hash -> ID number
 	attempts := map[string]string{} // legacy attempt hash -> throttle key
 	note := func(key string) { attempts[legacyAttemptHash(key)] = key }
-	err := p.scan(ctx, "{u:*", 0, func(keys []string) error {
+	err := p.scan(ctx, "{u:*", nil, func(keys []string) error {
 		for _, k := range keys {
 			if user, _, ok := s.userValue(k); ok {
 				note("user:" + user)
@@ -470,7 +523,7 @@ func (s *Store) migrate(ctx context.Context, token string) error {
 	if err != nil {
 		return fmt.Errorf("seal values: %w", err)
 	}
-	err = p.scan(ctx, "{c:*", 0, func(keys []string) error {
+	err = p.scan(ctx, "{c:*", nil, func(keys []string) error {
 		for _, k := range keys {
 			if chat, _, ok := strings.Cut(strings.TrimPrefix(k, s.opt.KeyPrefix+":{c:"), "}"); ok {
 				note("user:" + chat)
@@ -481,10 +534,10 @@ func (s *Store) migrate(ctx context.Context, token string) error {
 	if err != nil {
 		return fmt.Errorf("read chats: %w", err)
 	}
-	if err := p.scan(ctx, "{m:*", 0, func(keys []string) error { return p.migrateMarks(ctx, keys, persons) }, nil); err != nil {
+	if err := p.scan(ctx, "{m:*", nil, func(keys []string) error { return p.migrateMarks(ctx, keys, persons) }, nil); err != nil {
 		return fmt.Errorf("move marks: %w", err)
 	}
-	if err := p.scan(ctx, "{a:*", 0, func(keys []string) error { return p.migrateAttempts(ctx, keys, attempts) }, nil); err != nil {
+	if err := p.scan(ctx, "{a:*", nil, func(keys []string) error { return p.migrateAttempts(ctx, keys, attempts) }, nil); err != nil {
 		return fmt.Errorf("convert attempts: %w", err)
 	}
 	if err := p.resealHeld(ctx); err != nil {
@@ -678,10 +731,30 @@ func (s *Store) rotate(ctx context.Context, token string) (bool, error) {
 	defer s.unlease(token)
 	start := time.Now()
 	p := &pass{s: s, token: token, pause: s.opt.MaintainPause, counts: map[string]int{}}
-	cursor, _ := strconv.ParseUint(h["rotate:values"], 10, 64)
-	s.log.Info("key rotation", "to", s.keys.Current(), "from", pending, "resume", cursor != 0)
+	// A cursor per node: "rotate:values" (one server), "rotate:values:<addr>".
+	cursorField := func(node string) string {
+		if node == "" {
+			return "rotate:values"
+		}
+		return "rotate:values:" + node
+	}
+	var resumed []string
+	for f := range h {
+		if strings.HasPrefix(f, "rotate:values") {
+			resumed = append(resumed, f)
+		}
+	}
+	s.log.Info("key rotation", "to", s.keys.Current(), "from", pending, "resume", len(resumed) > 0)
 	batches := 0
-	err = p.scan(ctx, "{u:*", cursor, func(keys []string) error {
+	from := func(node string) uint64 {
+		v := h[cursorField(node)]
+		if v == "done" {
+			return nodeDone
+		}
+		c, _ := strconv.ParseUint(v, 10, 64)
+		return c
+	}
+	err = p.scan(ctx, "{u:*", from, func(keys []string) error {
 		var persons []string
 		err := p.reseal(ctx, keys, func(person, part string) {
 			if part != dialogKey {
@@ -705,10 +778,16 @@ func (s *Store) rotate(ctx context.Context, token string) (bool, error) {
 			s.log.Info("key rotation progress", "scanned", p.counts["scanned"], "resealed", p.counts["resealed"], "marks_moved", p.counts["marks_moved"])
 		}
 		return nil
-	}, func(next uint64) error {
+	}, func(node string, next uint64) error {
 		octx, cancel := s.op(ctx)
 		defer cancel()
-		return s.classify(s.rdb.HSet(octx, s.metaKey("schema"), "rotate:values", next).Err())
+		v := strconv.FormatUint(next, 10)
+		if next == 0 {
+			// This node is done: a resumed pass must not walk it again
+			// from the start.
+			v = "done"
+		}
+		return s.classify(s.rdb.HSet(octx, s.metaKey("schema"), cursorField(node), v).Err())
 	})
 	if err != nil {
 		return false, err
@@ -723,9 +802,21 @@ func (s *Store) rotate(ctx context.Context, token string) (bool, error) {
 	for _, id := range pending {
 		args = append(args, "retired:"+id, now)
 	}
+	h, err = s.readSchema(ctx)
+	if err != nil {
+		return false, err
+	}
+	var cursors []string
+	for f := range h {
+		if strings.HasPrefix(f, "rotate:values") {
+			cursors = append(cursors, f)
+		}
+	}
 	pipe := s.rdb.TxPipeline()
 	pipe.HSet(octx, s.metaKey("schema"), args...)
-	pipe.HDel(octx, s.metaKey("schema"), "rotate:values")
+	if len(cursors) > 0 {
+		pipe.HDel(octx, s.metaKey("schema"), cursors...)
+	}
 	if _, err := pipe.Exec(octx); err != nil {
 		return false, s.classify(err)
 	}
