@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -313,4 +315,46 @@ func TestOpenRefusesWrongKeys(t *testing.T) {
 	ring, _ := keyring.Parse("k2:" + strings.Repeat("Y", 43) + "=,k1:" + strings.Repeat("A", 43) + "=")
 	s := sv.open(t, Options{Keys: ring})
 	s.Close()
+}
+
+// The previous release's plain values also sit in Redis's append-only
+// file; the conversion has it rewritten. Needs the server's AOF directory:
+// SHEBAO_TEST_AOF_DIR, for a REDIS_URL started with --appendonly yes.
+func TestMigrateRewritesTheAOF(t *testing.T) {
+	dir := os.Getenv("SHEBAO_TEST_AOF_DIR")
+	if dir == "" || os.Getenv("REDIS_URL") == "" {
+		t.Skip("set REDIS_URL and SHEBAO_TEST_AOF_DIR (its appendonlydir) to check the file on disk")
+	}
+	aof := func() string {
+		var b strings.Builder
+		files, _ := filepath.Glob(filepath.Join(dir, "*"))
+		for _, f := range files {
+			raw, _ := os.ReadFile(f)
+			b.Write(raw)
+		}
+		return b.String()
+	}
+	sv := newServer(t)
+	fx := writeV1(t, sv)
+	if !strings.Contains(aof(), fx.linked) {
+		t.Fatal("the fixture's plain values are not in the AOF: is SHEBAO_TEST_AOF_DIR the server's?")
+	}
+	sv.open(t, Options{})
+	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		info := sv.rdb.Info(ctx, "persistence").Val()
+		if strings.Contains(info, "aof_rewrite_in_progress:0") && strings.Contains(info, "aof_rewrite_scheduled:0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the AOF rewrite did not finish")
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition in the test only
+	}
+	text := aof()
+	for _, n := range []string{fx.linked, fx.dialog, fx.probed, v1PersonHash(fx.linked)} {
+		if strings.Contains(text, n) {
+			t.Errorf("the AOF still holds %q after the conversion", n[:6])
+		}
+	}
 }

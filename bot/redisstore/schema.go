@@ -563,7 +563,33 @@ func (s *Store) migrate(ctx context.Context, token string) error {
 		attrs = append(attrs, k, p.counts[k])
 	}
 	s.log.Info("redis store at schema 2", attrs...)
+	if p.counts["scanned"] > 0 {
+		s.rewriteAOF(ctx)
+	}
 	return nil
+}
+
+// rewriteAOF asks each node with an append-only file to rewrite it: the
+// previous release's plain values are in its history until then. Where
+// the command is not allowed (managed Redis), the operator is told.
+// Snapshots and backups taken before hold them too; the README says so.
+func (s *Store) rewriteAOF(ctx context.Context) {
+	nodes, err := s.scanNodes(ctx)
+	if err != nil {
+		return
+	}
+	for _, n := range nodes {
+		octx, cancel := s.op(ctx)
+		info, err := n.c.Info(octx, "persistence").Result()
+		if err == nil && strings.Contains(info, "aof_enabled:1") {
+			err = n.c.BgRewriteAOF(octx).Err()
+		}
+		cancel()
+		if err != nil {
+			s.log.Warn("could not rewrite the append-only file: it holds the previous release's plain values until rewritten; run BGREWRITEAOF",
+				"node", n.name, "err", err)
+		}
+	}
 }
 
 // migrateMarks moves the legacy marks among keys.
