@@ -296,3 +296,14 @@ func TestPhoneTagAdoptedAndRotated(t *testing.T) {
 		t.Errorf("tag under a dropped key: %q", got)
 	}
 }
+
+// Throttles and reservations carry ID numbers; their log values do not.
+func TestThrottleLogValues(t *testing.T) {
+	var logs bytes.Buffer
+	th := bot.Throttle{Key: "id:110105198803120014"}
+	r := bot.Reservation{OK: true, Throttles: []bot.Throttle{th, {Key: "user:7"}}}
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("x", "throttle", th, "reservation", r)
+	if strings.Contains(logs.String(), "110105") || !strings.Contains(logs.String(), `"throttles":["id","user"]`) {
+		t.Errorf("logged: %s", logs.String())
+	}
+}

@@ -3,6 +3,8 @@ package bot
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -101,6 +103,12 @@ type Throttle struct {
 	Policy ThrottlePolicy
 }
 
+// LogValue names the kind of key only: an ID number's is the number.
+func (t Throttle) LogValue() slog.Value {
+	kind, _, _ := strings.Cut(t.Key, ":")
+	return slog.StringValue(kind)
+}
+
 // ThrottlePolicy is an exponential back-off: Free attempts are admitted at
 // once; after that each attempt must wait Delay after the previous one,
 // doubled for every attempt beyond Free, at most MaxDelay. An attempt
@@ -136,6 +144,15 @@ type Reservation struct {
 	// Throttles and Token identify the charge for Finish.
 	Throttles []Throttle
 	Token     string
+}
+
+// LogValue leaves the throttles' keys out.
+func (r Reservation) LogValue() slog.Value {
+	kinds := make([]string, len(r.Throttles))
+	for i, t := range r.Throttles {
+		kinds[i] = t.LogValue().String()
+	}
+	return slog.GroupValue(slog.Bool("ok", r.OK), slog.Time("until", r.Until), slog.Any("throttles", kinds))
 }
 
 // Outcome is how an attempt ended.

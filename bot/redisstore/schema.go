@@ -167,7 +167,7 @@ func (s *Store) checkKeys(ctx context.Context, h map[string]string) error {
 		// from now on.
 		err = s.rdb.HDel(octx, s.metaKey("schema"), "retired:"+cur).Err()
 	}
-	if err == nil && set {
+	if err == nil && (set || h["retired:"+cur] != "") {
 		err = s.rdb.HSet(octx, s.metaKey("schema"), "since:"+cur, time.Now().UnixMilli()).Err()
 	}
 	if err != nil {
