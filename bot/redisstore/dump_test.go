@@ -27,7 +27,7 @@ type server struct {
 	mr     *miniredis.Miniredis // nil for a real server
 }
 
-func newServer(t *testing.T) *server {
+func newServer(t testing.TB) *server {
 	t.Helper()
 	sv := &server{url: os.Getenv("REDIS_URL"), prefix: "test-" + rand.Text()[:12]}
 	if sv.url == "" {
@@ -50,9 +50,11 @@ func newServer(t *testing.T) *server {
 	}
 	t.Cleanup(func() {
 		ctx := context.Background()
+		pipe := sv.rdb.Pipeline()
 		for _, k := range sv.keys(t) {
-			sv.rdb.Del(ctx, k)
+			pipe.Del(ctx, k)
 		}
+		pipe.Exec(ctx)
 		sv.rdb.Close()
 	})
 	return sv
@@ -78,7 +80,7 @@ func (sv *server) open(t *testing.T, opt Options) *Store {
 }
 
 // keys lists every key under the test's prefix, sorted.
-func (sv *server) keys(t *testing.T) []string {
+func (sv *server) keys(t testing.TB) []string {
 	t.Helper()
 	ctx := context.Background()
 	var mu sync.Mutex

@@ -2,8 +2,11 @@ package redisstore
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -356,5 +359,64 @@ func TestMigrateRewritesTheAOF(t *testing.T) {
 		if strings.Contains(text, n) {
 			t.Errorf("the AOF still holds %q after the conversion", n[:6])
 		}
+	}
+}
+
+// BenchmarkMigrateV1 converts a store the previous release wrote for
+// SHEBAO_BENCH_USERS users (default 2,000), each verified with language,
+// reminder setting, two sent-marks and a failed attempt: about seven keys
+// a user. Against REDIS_URL when set.
+//
+//	REDIS_URL=redis://127.0.0.1:6379/0 SHEBAO_BENCH_USERS=100000 go test ./bot/redisstore -run '^$' -bench MigrateV1 -benchtime 1x
+func BenchmarkMigrateV1(b *testing.B) {
+	users := 2000
+	if v := os.Getenv("SHEBAO_BENCH_USERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("SHEBAO_BENCH_USERS=%q", v)
+		}
+		users = n
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		sv := newServer(b)
+		v1 := sv.v1()
+		now := time.Now()
+		pipe := sv.rdb.Pipeline()
+		for i := range users {
+			u := int64(i + 1)
+			id := fmt.Sprintf("%018d", 110105198803120000+i) // the store does not check the checksum
+			link, _ := json.Marshal(v1LinkJSON{PersonID: id, Until: now.Add(time.Hour).UTC()})
+			rem, _ := json.Marshal(v1ReminderJSON{Slot: bot.SlotMorning, PersonID: id, Until: now.Add(time.Hour).UTC(), Lang: "zh"})
+			pipe.Set(ctx, v1.userKey(u, u, "lang"), "zh", 0)
+			pipe.Set(ctx, v1.userKey(u, u, "link"), link, time.Hour)
+			pipe.Set(ctx, v1.userKey(u, u, "remind"), rem, time.Hour)
+			pipe.SAdd(ctx, sv.prefix+":{remind}:slot:morning", fmt.Sprintf("%d:%d", u, u))
+			pipe.Set(ctx, sv.prefix+":{m:"+v1SentMark(id, bot.RemindMissed, "2026-09")+"}", "1", time.Hour)
+			pipe.Set(ctx, sv.prefix+":{m:"+v1SentMark(id, bot.RemindMissed, "2026-10")+"}", "1", time.Hour)
+			pipe.Set(ctx, v1.attemptKey("id:"+id, "n"), "1", time.Hour)
+			if pipe.Len() > 5000 {
+				if _, err := pipe.Exec(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			b.Fatal(err)
+		}
+		keys := len(sv.keys(b))
+		b.StartTimer()
+		start := time.Now()
+		s, err := Open(ctx, Options{URL: sv.url, KeyPrefix: sv.prefix, Keys: testKeys, OpTimeout: 5 * time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(start)
+		b.StopTimer()
+		s.Close()
+		b.ReportMetric(float64(keys)/took.Seconds(), "keys/s")
+		b.ReportMetric(float64(users)/took.Seconds(), "users/s")
+		b.StartTimer()
 	}
 }

@@ -423,20 +423,18 @@ func (p *pass) reseal(ctx context.Context, keys []string, found func(person, par
 	if len(writes) == 0 {
 		return nil
 	}
+	calls := make([]scriptCall, len(writes))
+	for i, w := range writes {
+		calls[i] = scriptCall{keys: []string{w.key}, args: []any{w.old, w.new}}
+	}
 	octx, cancel = s.op(ctx)
 	defer cancel()
-	cmds := make([]*redis.Cmd, len(writes))
-	_, err = s.rdb.Pipelined(octx, func(pipe redis.Pipeliner) error {
-		for i, w := range writes {
-			cmds[i] = casScript.Eval(octx, pipe, []string{w.key}, w.old, w.new)
-		}
-		return nil
-	})
+	res, err := s.evalPipelined(octx, casScript, calls)
 	if err != nil {
-		return s.classify(err)
+		return err
 	}
-	for _, c := range cmds {
-		if n, _ := c.Int(); n == 1 {
+	for _, r := range res {
+		if n, _ := r.(int64); n == 1 {
 			p.counts["resealed"]++
 		} else {
 			// Written meanwhile by the engine, which seals with the
@@ -461,28 +459,29 @@ func (p *pass) resealHeld(ctx context.Context) error {
 		if err != nil {
 			return s.classify(err)
 		}
-		octx, cancel = s.op(ctx)
-		_, err = s.rdb.Pipelined(octx, func(pipe redis.Pipeliner) error {
-			for i := 0; i+1 < len(kv); i += 2 {
-				field, v := kv[i], []byte(kv[i+1])
-				if id, ok := keyring.KeyOf(v); ok {
-					if id == s.keys.Current() {
-						continue
-					}
-					pt, _, err := s.keys.Open(s.heldAD(field), v)
-					if err != nil {
-						continue // HeldUpdates drops it
-					}
-					v = pt
+		var calls []scriptCall
+		for i := 0; i+1 < len(kv); i += 2 {
+			field, v := kv[i], []byte(kv[i+1])
+			if id, ok := keyring.KeyOf(v); ok {
+				if id == s.keys.Current() {
+					continue
 				}
-				hcasScript.Eval(octx, pipe, []string{s.heldKey()}, field, kv[i+1], s.keys.Seal(s.heldAD(field), v))
-				p.counts["held_resealed"]++
+				pt, _, err := s.keys.Open(s.heldAD(field), v)
+				if err != nil {
+					continue // HeldUpdates drops it
+				}
+				v = pt
 			}
-			return nil
-		})
-		cancel()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return s.classify(err)
+			calls = append(calls, scriptCall{keys: []string{s.heldKey()}, args: []any{field, kv[i+1], s.keys.Seal(s.heldAD(field), v)}})
+		}
+		if len(calls) > 0 {
+			octx, cancel = s.op(ctx)
+			_, err = s.evalPipelined(octx, hcasScript, calls)
+			cancel()
+			if err != nil {
+				return err
+			}
+			p.counts["held_resealed"] += len(calls)
 		}
 		if cursor = next; cursor == 0 {
 			return nil
@@ -626,21 +625,30 @@ func (p *pass) migrateMarks(ctx context.Context, keys []string, persons map[stri
 			return s.classify(err)
 		}
 	}
+	var puts []scriptCall
+	for _, m := range moves {
+		if ttl := m.ttl.Val(); ttl > 0 {
+			tag := s.personTags(m.person)[0]
+			puts = append(puts, scriptCall{keys: []string{s.personKey(tag, "idx")}, args: []any{s.personKey(tag, "m:"), m.mark, ttl.Milliseconds()}})
+		}
+	}
+	if len(puts) > 0 {
+		// Copied before the old ones are deleted.
+		if _, err := s.evalPipelined(octx, putMarksScript, puts); err != nil {
+			return err
+		}
+		p.counts["marks_moved"] += len(puts)
+	}
 	_, err := s.rdb.Pipelined(octx, func(pipe redis.Pipeliner) error {
 		for _, m := range moves {
-			if ttl := m.ttl.Val(); ttl > 0 {
-				tag := s.personTags(m.person)[0]
-				putMarksScript.Eval(octx, pipe, []string{s.personKey(tag, "idx")}, s.personKey(tag, "m:"), m.mark, ttl.Milliseconds())
-				p.counts["marks_moved"]++
-			}
 			pipe.Del(octx, m.key)
 		}
 		for _, k := range orphans {
 			pipe.Del(octx, k)
-			p.counts["marks_orphaned"]++
 		}
 		return nil
 	})
+	p.counts["marks_orphaned"] += len(orphans)
 	return s.classify(err)
 }
 
@@ -680,16 +688,22 @@ func (p *pass) migrateAttempts(ctx context.Context, keys []string, known map[str
 		return s.classify(err)
 	}
 	now := time.Now()
+	var merges []scriptCall
+	for _, r := range reads {
+		if hold, attempts := legacyThrottle(r.n, r.pttl, r.lock, now); hold > 0 || len(attempts) > 0 {
+			// Merged without charging: a budget no count reaches, and the
+			// previous release's window.
+			merges = append(merges, s.throttleCall(convertThrottle(r.key), now, "", merge{hold: hold, attempts: attempts}))
+		}
+	}
+	if len(merges) > 0 {
+		if _, err := s.evalPipelined(octx, throttleScript, merges); err != nil {
+			return err
+		}
+		p.counts["attempts_converted"] += len(merges)
+	}
 	_, err = s.rdb.Pipelined(octx, func(pipe redis.Pipeliner) error {
 		for _, r := range reads {
-			hold, attempts := legacyThrottle(r.n, r.pttl, r.lock, now)
-			if hold > 0 || len(attempts) > 0 {
-				// Merged without charging: a budget no count reaches, and
-				// the previous release's window.
-				c := s.throttleCall(convertThrottle(r.key), now, "", merge{hold: hold, attempts: attempts})
-				throttleScript.Eval(octx, pipe, c.keys, c.args...)
-				p.counts["attempts_converted"]++
-			}
 			pipe.Del(octx, legacyAttemptKey(s.opt.KeyPrefix, r.key, "n"), legacyAttemptKey(s.opt.KeyPrefix, r.key, "lock"))
 		}
 		return nil
