@@ -40,7 +40,7 @@ const (
 // Attempts are charged at the step that decides (the contact), before it
 // is evaluated, so concurrent sessions cannot exceed either budget; the
 // user's first, so that an account out of attempts charges no ID number.
-// A success clears both.
+// A success clears the ID number's throttle and costs the user nothing.
 var (
 	userThrottle = ThrottlePolicy{Free: 5, Delay: time.Hour, MaxDelay: 24 * time.Hour, Window: 24 * time.Hour}
 	idThrottle   = ThrottlePolicy{Free: 3, Delay: time.Minute, MaxDelay: 15 * time.Minute, Window: 24 * time.Hour}
@@ -276,7 +276,12 @@ func verifyContact(ctx context.Context, t *turn) error {
 	p, err := t.e.cfg.Records.Person(ctx, id)
 	switch {
 	case err == nil && records.NormalizePhone(c.Phone) == records.NormalizePhone(p.Phone):
-		t.finish(ctx, r, Succeeded)
+		// The owner proved themselves: the ID number's throttle is
+		// cleared, whoever charged it. The user's earlier failures still
+		// count for the day (else verifying oneself would reset a budget
+		// for probing others); only this attempt's charge is withdrawn.
+		t.finish(ctx, Reservation{OK: true, Throttles: r.Throttles[1:], Token: r.Token}, Succeeded)
+		t.finish(ctx, Reservation{OK: true, Throttles: r.Throttles[:1], Token: r.Token}, NotEvaluated)
 		t.st.Link = Link{PersonID: id, Until: t.now.Add(linkTTL), PhoneTag: PhoneTag(t.e.cfg.Keys, id, p.Phone)}
 		t.dirty |= PartLink
 		t.endDialog()

@@ -217,8 +217,9 @@ func TestForgetLeavesNothingAboutUserOrPerson(t *testing.T) {
 			strings.HasPrefix(rest, "{c:9}"), strings.HasPrefix(rest, "{held}"):
 			// Other users'.
 		case strings.HasPrefix(rest, "{t:"):
-			// Throttles: user 7's were cleared by the success; these
-			// are user 9's (checked above by tag).
+			// Throttles: user 7's success cleared the ID number's and
+			// withdrew its own charge; these are user 9's (checked
+			// above by tag).
 		case strings.HasPrefix(rest, "{c:7}:done:"):
 			// The dedupe marks of user 7's updates ("1", 24 hours):
 			// transport bookkeeping that keeps a redelivered update,
