@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/shebao/shebao/bot/keyring"
 	"github.com/shebao/shebao/faq"
 	"github.com/shebao/shebao/records"
 )
@@ -30,6 +31,9 @@ type Config struct {
 	// Records holds the agency's records; nil disables the record
 	// commands (they then say so).
 	Records *records.DB
+	// Keys tags the phone a link was verified with (SHEBAO_KEYS); nil
+	// means a key made for this Engine, so that tags do not survive it.
+	Keys *keyring.Ring
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -65,6 +69,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
+	}
+	if cfg.Keys == nil {
+		cfg.Keys = keyring.Generate()
 	}
 	return &Engine{cfg: cfg, log: cfg.Logger}
 }

@@ -60,7 +60,65 @@ func (t *turn) person(ctx context.Context) (records.Person, bool, error) {
 	if err != nil {
 		return records.Person{}, false, t.recordsFailed(ctx, fmt.Errorf("look up person: %w", err))
 	}
+	if !t.samePhone(ctx, p) {
+		return records.Person{}, false, nil
+	}
 	return p, true, nil
+}
+
+// samePhone re-checks, at each records access, that the phone on record is
+// still the one the link was verified with; when it is not, the link ends
+// and the user is asked to verify again, shown nothing. A link an older
+// release wrote has no tag and adopts the phone on record now: that
+// release did not keep which phone it checked, and upgrading must keep
+// every user. A tag made under a key since rotated out of first place is
+// made again under the current one.
+func (t *turn) samePhone(ctx context.Context, p records.Person) bool {
+	if tag := t.st.Link.PhoneTag; tag != "" {
+		ok, current, err := PhoneMatches(t.e.cfg.Keys, tag, p.ID, p.Phone)
+		switch {
+		case err != nil || !ok:
+			// A tag whose key has left the keyring cannot be checked:
+			// asking again is the safe side (README: keep a retired key
+			// for the 90 days a link lasts).
+			t.phoneChanged(ctx, err)
+			return false
+		case current:
+			return true
+		}
+	}
+	tag := PhoneTag(t.e.cfg.Keys, p.ID, p.Phone)
+	t.st.Link.PhoneTag = tag
+	t.dirty |= PartLink
+	if rs := t.e.cfg.Reminders; rs != nil {
+		s, on, err := rs.Reminder(ctx, t.msg.ChatID, t.msg.UserID)
+		if err == nil && on && s.PersonID == p.ID && s.PhoneTag != tag {
+			s.PhoneTag = tag
+			err = rs.SetReminder(ctx, s)
+		}
+		if err != nil {
+			t.e.log.Warn("update the phone tag of a reminder setting", "user", t.msg.UserID, "err", err)
+		}
+	}
+	return true
+}
+
+// phoneChanged ends a link whose phone is no longer the one on record,
+// with the reminders that rest on it.
+func (t *turn) phoneChanged(ctx context.Context, cause error) {
+	t.outcome = "phone_changed"
+	t.st.Link = Link{}
+	t.dirty |= PartLink
+	t.e.log.Info("phone on record is not the one verified; verification ended", "user", t.msg.UserID, "uncheckable", cause != nil)
+	if rs := t.e.cfg.Reminders; rs != nil {
+		if err := rs.StopReminder(ctx, t.msg.ChatID, t.msg.UserID); err != nil {
+			t.e.log.Warn("stop reminders after a phone change", "user", t.msg.UserID, "err", err)
+		}
+	}
+	t.say(t.l(
+		"您记录中的手机号与验证时的不同了（可能已在经办机构更新）。为保护您的信息，请重新验证身份后再查看记录：发送 /verify。",
+		"The phone number on your record is not the one you verified with (it may have been updated at the bureau). To protect your data, please verify again before seeing your records: send /verify."),
+		[]Button{{t.l("🔐 验证身份", "🔐 Verify"), "verify:"}})
 }
 
 // recordsFailed answers a failed read of the verified person's records. Only
@@ -246,18 +304,19 @@ func runForget(ctx context.Context, t *turn, arg string) error {
 			}
 			return fmt.Errorf("forget user: %w", err)
 		}
-		// Forget wrote everything; nothing is left to save.
-		t.st, t.dirty = State{Lang: t.st.Lang}, 0
+		// Forget wrote everything; nothing is left to save. This reply
+		// is still in the language the user chose.
+		t.st, t.dirty = State{}, 0
 		t.outcome = "forgotten"
 		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: t.l(
-			"已删除：身份验证关联、进行中的操作和提醒设置。需要时可以重新 /verify。",
-			"Deleted: your verification link, any step in progress and your reminder settings. You can /verify again any time.")})
+			"已删除：身份验证关联、进行中的操作、提醒设置和语言选择。需要时可以重新 /verify。",
+			"Deleted: your verification link, any step in progress, your reminder settings and your language choice. You can /verify again any time.")})
 	case "no":
 		t.say(t.l("好的，什么都没有删除。", "OK, nothing was deleted."))
 	default:
 		t.say(t.l(
-			"确定要删除您的身份验证关联、进行中的操作和提醒设置吗？（不会影响社保部门的任何记录）",
-			"Delete your verification link, any step in progress and your reminder settings? (Nothing at the insurance bureau changes.)"),
+			"确定要删除您的身份验证关联、进行中的操作、提醒设置和语言选择吗？（不会影响社保部门的任何记录）",
+			"Delete your verification link, any step in progress, your reminder settings and your language choice? (Nothing at the insurance bureau changes.)"),
 			[]Button{{t.l("确定删除", "Yes, delete"), "forget:yes"}, {t.l("取消", "No, keep"), "forget:no"}})
 	}
 	return nil

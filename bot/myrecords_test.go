@@ -3,13 +3,16 @@ package bot_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/keyring"
 	"github.com/shebao/shebao/faq"
 	"github.com/shebao/shebao/records"
 )
@@ -146,5 +149,161 @@ func TestNotOnRecordKeepsVerificationForAWeek(t *testing.T) {
 	}
 	if got := store.link[7]; got != soon {
 		t.Errorf("link = %+v, want %+v", got, soon)
+	}
+}
+
+// recordsWithPhone is a sound record file of the demo persons in which
+// person id has another phone on record.
+func recordsWithPhone(t *testing.T, id, phone string) *records.DB {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "records.db")
+	w, err := records.OpenForImport(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString("id_number,name,phone,region,category,employer\n")
+	for _, p := range records.Demo() {
+		if p.ID == id {
+			p.Phone = phone
+		}
+		fmt.Fprintf(&b, "%s,%s,%s,%s,%s,%s\n", p.ID, p.Name, p.Phone, p.Region, p.Category, p.Employer)
+	}
+	if _, err := w.Import(ctx, records.ImportSources{Persons: &records.ImportFile{Name: "persons.csv", R: strings.NewReader(b.String())}}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	db, err := records.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// A phone changed in the records after verification ends the link at the
+// next records access: the user is asked, politely, to verify again and
+// shown nothing; the reminders stop with it.
+func TestPhoneChangedOnRecordAsksToVerifyAgain(t *testing.T) {
+	f, err := faq.New(faq.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := records.Demo()[0]
+	for _, cmd := range []string{"/records", "/balance", "/backpay", "documents:"} {
+		t.Run(cmd, func(t *testing.T) {
+			store := newMemStore()
+			link, rs := verifiedUser(t, store)
+			link.PhoneTag = bot.PhoneTag(testKeys, p.ID, p.Phone)
+			store.link[7] = link
+			rs.PhoneTag = link.PhoneTag
+			store.SetReminder(context.Background(), rs)
+			var logs bytes.Buffer
+			m := &outcomes{}
+			e := bot.New(bot.Config{Sessions: store, Attempts: store, Reminders: store, FAQ: f, Keys: testKeys,
+				Records: recordsWithPhone(t, p.ID, "13912345678"), Now: func() time.Time { return testNow },
+				Metrics: m, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+			msg := bot.Message{ChatID: 7, UserID: 7, LanguageCode: "en", Time: testNow, Text: cmd}
+			if !strings.HasPrefix(cmd, "/") {
+				msg.Text, msg.Callback = "", cmd
+			}
+			replies, err := e.Handle(context.Background(), msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(replies) != 1 || !strings.Contains(replies[0].Text, "please verify again") {
+				t.Fatalf("replies = %+v", replies)
+			}
+			for _, shown := range []string{records.MaskID(p.ID), records.MaskPhone(p.Phone), records.MaskPhone("13912345678"), p.Name} {
+				if strings.Contains(replies[0].Text, shown) {
+					t.Errorf("reply shows %q: %q", shown, replies[0].Text)
+				}
+			}
+			if !strings.HasSuffix(m.last(), "/phone_changed") {
+				t.Errorf("outcome %q", m.last())
+			}
+			if got, ok := store.link[7]; ok && got.PersonID != "" {
+				t.Errorf("link kept: %+v", got)
+			}
+			if _, on, _ := store.Reminder(context.Background(), 7, 7); on {
+				t.Error("reminders still on")
+			}
+			if strings.Contains(logs.String(), p.ID) || strings.Contains(logs.String(), p.Phone) {
+				t.Errorf("log shows personal data:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// A link from the previous release has no phone tag: it keeps working and
+// adopts the phone on record, for the link and the reminder setting. A tag
+// under a key that is no longer current is made again under the current
+// one; a tag whose key has left the keyring cannot be checked, and the
+// user verifies again.
+func TestPhoneTagAdoptedAndRotated(t *testing.T) {
+	f, err := faq.New(faq.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	db, err := records.OpenDemo(ctx, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p := records.Demo()[0]
+	oldKeys, _ := keyring.Parse("old:" + strings.Repeat("B", 43) + "=")
+	rotated, _ := keyring.Parse("new:" + strings.Repeat("C", 43) + "=,old:" + strings.Repeat("B", 43) + "=")
+	newOnly, _ := keyring.Parse("new:" + strings.Repeat("C", 43) + "=")
+	ask := func(store *memStore, keys *keyring.Ring) string {
+		e := bot.New(bot.Config{Sessions: store, Attempts: store, Reminders: store, FAQ: f, Keys: keys, Records: db,
+			Now: func() time.Time { return testNow }})
+		replies, err := e.Handle(ctx, bot.Message{ChatID: 7, UserID: 7, LanguageCode: "en", Time: testNow, Text: "/records"})
+		if err != nil || len(replies) == 0 {
+			t.Fatalf("Handle: %+v, %v", replies, err)
+		}
+		return replies[0].Text
+	}
+
+	store := newMemStore()
+	verifiedUser(t, store) // no tags, as the previous release wrote it
+	if got := ask(store, oldKeys); !strings.Contains(got, "Contributions") {
+		t.Fatalf("legacy link: %q", got)
+	}
+	tag := store.link[7].PhoneTag
+	if ok, cur, err := bot.PhoneMatches(oldKeys, tag, p.ID, p.Phone); !ok || !cur || err != nil {
+		t.Fatalf("adopted tag %q does not match the phone on record: %v %v %v", tag, ok, cur, err)
+	}
+	if rs, _, _ := store.Reminder(ctx, 7, 7); rs.PhoneTag != tag {
+		t.Errorf("reminder setting tag %q, want the link's %q", rs.PhoneTag, tag)
+	}
+
+	if got := ask(store, rotated); !strings.Contains(got, "Contributions") {
+		t.Fatalf("after a rotation: %q", got)
+	}
+	if tag2 := store.link[7].PhoneTag; !strings.HasPrefix(tag2, "new.") {
+		t.Errorf("tag after a rotation = %q, want it made under the new key", tag2)
+	} else if rs, _, _ := store.Reminder(ctx, 7, 7); rs.PhoneTag != tag2 {
+		t.Errorf("reminder setting tag %q, want %q", rs.PhoneTag, tag2)
+	}
+
+	store = newMemStore()
+	link, _ := verifiedUser(t, store)
+	link.PhoneTag = bot.PhoneTag(oldKeys, p.ID, p.Phone)
+	store.link[7] = link
+	if got := ask(store, newOnly); !strings.Contains(got, "please verify again") {
+		t.Errorf("tag under a dropped key: %q", got)
+	}
+}
+
+// Throttles and reservations carry ID numbers; their log values do not.
+func TestThrottleLogValues(t *testing.T) {
+	var logs bytes.Buffer
+	th := bot.Throttle{Key: "id:110105198803120014"}
+	r := bot.Reservation{OK: true, Throttles: []bot.Throttle{th, {Key: "user:7"}}}
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("x", "throttle", th, "reservation", r)
+	if strings.Contains(logs.String(), "110105") || !strings.Contains(logs.String(), `"throttles":["id","user"]`) {
+		t.Errorf("logged: %s", logs.String())
 	}
 }

@@ -88,7 +88,7 @@ func runRemind(ctx context.Context, t *turn, arg string) error {
 		return nil
 	}
 	s := ReminderSetting{ChatID: t.msg.ChatID, UserID: t.msg.UserID, Slot: slot,
-		PersonID: t.st.Link.PersonID, Until: t.st.Link.Until, Lang: t.lang}
+		PersonID: t.st.Link.PersonID, Until: t.st.Link.Until, Lang: t.lang, PhoneTag: t.st.Link.PhoneTag}
 	if err := rs.SetReminder(ctx, s); err != nil {
 		return t.reminderStoreErr(err)
 	}

@@ -3,6 +3,8 @@ package bot
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -34,6 +36,11 @@ type Dialog struct {
 type Link struct {
 	PersonID string    // resident ID number; never logged or shown unmasked
 	Until    time.Time // the link expires then
+	// PhoneTag is a keyed tag (keyring.Ring.Tag) of the phone the user
+	// verified with, never the phone: each records access compares it with
+	// the phone now on record. Empty for a link written by an older
+	// release, which adopts the phone on record at its next use.
+	PhoneTag string
 }
 
 // Valid reports whether the link exists and has not expired at now.
@@ -56,30 +63,106 @@ type Sessions interface {
 	Load(ctx context.Context, chatID, userID int64) (State, error)
 	// Save writes the named parts of st. A zero Dialog or Link deletes it.
 	Save(ctx context.Context, chatID, userID int64, st State, parts Part) error
-	// Forget deletes everything kept about the user in that chat except
-	// the language choice: dialog, link and reminder settings.
+	// Forget deletes everything kept about the user in that chat and
+	// about the person they verified as: language, dialog, link, reminder
+	// setting and its index entry, and the person's reminder marks. Only
+	// the verification throttles stay (see Attempts), so that forgetting
+	// cannot reset them.
 	Forget(ctx context.Context, chatID, userID int64) error
 }
 
-// Attempts counts failed verification attempts per key (a user, an ID
-// number) and locks a key out after too many.
+// Attempts throttles verification attempts per key: a user ("user:<id>"),
+// an ID number ("id:<number>"). A store derives the names it keeps from the
+// keys (keyed tags) and never stores a key itself.
+//
+// An attempt is charged before it is evaluated (Reserve) and counts as
+// failed unless Finish says otherwise, so concurrent attempts cannot exceed
+// a throttle's budget: the check and the charge are one atomic step per
+// throttle.
 type Attempts interface {
-	// Locked returns the latest time until which any of keys is locked
-	// out, or the zero time when none is.
-	Locked(ctx context.Context, keys []string, now time.Time) (time.Time, error)
-	// Fail records one failure for each key within a sliding window. When a
-	// key reaches limit failures it is locked until now+lockFor, and that
-	// time is returned; otherwise the zero time.
-	Fail(ctx context.Context, keys []string, now time.Time, p AttemptPolicy) (time.Time, error)
+	// Throttled returns the latest time until which any of ts admits no
+	// attempt, or the zero time when all admit one at now. It charges
+	// nothing: an early hint to the user, not the decision.
+	Throttled(ctx context.Context, ts []Throttle, now time.Time) (time.Time, error)
+	// Reserve charges one attempt to each of ts, in order: a throttle is
+	// charged only when every one before it admitted the attempt. When one
+	// does not, the earlier charges are withdrawn and the reservation is
+	// not OK. Until is when to try again (not OK), or when the next attempt
+	// will be admitted should this one fail (OK; zero: at once).
+	Reserve(ctx context.Context, ts []Throttle, now time.Time) (Reservation, error)
+	// Finish settles an OK reservation: success clears its throttles (the
+	// owner proved who they are), failure keeps the charge, NotEvaluated
+	// withdraws it (the attempt could not be judged, say the records were
+	// unreadable).
+	Finish(ctx context.Context, r Reservation, o Outcome) error
 }
 
-// AttemptPolicy says how many failures within Window lock a key, and for
-// how long.
-type AttemptPolicy struct {
-	Limit   int
-	Window  time.Duration
-	LockFor time.Duration
+// Throttle is one key with its policy.
+type Throttle struct {
+	Key    string
+	Policy ThrottlePolicy
 }
+
+// LogValue names the kind of key only: an ID number's is the number.
+func (t Throttle) LogValue() slog.Value {
+	kind, _, _ := strings.Cut(t.Key, ":")
+	return slog.StringValue(kind)
+}
+
+// ThrottlePolicy is an exponential back-off: Free attempts are admitted at
+// once; after that each attempt must wait Delay after the previous one,
+// doubled for every attempt beyond Free, at most MaxDelay. An attempt
+// counts for Window.
+type ThrottlePolicy struct {
+	Free     int
+	Delay    time.Duration
+	MaxDelay time.Duration
+	Window   time.Duration
+}
+
+// Wait is how long after the latest of n attempts the next is admitted.
+func (p ThrottlePolicy) Wait(n int) time.Duration {
+	if n < p.Free {
+		return 0
+	}
+	d := p.Delay
+	for i := p.Free; i < n && d < p.MaxDelay; i++ {
+		d *= 2
+	}
+	return min(d, p.MaxDelay)
+}
+
+// Valid reports whether a store can apply p.
+func (p ThrottlePolicy) Valid() bool {
+	return p.Free >= 1 && p.Delay >= time.Millisecond && p.MaxDelay >= p.Delay && p.Window >= p.MaxDelay
+}
+
+// Reservation is one charged (or refused) attempt.
+type Reservation struct {
+	OK    bool
+	Until time.Time
+	// Throttles and Token identify the charge for Finish.
+	Throttles []Throttle
+	Token     string
+}
+
+// LogValue leaves the throttles' keys out.
+func (r Reservation) LogValue() slog.Value {
+	kinds := make([]string, len(r.Throttles))
+	for i, t := range r.Throttles {
+		kinds[i] = t.LogValue().String()
+	}
+	return slog.GroupValue(slog.Bool("ok", r.OK), slog.Time("until", r.Until), slog.Any("throttles", kinds))
+}
+
+// Outcome is how an attempt ended.
+type Outcome uint8
+
+const (
+	Failed Outcome = iota
+	Succeeded
+	NotEvaluated
+)
 
 // Reminder slots: the time of day (Asia/Shanghai) a user's reminders go out.
 const (
@@ -96,6 +179,9 @@ type ReminderSetting struct {
 	PersonID       string    // the verified person; never logged or shown unmasked
 	Until          time.Time // the verification expires then, and the setting with it
 	Lang           string    // "zh" or "en"
+	// PhoneTag is the link's Link.PhoneTag: a reminder goes out only
+	// while the phone on record is still the one verified.
+	PhoneTag string
 }
 
 // Reminders keeps reminder settings (Config.Reminders); the engine offers

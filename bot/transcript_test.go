@@ -70,7 +70,8 @@ func runTranscript(t *testing.T, file string, f *faq.FAQ) {
 	store := newMemStore()
 	now := testNow
 	engine := func(db *records.DB) *bot.Engine {
-		return bot.New(bot.Config{Sessions: store, Attempts: store, Reminders: store, FAQ: f, Records: db, Now: func() time.Time { return now }})
+		return bot.New(bot.Config{Sessions: store, Attempts: store, Reminders: store, FAQ: f, Records: db, Keys: testKeys,
+			Now: func() time.Time { return now }})
 	}
 	e := engine(db)
 

@@ -9,6 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/shebao/shebao/bot/keyring"
 	"github.com/shebao/shebao/records"
 )
 
@@ -22,9 +23,45 @@ const (
 	linkTTL = 90 * 24 * time.Hour
 )
 
-// verifyPolicy locks verification for a user or an ID number after five
-// failures within a day, for a day.
-var verifyPolicy = AttemptPolicy{Limit: 5, Window: 24 * time.Hour, LockFor: 24 * time.Hour}
+// Verification throttles. Someone who knows another person's ID number
+// must not be able to lock its owner out, nor try as fast as they like
+// (the trade-off is in the README, "Verification throttling"):
+//
+//   - per ID number: three attempts at once, then a wait after each of a
+//     minute, doubling, at most a quarter of an hour. The owner waits
+//     minutes at worst, never a day; a stranger gets under a hundred
+//     attempts a day on one number however many accounts they use (NIST SP
+//     800-63B §5.2.2 asks for at most 100 failures before anything
+//     stronger).
+//   - per user: five attempts at once, then an hour, doubling, at most a
+//     day: an account probing ID numbers is slowed to a few a day, and it
+//     locks out no one but itself.
+//
+// Attempts are charged at the step that decides (the contact), before it
+// is evaluated, so concurrent sessions cannot exceed either budget; the
+// user's first, so that an account out of attempts charges no ID number.
+// A success clears the ID number's throttle and costs the user nothing.
+var (
+	userThrottle = ThrottlePolicy{Free: 5, Delay: time.Hour, MaxDelay: 24 * time.Hour, Window: 24 * time.Hour}
+	idThrottle   = ThrottlePolicy{Free: 3, Delay: time.Minute, MaxDelay: 15 * time.Minute, Window: 24 * time.Hour}
+)
+
+// phoneDomain separates phone tags from every other keyed tag.
+const phoneDomain = "phone"
+
+// PhoneTag is the keyed tag of the phone a person verified with, as kept
+// in Link.PhoneTag and ReminderSetting.PhoneTag: bound to the person, so
+// that two links with one phone do not show it.
+func PhoneTag(keys *keyring.Ring, personID, phone string) string {
+	return keys.Tag(phoneDomain, personID+"\x00"+records.NormalizePhone(phone))
+}
+
+// PhoneMatches reports whether tag is PhoneTag of that person and phone,
+// and whether it was made under the current key. A tag made under a key
+// no longer in the ring cannot be checked and is an error.
+func PhoneMatches(keys *keyring.Ring, tag, personID, phone string) (ok, current bool, err error) {
+	return keys.Match(phoneDomain, personID+"\x00"+records.NormalizePhone(phone), tag)
+}
 
 // shanghai is where users live; times shown to them are in this zone.
 var shanghai = mustZone("Asia/Shanghai")
@@ -39,9 +76,14 @@ func mustZone(name string) *time.Location {
 	return loc
 }
 
+// The throttle keys. Their spelling is what the previous release hashed
+// into its attempt keys; the store's migration relies on it.
 func userKey(id int64) string     { return fmt.Sprintf("user:%d", id) }
 func idKey(person string) string  { return "id:" + person }
 func fmtUntil(u time.Time) string { return u.In(shanghai).Format("2006-01-02 15:04") }
+
+func userThrottleOf(id int64) Throttle    { return Throttle{Key: userKey(id), Policy: userThrottle} }
+func idThrottleOf(person string) Throttle { return Throttle{Key: idKey(person), Policy: idThrottle} }
 
 func runVerify(ctx context.Context, t *turn, _ string) error {
 	if t.e.cfg.Records == nil || t.e.cfg.Attempts == nil {
@@ -55,7 +97,7 @@ func runVerify(ctx context.Context, t *turn, _ string) error {
 			esc(records.MaskID(t.st.Link.PersonID)), fmtUntil(t.st.Link.Until)), recordButtons(t)...)
 		return nil
 	}
-	if done, err := t.checkLocked(ctx, userKey(t.msg.UserID)); done || err != nil {
+	if done, err := t.checkThrottled(ctx, userThrottleOf(t.msg.UserID)); done || err != nil {
 		return err
 	}
 	t.setDialog(Dialog{Name: dialogVerify, Step: stepID})
@@ -65,27 +107,41 @@ func runVerify(ctx context.Context, t *turn, _ string) error {
 	return nil
 }
 
-// checkLocked tells the user when verification is locked for any of keys
-// and reports whether it was.
-func (t *turn) checkLocked(ctx context.Context, keys ...string) (bool, error) {
-	until, err := t.e.cfg.Attempts.Locked(ctx, keys, t.now)
+// checkThrottled tells the user early when verification would be refused
+// at the deciding step, and reports whether it would. It decides nothing:
+// Reserve does, at the contact.
+func (t *turn) checkThrottled(ctx context.Context, ts ...Throttle) (bool, error) {
+	until, err := t.e.cfg.Attempts.Throttled(ctx, ts, t.now)
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) {
 			t.unavailable()
 			return true, nil
 		}
-		return true, fmt.Errorf("check verification lock: %w", err)
+		return true, fmt.Errorf("check verification throttle: %w", err)
 	}
 	if until.IsZero() {
 		return false, nil
 	}
+	t.paused(until)
+	return true, nil
+}
+
+// paused ends the dialog: verification is throttled until then.
+func (t *turn) paused(until time.Time) {
 	t.endDialog()
 	t.outcome = "locked"
 	t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: fmt.Sprintf(t.l(
 		"验证失败次数过多，为保护您的信息，验证已暂停。请在 %s（北京时间）之后再试。",
 		"Too many failed attempts. To protect your data, verification is paused. Please try again after %s (Beijing time)."),
 		fmtUntil(until))})
-	return true, nil
+}
+
+// finish settles a reservation; a failure to do so costs at most one
+// attempt of the budget, so it is logged, not the user's problem.
+func (t *turn) finish(ctx context.Context, r Reservation, o Outcome) {
+	if err := t.e.cfg.Attempts.Finish(ctx, r, o); err != nil {
+		t.e.log.Warn("settle verification attempt", "user", t.msg.UserID, "err", err)
+	}
 }
 
 // stepVerify takes the ID number, then the shared contact.
@@ -119,7 +175,7 @@ func verifyID(ctx context.Context, t *turn) error {
 		t.say(idProblem(t, typed, err) + t.l("（发送 /cancel 可退出）", " (Send /cancel to stop.)"))
 		return nil
 	}
-	if done, err := t.checkLocked(ctx, userKey(t.msg.UserID), idKey(id)); done || err != nil {
+	if done, err := t.checkThrottled(ctx, userThrottleOf(t.msg.UserID), idThrottleOf(id)); done || err != nil {
 		return err
 	}
 	t.setDialog(Dialog{Name: dialogVerify, Step: stepContact, Data: map[string]string{"id": id}})
@@ -202,10 +258,31 @@ func verifyContact(ctx context.Context, t *turn) error {
 		return nil
 	}
 	id := t.st.Dialog.Data["id"]
+	// The decision: charge the attempt first, atomically per throttle, so
+	// that sessions racing each other cannot evaluate more attempts than
+	// the throttles allow, whatever they were told at the ID step.
+	r, err := t.e.cfg.Attempts.Reserve(ctx, []Throttle{userThrottleOf(t.msg.UserID), idThrottleOf(id)}, t.now)
+	if err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			t.unavailable()
+			return nil
+		}
+		return fmt.Errorf("reserve verification attempt: %w", err)
+	}
+	if !r.OK {
+		t.paused(r.Until)
+		return nil
+	}
 	p, err := t.e.cfg.Records.Person(ctx, id)
 	switch {
 	case err == nil && records.NormalizePhone(c.Phone) == records.NormalizePhone(p.Phone):
-		t.st.Link = Link{PersonID: id, Until: t.now.Add(linkTTL)}
+		// The owner proved themselves: the ID number's throttle is
+		// cleared, whoever charged it. The user's earlier failures still
+		// count for the day (else verifying oneself would reset a budget
+		// for probing others); only this attempt's charge is withdrawn.
+		t.finish(ctx, Reservation{OK: true, Throttles: r.Throttles[1:], Token: r.Token}, Succeeded)
+		t.finish(ctx, Reservation{OK: true, Throttles: r.Throttles[:1], Token: r.Token}, NotEvaluated)
+		t.st.Link = Link{PersonID: id, Until: t.now.Add(linkTTL), PhoneTag: PhoneTag(t.e.cfg.Keys, id, p.Phone)}
 		t.dirty |= PartLink
 		t.endDialog()
 		t.outcome = "verified"
@@ -218,17 +295,15 @@ func verifyContact(ctx context.Context, t *turn) error {
 		t.offerReminders()
 		return nil
 	case err != nil && !errors.Is(err, records.ErrNotFound):
+		t.finish(context.WithoutCancel(ctx), r, NotEvaluated)
 		return fmt.Errorf("look up person: %w", err)
 	}
 	// Unknown ID and wrong phone get the same answer, so nobody can
-	// probe which ID numbers are on record.
+	// probe which ID numbers are on record. The attempt was charged.
 	t.outcome = "mismatch"
-	until, err := t.e.cfg.Attempts.Fail(ctx, []string{userKey(t.msg.UserID), idKey(id)}, t.now, verifyPolicy)
-	if err != nil {
-		return fmt.Errorf("record failed verification: %w", err)
-	}
+	t.finish(ctx, r, Failed)
 	t.endDialog()
-	if !until.IsZero() {
+	if until := r.Until; !until.IsZero() {
 		t.outcome = "locked"
 		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: fmt.Sprintf(t.l(
 			"身份证号码与手机号不匹配。失败次数过多，验证已暂停，请在 %s（北京时间）之后再试。",

@@ -8,18 +8,26 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/shebao/shebao/bot/keyring"
 )
 
 // The polling hand-off (telegram.Handoff): updates fetched but not yet
 // handled, in one hash per bot,
 //
-//	<p>:{held}:updates   field update_id, value "<unix ms>:<update JSON>"
+//	<p>:{held}:updates   field update_id, value "<unix ms>:<update JSON>", sealed
 //
+// An update holds whatever the user typed, an ID number or a shared phone
+// included, so the value is sealed and bound to its field (the previous
+// release's plain values are still read).
 // It holds only updates in flight, so it stays small; heldTTL removes the
 // leftovers of a bot that stopped for good.
 const heldTTL = 48 * time.Hour
 
 func (s *Store) heldKey() string { return s.opt.KeyPrefix + ":{held}:updates" }
+
+// heldAD binds a held update to its hash and field.
+func (s *Store) heldAD(field string) string { return s.ad(s.heldKey()) + "#" + field }
 
 // HoldUpdates implements telegram.Handoff: one HSET, so the batch is held whole
 // or not at all.
@@ -33,7 +41,8 @@ func (s *Store) HoldUpdates(ctx context.Context, at time.Time, updates map[int64
 	args := make([]any, 0, 2*len(updates))
 	for id, raw := range updates {
 		v := make([]byte, 0, len(stamp)+len(raw))
-		args = append(args, strconv.FormatInt(id, 10), append(append(v, stamp...), raw...))
+		field := strconv.FormatInt(id, 10)
+		args = append(args, field, s.keys.Seal(s.heldAD(field), append(append(v, stamp...), raw...)))
 	}
 	pipe := s.rdb.Pipeline()
 	hset := pipe.HSet(ctx, s.heldKey(), args...)
@@ -82,7 +91,13 @@ func (s *Store) HeldUpdates(ctx context.Context, yield func(id int64, at time.Ti
 		}
 		for i := 0; i+1 < len(kv); i += 2 {
 			id, err1 := strconv.ParseInt(kv[i], 10, 64)
-			ms, raw, ok := bytes.Cut([]byte(kv[i+1]), []byte(":"))
+			val := []byte(kv[i+1])
+			if keyring.IsSealed(val) {
+				if val, _, err = s.keys.Open(s.heldAD(kv[i]), val); err != nil {
+					val = nil // not ours to pass on: dropped below
+				}
+			}
+			ms, raw, ok := bytes.Cut(val, []byte(":"))
 			at, err2 := strconv.ParseInt(string(ms), 10, 64)
 			if err1 != nil || err2 != nil || !ok || id <= 0 {
 				bad = append(bad, kv[i])

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -19,26 +18,33 @@ import (
 //
 //	<p>:{remind}:slot:<slot>   set of "<user>:<chat>" opted in to that slot
 //	<p>:{remind}:lease:<name>  token of the replica running a pass
-//	<p>:{m:<mark>}             a sent-mark or done-mark, with a TTL
+//	<p>:{p:<tag>}:m:<mark>     a mark about a person (sent-mark, reminded
+//	                           today), with its TTL; <tag> is the person's
+//	                           keyed tag
+//	<p>:{p:<tag>}:idx          the names of that person's marks, so that
+//	                           Forget and a key rotation find them all
+//	<p>:{m:<mark>}             a mark about no one (a slot done for the day)
 //
 // The per-user key is the truth; the slot sets are an index for the pass
-// and may hold members whose setting is gone (Forget, link expiry). Scan
-// drops those as it meets them. Keeping the index apart from the setting
-// lets Forget stay one DEL in one slot, and a pass read 100,000 settings
-// with one SSCAN and one pipelined GET per batch instead of a hash per slot
-// that Forget would have to know about.
+// and may hold members whose setting is gone (link expiry). Scan drops
+// those as it meets them; Forget removes the user's entries itself, since
+// an entry names the user. Keeping the index apart from the setting lets a
+// pass read 100,000 settings with one SSCAN and one pipelined GET per
+// batch.
 
-// reminderJSON is the stored form of bot.ReminderSetting.
+// reminderJSON is the stored form of bot.ReminderSetting, sealed.
 type reminderJSON struct {
 	Slot     string    `json:"slot"`
 	PersonID string    `json:"person_id"`
 	Until    time.Time `json:"until"`
 	Lang     string    `json:"lang,omitempty"`
+	PhoneTag string    `json:"phone_tag,omitempty"`
 }
 
 func (s *Store) slotKey(slot string) string { return s.opt.KeyPrefix + ":{remind}:slot:" + slot }
 
-func (s *Store) markKey(mark string) string { return s.opt.KeyPrefix + ":{m:" + mark + "}" }
+// globalMarkKey names a mark about no one.
+func (s *Store) globalMarkKey(mark string) string { return s.opt.KeyPrefix + ":{m:" + mark + "}" }
 
 func member(chatID, userID int64) string {
 	return strconv.FormatInt(userID, 10) + ":" + strconv.FormatInt(chatID, 10)
@@ -64,11 +70,12 @@ func (s *Store) Reminder(ctx context.Context, chatID, userID int64) (bot.Reminde
 
 func (s *Store) decodeReminder(chatID, userID int64, v string) (bot.ReminderSetting, bool) {
 	var j reminderJSON
-	if err := json.Unmarshal([]byte(v), &j); err != nil || !bot.ValidSlot(j.Slot) {
+	if _, err := s.openJSON(s.userKey(chatID, userID, reminderKey), []byte(v), &j); err != nil || !bot.ValidSlot(j.Slot) {
 		s.log.Warn("ignoring undecodable reminder setting", "chat", chatID, "err", err)
 		return bot.ReminderSetting{}, false
 	}
-	return bot.ReminderSetting{ChatID: chatID, UserID: userID, Slot: j.Slot, PersonID: j.PersonID, Until: j.Until, Lang: j.Lang}, true
+	return bot.ReminderSetting{ChatID: chatID, UserID: userID, Slot: j.Slot, PersonID: j.PersonID, Until: j.Until,
+		Lang: j.Lang, PhoneTag: j.PhoneTag}, true
 }
 
 // SetReminder stores the setting, expiring with the verification at Until,
@@ -79,13 +86,13 @@ func (s *Store) SetReminder(ctx context.Context, r bot.ReminderSetting) error {
 	if !bot.ValidSlot(r.Slot) {
 		return fmt.Errorf("set reminder of chat %d: unknown slot %q", r.ChatID, r.Slot)
 	}
-	b, err := json.Marshal(reminderJSON{Slot: r.Slot, PersonID: r.PersonID, Until: r.Until.UTC(), Lang: r.Lang})
+	k, m := s.userKey(r.ChatID, r.UserID, reminderKey), member(r.ChatID, r.UserID)
+	b, err := s.sealJSON(k, reminderJSON{Slot: r.Slot, PersonID: r.PersonID, Until: r.Until.UTC(), Lang: r.Lang, PhoneTag: r.PhoneTag})
 	if err != nil {
 		return fmt.Errorf("set reminder of chat %d: %w", r.ChatID, err)
 	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	k, m := s.userKey(r.ChatID, r.UserID, reminderKey), member(r.ChatID, r.UserID)
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, k, b, 0)
 		p.PExpireAt(ctx, k, r.Until)
@@ -180,38 +187,176 @@ func (s *Store) ScanReminders(ctx context.Context, slot string, cursor uint64, c
 	return out, next, nil
 }
 
-// Claim sets mark with the TTL unless it exists, atomically (SET NX), and
-// reports whether this call set it. Two replicas claiming one mark: exactly
-// one wins.
-func (s *Store) Claim(ctx context.Context, mark string, ttl time.Duration) (bool, error) {
-	ctx, cancel := s.op(ctx)
-	defer cancel()
-	ok, err := s.rdb.SetNX(ctx, s.markKey(mark), "1", ttl).Result()
-	if err != nil {
-		return false, fmt.Errorf("claim mark: %w", s.classify(err))
+// claimScript sets a person's mark unless it exists and files it in the
+// person's index, which lives as long as the longest mark. An index grown
+// past 64 names (a few years of monthly reminders) drops the names whose
+// marks have expired.
+//
+//	KEYS[1] mark, KEYS[2] index; ARGV[1] ttl ms, ARGV[2] mark name, ARGV[3] mark key prefix
+var claimScript = redis.NewScript(`
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return 0
+end
+redis.call('SADD', KEYS[2], ARGV[2])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
+if redis.call('SCARD', KEYS[2]) > 64 then
+  for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    if redis.call('EXISTS', ARGV[3] .. m) == 0 then
+      redis.call('SREM', KEYS[2], m)
+    end
+  end
+end
+return 1
+`)
+
+// forgetMarksScript deletes every mark in a person's index, and the index.
+//
+//	KEYS[1] index; ARGV[1] mark key prefix
+var forgetMarksScript = redis.NewScript(`
+local n = 0
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  n = n + redis.call('DEL', ARGV[1] .. m)
+end
+redis.call('DEL', KEYS[1])
+return n
+`)
+
+// takeMarksScript lists a person's live marks with their remaining TTL,
+// {name, ms, name, ms, …}, changing nothing.
+//
+//	KEYS[1] index; ARGV[1] mark key prefix
+var takeMarksScript = redis.NewScript(`
+local out = {}
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local ttl = redis.call('PTTL', ARGV[1] .. m)
+  if ttl > 0 then
+    table.insert(out, m)
+    table.insert(out, ttl)
+  end
+end
+return out
+`)
+
+// putMarksScript sets the given marks of a person unless they exist, each
+// with its TTL, and files them in the index.
+//
+//	KEYS[1] index; ARGV[1] mark key prefix, ARGV[2…] name, ttl ms pairs
+var putMarksScript = redis.NewScript(`
+for i = 2, #ARGV, 2 do
+  local ttl = tonumber(ARGV[i + 1])
+  redis.call('SET', ARGV[1] .. ARGV[i], '1', 'NX', 'PX', ttl)
+  redis.call('SADD', KEYS[1], ARGV[i])
+  if redis.call('PTTL', KEYS[1]) < ttl then
+    redis.call('PEXPIRE', KEYS[1], ttl)
+  end
+end
+return 1
+`)
+
+// markKey names a mark: under the person's current tag, or among the
+// marks about no one when person is "".
+func (s *Store) markKey(person, mark string) string {
+	if person == "" {
+		return s.globalMarkKey(mark)
 	}
-	return ok, nil
+	return s.personKey(s.personTags(person)[0], "m:"+mark)
 }
 
-// Release deletes mark, so that a later pass may claim it again.
-func (s *Store) Release(ctx context.Context, mark string) error {
+// Claim sets the mark with the TTL unless it exists, atomically (SET NX),
+// and reports whether this call set it: of two replicas claiming one mark,
+// exactly one wins. A mark about a person goes under the person's keyed
+// tag, filed in their index.
+func (s *Store) Claim(ctx context.Context, person, mark string, ttl time.Duration) (bool, error) {
+	if person == "" {
+		ctx, cancel := s.op(ctx)
+		defer cancel()
+		ok, err := s.rdb.SetNX(ctx, s.globalMarkKey(mark), "1", ttl).Result()
+		if err != nil {
+			return false, fmt.Errorf("claim mark: %w", s.classify(err))
+		}
+		return ok, nil
+	}
+	if err := s.pullMarks(ctx, person); err != nil {
+		return false, fmt.Errorf("claim mark: %w", err)
+	}
+	tag := s.personTags(person)[0]
+	n, err := s.runScript(ctx, claimScript, []string{s.personKey(tag, "m:"+mark), s.personKey(tag, "idx")},
+		ttl.Milliseconds(), mark, s.personKey(tag, "m:"))
+	if err != nil {
+		return false, fmt.Errorf("claim mark: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Release deletes the mark, so that a later pass may claim it again.
+func (s *Store) Release(ctx context.Context, person, mark string) error {
+	if err := s.pullMarks(ctx, person); err != nil {
+		return fmt.Errorf("release mark: %w", err)
+	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	if err := s.rdb.Del(ctx, s.markKey(mark)).Err(); err != nil {
+	if err := s.rdb.Del(ctx, s.markKey(person, mark)).Err(); err != nil {
 		return fmt.Errorf("release mark: %w", s.classify(err))
 	}
 	return nil
 }
 
-// Marked reports whether mark is set.
-func (s *Store) Marked(ctx context.Context, mark string) (bool, error) {
+// Marked reports whether the mark is set.
+func (s *Store) Marked(ctx context.Context, person, mark string) (bool, error) {
+	if err := s.pullMarks(ctx, person); err != nil {
+		return false, fmt.Errorf("read mark: %w", err)
+	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	n, err := s.rdb.Exists(ctx, s.markKey(mark)).Result()
+	n, err := s.rdb.Exists(ctx, s.markKey(person, mark)).Result()
 	if err != nil {
 		return false, fmt.Errorf("read mark: %w", s.classify(err))
 	}
 	return n == 1, nil
+}
+
+// pullMarks moves a person's marks from the tags of older keys to the
+// current one while a rotation has not finished (afterwards the rotation
+// has moved the marks of every person with a link or a reminder setting,
+// and nobody else is reminded). One round trip per older key when there is
+// nothing to move.
+func (s *Store) pullMarks(ctx context.Context, person string) error {
+	if person == "" || !s.rotating.Load() {
+		return nil
+	}
+	tags := s.personTags(person)
+	for _, old := range tags[1:] {
+		if _, err := s.moveMarks(ctx, old, tags[0]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moveMarks moves the marks under tag from to tag to: copy (SET NX, so a
+// mark already set under the new tag wins), then delete the old ones.
+// Interrupted, it is simply run again. It reports how many marks it moved.
+func (s *Store) moveMarks(ctx context.Context, from, to string) (int, error) {
+	octx, cancel := s.op(ctx)
+	res, err := takeMarksScript.Run(octx, s.rdb, []string{s.personKey(from, "idx")}, s.personKey(from, "m:")).Slice()
+	cancel()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, s.classify(err)
+	}
+	if len(res) == 0 {
+		return 0, nil
+	}
+	args := []any{s.personKey(to, "m:")}
+	args = append(args, res...)
+	if _, err := s.runScript(ctx, putMarksScript, []string{s.personKey(to, "idx")}, args...); err != nil {
+		return 0, err
+	}
+	if _, err := s.runScript(ctx, forgetMarksScript, []string{s.personKey(from, "idx")}, s.personKey(from, "m:")); err != nil {
+		return 0, err
+	}
+	return len(res) / 2, nil
 }
 
 // leaseScript takes the lease when it is free or already ours, and sets

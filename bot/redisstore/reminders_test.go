@@ -126,7 +126,7 @@ func TestClaimIsExclusive(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
-			ok, err := s.Claim(ctx, "sent:abc:missed:2026-10", time.Hour)
+			ok, err := s.Claim(ctx, "110105198803120014", "sent:missed:2026-10", time.Hour)
 			if err != nil {
 				t.Error(err)
 			}
@@ -139,13 +139,13 @@ func TestClaimIsExclusive(t *testing.T) {
 	if wins.Load() != 1 {
 		t.Fatalf("%d concurrent claims won, want 1", wins.Load())
 	}
-	if ok, _ := s.Marked(ctx, "sent:abc:missed:2026-10"); !ok {
+	if ok, _ := s.Marked(ctx, "110105198803120014", "sent:missed:2026-10"); !ok {
 		t.Error("claimed mark not marked")
 	}
-	if err := s.Release(ctx, "sent:abc:missed:2026-10"); err != nil {
+	if err := s.Release(ctx, "110105198803120014", "sent:missed:2026-10"); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := s.Claim(ctx, "sent:abc:missed:2026-10", time.Hour); !ok {
+	if ok, _ := s.Claim(ctx, "110105198803120014", "sent:missed:2026-10", time.Hour); !ok {
 		t.Error("released mark cannot be claimed again")
 	}
 }

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -12,16 +11,17 @@ import (
 	"github.com/shebao/shebao/bot"
 )
 
-// linkJSON is the stored form of bot.Link.
+// linkJSON is the stored form of bot.Link, sealed.
 type linkJSON struct {
 	PersonID string    `json:"person_id"`
 	Until    time.Time `json:"until"`
+	PhoneTag string    `json:"phone_tag,omitempty"`
 }
 
 // Load reads language, dialog and link with one MGET (all three keys share
 // the user's slot). Absent keys are zero parts. A value that no longer
-// decodes is treated as absent and logged, so that a bad write cannot trap a
-// user in a broken dialog.
+// decodes or opens is treated as absent and logged, so that a bad write
+// cannot trap a user in a broken dialog.
 func (s *Store) Load(ctx context.Context, chatID, userID int64) (bot.State, error) {
 	vals, ok := s.takePrefetched(chatID, userID)
 	if !ok {
@@ -34,21 +34,22 @@ func (s *Store) Load(ctx context.Context, chatID, userID int64) (bot.State, erro
 		}
 	}
 	var st bot.State
+	keys := s.stateKeys(chatID, userID)
 	if v, ok := vals[0].(string); ok {
 		st.Lang = v
 	}
 	if v, ok := vals[1].(string); ok {
-		if err := json.Unmarshal([]byte(v), &st.Dialog); err != nil {
+		if _, err := s.openJSON(keys[1], []byte(v), &st.Dialog); err != nil {
 			s.log.Warn("dropping undecodable dialog", "chat", chatID, "err", err)
 			st.Dialog = bot.Dialog{}
 		}
 	}
 	if v, ok := vals[2].(string); ok {
 		var l linkJSON
-		if err := json.Unmarshal([]byte(v), &l); err != nil {
+		if _, err := s.openJSON(keys[2], []byte(v), &l); err != nil {
 			s.log.Warn("dropping undecodable link", "chat", chatID, "err", err)
 		} else {
-			st.Link = bot.Link{PersonID: l.PersonID, Until: l.Until}
+			st.Link = bot.Link{PersonID: l.PersonID, Until: l.Until, PhoneTag: l.PhoneTag}
 		}
 	}
 	return st, nil
@@ -89,13 +90,14 @@ func (s *Store) Save(ctx context.Context, chatID, userID int64, st bot.State, pa
 	var dialog, link []byte
 	if parts&bot.PartDialog != 0 && st.Dialog.Name != "" {
 		var err error
-		if dialog, err = json.Marshal(st.Dialog); err != nil {
+		if dialog, err = s.sealJSON(s.userKey(chatID, userID, dialogKey), st.Dialog); err != nil {
 			return fmt.Errorf("encode dialog for chat %d: %w", chatID, err)
 		}
 	}
 	if parts&bot.PartLink != 0 && st.Link.PersonID != "" {
 		var err error
-		if link, err = json.Marshal(linkJSON{PersonID: st.Link.PersonID, Until: st.Link.Until.UTC()}); err != nil {
+		l := linkJSON{PersonID: st.Link.PersonID, Until: st.Link.Until.UTC(), PhoneTag: st.Link.PhoneTag}
+		if link, err = s.sealJSON(s.userKey(chatID, userID, linkKey), l); err != nil {
 			return fmt.Errorf("encode link for chat %d: %w", chatID, err)
 		}
 	}
@@ -137,18 +139,54 @@ func (s *Store) Save(ctx context.Context, chatID, userID int64, st bot.State, pa
 	return nil
 }
 
-// Forget deletes dialog, link and reminder settings with one DEL; the
-// language choice stays.
+// Forget deletes the user's language, dialog, link and reminder setting
+// (one DEL: they share the user's slot), the setting's entries in the slot
+// indexes, and every mark about the person the link or the setting names,
+// under each key of the ring. It reads the link and the setting first to
+// learn who that is: two round trips. The throttles stay (bot.Sessions).
 func (s *Store) Forget(ctx context.Context, chatID, userID int64) error {
 	s.prefetched.Delete(chatID)
-	ctx, cancel := s.op(ctx)
-	defer cancel()
-	err := s.rdb.Del(ctx,
-		s.userKey(chatID, userID, dialogKey),
-		s.userKey(chatID, userID, linkKey),
-		s.userKey(chatID, userID, reminderKey),
-	).Err()
+	link, remind := s.userKey(chatID, userID, linkKey), s.userKey(chatID, userID, reminderKey)
+	octx, cancel := s.op(ctx)
+	vals, err := s.rdb.MGet(octx, link, remind).Result()
+	cancel()
 	if err != nil {
+		return fmt.Errorf("forget state for chat %d: %w", chatID, s.classify(err))
+	}
+	persons := map[string]bool{}
+	for i, key := range []string{link, remind} {
+		v, ok := vals[i].(string)
+		if !ok {
+			continue
+		}
+		var who struct {
+			PersonID string `json:"person_id"`
+		}
+		if _, err := s.openJSON(key, []byte(v), &who); err != nil {
+			// Its marks cannot be found; they expire on their own.
+			s.log.Warn("forget: undecodable value; the person's marks stay until they expire", "chat", chatID, "err", err)
+			continue
+		}
+		if who.PersonID != "" {
+			persons[who.PersonID] = true
+		}
+	}
+	octx, cancel = s.op(ctx)
+	defer cancel()
+	m := member(chatID, userID)
+	_, err = s.rdb.Pipelined(octx, func(p redis.Pipeliner) error {
+		p.Del(octx, s.userKey(chatID, userID, langKey), s.userKey(chatID, userID, dialogKey), link, remind)
+		for _, slot := range allSlots {
+			p.SRem(octx, s.slotKey(slot), m)
+		}
+		for id := range persons {
+			for _, tag := range s.personTags(id) {
+				forgetMarksScript.Eval(octx, p, []string{s.personKey(tag, "idx")}, s.personKey(tag, "m:"))
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("forget state for chat %d: %w", chatID, s.classify(err))
 	}
 	return nil

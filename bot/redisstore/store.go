@@ -1,16 +1,23 @@
 // Package redisstore keeps all mutable bot state in Redis: dialog state,
-// verified links, language choices, failed-attempt counters and lockouts,
-// update dedupe, per-chat serialisation across replicas, and the blocklist.
-// It implements bot.Sessions, bot.Attempts, telegram.Coordinator and
-// telegram.Blocklist, and is the only importer of github.com/redis/go-redis.
-// OpenEmbedded runs an in-process server (github.com/alicebob/miniredis) for
-// single-process use: miniredis's only use outside tests.
+// verified links, language choices, verification throttles, reminder
+// settings and marks, update dedupe, per-chat serialisation across
+// replicas, and the blocklist. It implements bot.Sessions, bot.Attempts,
+// bot.Reminders, telegram.Coordinator and telegram.Blocklist, and is the
+// only importer of github.com/redis/go-redis. OpenEmbedded runs an
+// in-process server (github.com/alicebob/miniredis) for single-process use:
+// miniredis's only use outside tests.
 //
 // It talks to one Redis or a Redis Cluster through redis.UniversalClient.
 // Every key carries a hash tag ({u:ID} for per-user state, {c:ID} for
-// per-chat coordination, {a:HASH} for an attempt key) so that the keys one
-// call touches together live in one slot and multi-key commands, MULTI and
-// Lua scripts work on a cluster.
+// per-chat coordination, {t:TAG} for a throttle, {p:TAG} for a person's
+// marks) so that the keys one call touches together live in one slot and
+// multi-key commands, MULTI and Lua scripts work on a cluster.
+//
+// No ID number or phone is readable at rest (keyring, SHEBAO_KEYS): names
+// derived from one are keyed tags, and values holding one are sealed
+// (AES-GCM) and bound to the name they are stored under. Open converts a
+// store written by the previous release once, and Maintain re-seals it in
+// the background after the current key changes (schema.go).
 //
 // Every Redis call runs under Options.OpTimeout. Errors that mean "Redis is
 // not reachable in time" wrap bot.ErrUnavailable, so the engine can answer
@@ -34,6 +41,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/keyring"
 )
 
 // Options configure a Store. Zero fields take the defaults documented on
@@ -48,6 +56,9 @@ type Options struct {
 	// Client is used instead of URL when set (tests). The Store does not
 	// change its options; Close closes it.
 	Client redis.UniversalClient
+	// Keys seals values and tags names (SHEBAO_KEYS). Open requires it;
+	// OpenEmbedded makes one for the process when it is nil.
+	Keys *keyring.Ring
 	// KeyPrefix starts every key; default "shebao". Tests use a distinct
 	// prefix each so they can share one server.
 	KeyPrefix string
@@ -74,6 +85,22 @@ type Options struct {
 	// Logger receives warnings about undecodable values and failed
 	// releases; nil discards.
 	Logger *slog.Logger
+	// MigrationWait bounds how long Open waits for another replica that is
+	// converting the store; default 10 minutes.
+	MigrationWait time.Duration
+	// MaintainEvery is how often Maintain looks for a rotation to run;
+	// default 5 minutes. MaintainPause is its pause between batches, so a
+	// rotation never hogs Redis; default 20 ms.
+	MaintainEvery time.Duration
+	MaintainPause time.Duration
+	// RotateAfter is how long a new current key must have been in use
+	// before Maintain moves everything onto it: replicas still on the old
+	// keyring seal under the old key until they restart, so a rolling
+	// restart has this long to finish; default 15 minutes, negative for
+	// none.
+	RotateAfter time.Duration
+
+	scanCount int // keys per batch of a key pass; default 500 (tests: fewer)
 }
 
 const (
@@ -110,6 +137,21 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.MigrationWait <= 0 {
+		o.MigrationWait = 10 * time.Minute
+	}
+	if o.MaintainEvery <= 0 {
+		o.MaintainEvery = 5 * time.Minute
+	}
+	if o.MaintainPause == 0 {
+		o.MaintainPause = 20 * time.Millisecond
+	}
+	if o.RotateAfter == 0 {
+		o.RotateAfter = 15 * time.Minute
+	}
+	if o.scanCount <= 0 {
+		o.scanCount = 500
+	}
 }
 
 // Store is the Redis implementation of the engine's and the adapter's store
@@ -127,16 +169,30 @@ type Store struct {
 	// in the claim's round trip: chat id -> []any from MGET.
 	prefetched sync.Map
 	batch      coalescer // the per-update claims and releases
+
+	keys *keyring.Ring // seals values and tags names
+	// legacyUntil is when the last throttle keys of the previous release
+	// have expired (unix ms); until then throttles look for them too.
+	legacyUntil atomic.Int64
+	// rotating: values and marks may still be under an older key of the
+	// ring (a rotation has not finished), so marks are looked for there.
+	rotating atomic.Bool
 }
 
-// Open connects to Redis, checks that it answers and loads the Lua scripts.
-// A Redis that cannot be reached yields an error wrapping bot.ErrUnavailable.
+// Open connects to Redis, checks that it answers, loads the Lua scripts and
+// brings the store to this release's format (schema.go): a store the
+// previous release wrote is converted first, by one replica while the
+// others wait. A Redis that cannot be reached yields an error wrapping
+// bot.ErrUnavailable.
 func Open(ctx context.Context, opt Options) (*Store, error) {
 	opt.setDefaults()
 	if strings.ContainsAny(opt.KeyPrefix, "{}") {
 		// The prefix would become the hash tag of every key and put all
 		// state in one cluster slot.
 		return nil, fmt.Errorf("open redis store: key prefix %q must not contain braces", opt.KeyPrefix)
+	}
+	if opt.Keys == nil {
+		return nil, errors.New("open redis store: no keyring (SHEBAO_KEYS)")
 	}
 	routeClientLog.Do(func() { redis.SetLogger(clientLog{opt.Logger}) })
 	rdb := opt.Client
@@ -147,9 +203,13 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	s := &Store{rdb: rdb, opt: opt, log: opt.Logger}
+	s := &Store{rdb: rdb, opt: opt, log: opt.Logger, keys: opt.Keys}
 	rdb.AddHook(hook{trips: &s.trips, openTill: &s.openTill, cooldown: opt.BreakerCooldown})
 	if err := s.prepare(ctx); err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	if err := s.ensureSchema(ctx); err != nil {
 		rdb.Close()
 		return nil, err
 	}
@@ -166,6 +226,9 @@ func OpenEmbedded(ctx context.Context, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("start embedded redis: %w", err)
 	}
 	opt.URL, opt.Client, opt.Cluster = "redis://"+mr.Addr(), nil, false
+	if opt.Keys == nil {
+		opt.Keys = keyring.Generate()
+	}
 	s, err := Open(ctx, opt)
 	if err != nil {
 		mr.Close()
@@ -248,7 +311,7 @@ func (s *Store) prepare(ctx context.Context) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("ping redis: %w", s.classify(err))
 	}
-	for _, sc := range []*redis.Script{failScript, beginScript, doneScript} {
+	for _, sc := range []*redis.Script{throttleScript, beginScript, doneScript} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return fmt.Errorf("load redis script: %w", s.classify(err))
 		}
@@ -337,27 +400,43 @@ func isUnavailable(err error) bool {
 }
 
 // Key layout. The part in braces is the hash tag: keys sharing it share a
-// slot.
+// slot. <tag> is a keyed tag (keyring.Ring.Name) of an ID number or a
+// throttle key, never the thing itself; "sealed" values are encrypted and
+// bound to their key's name.
 //
-//	<p>:{u:<user>}:<chat>:lang      language choice, no expiry
-//	<p>:{u:<user>}:<chat>:dialog    dialog JSON, DialogTTL, refreshed on save
-//	<p>:{u:<user>}:<chat>:link      link JSON, expires at Link.Until
-//	<p>:{u:<user>}:<chat>:remind    reminder settings (deleted by Forget)
-//	<p>:{a:<hash>}:n                failed attempts in the current window
-//	<p>:{a:<hash>}:lock             lockout end (unix ms), expires then
+//	<p>:{u:<user>}:<chat>:lang      language choice ("zh", "en"), no expiry
+//	<p>:{u:<user>}:<chat>:dialog    sealed dialog JSON, DialogTTL, refreshed on save
+//	<p>:{u:<user>}:<chat>:link      sealed link JSON, expires at Link.Until
+//	<p>:{u:<user>}:<chat>:remind    sealed reminder setting (reminders.go)
+//	<p>:{t:<tag>}:a                 a throttle's attempts (zset), Window (attempts.go)
+//	<p>:{t:<tag>}:hold              a lockout carried over from the previous release
+//	<p>:{p:<tag>}:m:<mark>          a reminder mark about one person (reminders.go)
+//	<p>:{p:<tag>}:idx               the names of that person's marks
+//	<p>:{m:<mark>}                  a mark about no one (a slot done for the day)
+//	<p>:{remind}:slot:<slot>        who opted in to a slot: "<user>:<chat>"
 //	<p>:{c:<chat>}:done:<update>    update answered, DedupeTTL
 //	<p>:{c:<chat>}:q                queue of waiting updates (zset)
 //	<p>:{c:<chat>}:alive:<member>   liveness of a queue entry, LockLease
 //	<p>:{c:<chat>}:lock             token of the replica handling the chat
 //	<p>:{c:<chat>}:blocked          the user blocked the bot
+//	<p>:{held}:updates              updates fetched, not yet handled (sealed; handoff.go)
+//	<p>:{meta}:schema, :lease       the store's format and keys (schema.go)
 //
 // The per-user keys are tagged by user, not chat, because the engine loads a
 // (chat, user) pair together and in private chats the two ids are equal.
+//
+// Every name derived from personal data is made here, in this block, so
+// that changing what identifies a user or a person changes one place.
 const (
 	langKey     = "lang"
 	dialogKey   = "dialog"
 	linkKey     = "link"
 	reminderKey = "remind"
+
+	// Domains of the keyed tags, so that one ID number's tags in two
+	// kinds of name are unrelated.
+	throttleDomain = "throttle"
+	personDomain   = "person"
 )
 
 func (s *Store) userKey(chatID, userID int64, part string) string {
@@ -367,6 +446,31 @@ func (s *Store) userKey(chatID, userID int64, part string) string {
 func (s *Store) chatKey(chatID int64, rest string) string {
 	return s.opt.KeyPrefix + ":{c:" + strconv.FormatInt(chatID, 10) + "}:" + rest
 }
+
+// throttleTags are the tags of a throttle key under every key of the ring,
+// current first: a rotation leaves attempts under the old tag until they
+// expire, and a throttle counts them.
+func (s *Store) throttleTags(key string) []string { return s.keys.Names(throttleDomain, key) }
+
+func (s *Store) throttleKey(tag, part string) string {
+	return s.opt.KeyPrefix + ":{t:" + tag + "}:" + part
+}
+
+// personTags are the tags of a person (a resident ID number) under every
+// key of the ring, current first.
+func (s *Store) personTags(personID string) []string { return s.keys.Names(personDomain, personID) }
+
+func (s *Store) personKey(tag, part string) string {
+	return s.opt.KeyPrefix + ":{p:" + tag + "}:" + part
+}
+
+// ad is what a sealed value is bound to: its key's name without the
+// prefix (a store copied under another prefix still opens).
+func (s *Store) ad(key string) string { return strings.TrimPrefix(key, s.opt.KeyPrefix+":") }
+
+// Keys returns the keyring the store seals with, for the engine and the
+// reminder scheduler to tag phones with.
+func (s *Store) Keys() *keyring.Ring { return s.keys }
 
 // go-redis has one process-wide logger that prints plain text to stderr
 // (a line per failed dial while Redis is down). The first Open routes it to

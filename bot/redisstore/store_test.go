@@ -15,6 +15,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 
 	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/keyring"
 	"github.com/shebao/shebao/bot/storetest"
 	"github.com/shebao/shebao/bot/telegram"
 )
@@ -22,6 +23,7 @@ import (
 var (
 	_ bot.Sessions         = (*Store)(nil)
 	_ bot.Attempts         = (*Store)(nil)
+	_ bot.Reminders        = (*Store)(nil)
 	_ telegram.Coordinator = (*Store)(nil)
 	_ telegram.Blocklist   = (*Store)(nil)
 	_ storetest.Blocklist  = (*Store)(nil)
@@ -40,6 +42,7 @@ func testStore(t testing.TB) (*Store, storetest.Stores, *miniredis.Miniredis) {
 	if url := os.Getenv("REDIS_URL"); url != "" {
 		opt := Options{
 			URL:       url,
+			Keys:      testKeys,
 			KeyPrefix: "test-" + rand.Text()[:12],
 			OpTimeout: time.Second,
 			DialogTTL: 400 * time.Millisecond,
@@ -64,12 +67,24 @@ func testStore(t testing.TB) (*Store, storetest.Stores, *miniredis.Miniredis) {
 		return s, stores(s, 200*time.Millisecond, time.Sleep), nil
 	}
 	mr := miniredis.RunT(t)
-	s, err := Open(ctx, Options{URL: "redis://" + mr.Addr()})
+	s, err := Open(ctx, Options{URL: "redis://" + mr.Addr(), Keys: testKeys})
 	if err != nil {
 		t.Fatalf("Open(miniredis): %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s, stores(s, time.Minute, mr.FastForward), mr
+}
+
+// testKeys is the keyring of the tests' stores: fixed, so that two stores
+// over one server (replicas) read each other's values.
+var testKeys = mustRing("k1:" + strings.Repeat("A", 43) + "=")
+
+func mustRing(s string) *keyring.Ring {
+	r, err := keyring.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return r
 }
 
 func stores(s *Store, unit time.Duration, ff func(time.Duration)) storetest.Stores {
@@ -131,9 +146,12 @@ func TestStoppedRedis(t *testing.T) {
 		"Load":   func() error { _, err := s.Load(ctx, 1, 1); return err },
 		"Save":   func() error { return s.Save(ctx, 1, 1, bot.State{Lang: "zh"}, bot.PartLang) },
 		"Forget": func() error { return s.Forget(ctx, 1, 1) },
-		"Locked": func() error { _, err := s.Locked(ctx, []string{"user:1"}, time.Now()); return err },
-		"Fail": func() error {
-			_, err := s.Fail(ctx, []string{"user:1"}, time.Now(), bot.AttemptPolicy{Limit: 5, Window: time.Hour, LockFor: time.Hour})
+		"Throttled": func() error {
+			_, err := s.Throttled(ctx, []bot.Throttle{testThrottle("user:1")}, time.Now())
+			return err
+		},
+		"Reserve": func() error {
+			_, err := s.Reserve(ctx, []bot.Throttle{testThrottle("user:1")}, time.Now())
 			return err
 		},
 		"Begin":       func() error { _, _, err := s.Begin(ctx, 1, 1); return err },
@@ -222,7 +240,7 @@ func TestHungRedis(t *testing.T) {
 	ctx := t.Context()
 
 	start := time.Now()
-	_, err := Open(ctx, Options{URL: "redis://" + addr})
+	_, err := Open(ctx, Options{URL: "redis://" + addr, Keys: testKeys})
 	elapsed := time.Since(start)
 	t.Logf("Open against a hung server failed after %v", elapsed)
 	if elapsed > 2*time.Second {
@@ -233,13 +251,13 @@ func TestHungRedis(t *testing.T) {
 	}
 
 	// A store whose Redis hangs after Open.
-	opt := Options{URL: "redis://" + addr}
+	opt := Options{URL: "redis://" + addr, Keys: testKeys}
 	opt.setDefaults()
 	rdb, err := newClient(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Store{rdb: rdb, opt: opt, log: opt.Logger}
+	s := &Store{rdb: rdb, opt: opt, log: opt.Logger, keys: opt.Keys}
 	defer s.Close()
 	start = time.Now()
 	_, err = s.Load(ctx, 1, 1)
@@ -269,7 +287,7 @@ func TestOpenBadURLHidesPassword(t *testing.T) {
 		"http://:s3cret@127.0.0.1:6379/0",
 		"redis://:s3cret@[::1/0",
 	} {
-		_, err := Open(t.Context(), Options{URL: u})
+		_, err := Open(t.Context(), Options{URL: u, Keys: testKeys})
 		if err == nil {
 			t.Errorf("Open(%q) succeeded", u)
 			continue
@@ -280,13 +298,16 @@ func TestOpenBadURLHidesPassword(t *testing.T) {
 	}
 }
 
-// Attempt keys carry ID numbers; none may appear in a Redis key name.
+func testThrottle(key string) bot.Throttle {
+	return bot.Throttle{Key: key, Policy: bot.ThrottlePolicy{Free: 1, Delay: time.Hour, MaxDelay: time.Hour, Window: time.Hour}}
+}
+
+// Throttle keys carry ID numbers; none may appear in a Redis key name.
 func TestNoPersonalDataInKeys(t *testing.T) {
 	s, _, _ := testStore(t)
 	ctx := t.Context()
 	const id = "110105199001013418"
-	p := bot.AttemptPolicy{Limit: 1, Window: time.Hour, LockFor: time.Hour}
-	if _, err := s.Fail(ctx, []string{"id:" + id, "user:77"}, time.Now(), p); err != nil {
+	if _, err := s.Reserve(ctx, []bot.Throttle{testThrottle("id:" + id), testThrottle("user:77")}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	st := bot.State{Link: bot.Link{PersonID: id, Until: time.Now().Add(time.Hour)}, Dialog: bot.Dialog{Name: "verify", Data: map[string]string{"id": id}}}
@@ -301,8 +322,8 @@ func TestNoPersonalDataInKeys(t *testing.T) {
 		t.Fatalf("expected lock and state keys, got %q", keys)
 	}
 	for _, k := range keys {
-		if strings.Contains(k, id) || strings.Contains(k, "user:77") {
-			t.Errorf("key %q holds a raw attempt key", k)
+		if strings.Contains(k, id) || strings.Contains(k, "user:77") || strings.Contains(k, legacyAttemptHash("id:"+id)) {
+			t.Errorf("key %q holds a raw or hashed throttle key", k)
 		}
 	}
 }
@@ -312,7 +333,8 @@ func TestNoPersonalDataInKeys(t *testing.T) {
 func TestRoundTrips(t *testing.T) {
 	s, _, _ := testStore(t)
 	ctx := t.Context()
-	p := bot.AttemptPolicy{Limit: 5, Window: time.Hour, LockFor: time.Hour}
+	ts := []bot.Throttle{testThrottle("user:1"), testThrottle("id:1")}
+	ts[0].Policy.Free, ts[1].Policy.Free = 1000, 1000
 	st := bot.State{Lang: "zh", Dialog: bot.Dialog{Name: "verify"}, Link: bot.Link{PersonID: "x", Until: time.Now().Add(time.Hour)}}
 	var done func(bool)
 	calls := []struct {
@@ -321,9 +343,7 @@ func TestRoundTrips(t *testing.T) {
 	}{
 		{"Load", func() error { _, err := s.Load(ctx, 1, 1); return err }},
 		{"Save all parts", func() error { return s.Save(ctx, 1, 1, st, bot.PartLang|bot.PartDialog|bot.PartLink) }},
-		{"Forget", func() error { return s.Forget(ctx, 1, 1) }},
-		{"Locked two keys", func() error { _, err := s.Locked(ctx, []string{"user:1", "id:1"}, time.Now()); return err }},
-		{"Fail two keys", func() error { _, err := s.Fail(ctx, []string{"user:1", "id:1"}, time.Now(), p); return err }},
+		{"Throttled two keys", func() error { _, err := s.Throttled(ctx, ts, time.Now()); return err }},
 		{"Begin", func() error { var err error; done, _, err = s.Begin(ctx, 1, 1); return err }},
 		{"done", func() error { done(true); return nil }},
 		{"Begin dup", func() error { _, _, err := s.Begin(ctx, 1, 1); return err }},
@@ -344,6 +364,26 @@ func TestRoundTrips(t *testing.T) {
 		}
 		if got := s.RoundTrips() - before; got != 1 {
 			t.Errorf("%s: %d round trips, want 1", c.name, got)
+		}
+	}
+	// Calls that read before they write: Forget reads the link and the
+	// setting to learn whose marks to delete; Reserve charges the
+	// throttles one after the other, so that a refusal by the first
+	// spares the second.
+	for _, c := range []struct {
+		name string
+		want int64
+		call func() error
+	}{
+		{"Forget", 2, func() error { return s.Forget(ctx, 1, 1) }},
+		{"Reserve two keys", 2, func() error { _, err := s.Reserve(ctx, ts, time.Now()); return err }},
+	} {
+		before := s.RoundTrips()
+		if err := c.call(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := s.RoundTrips() - before; got != c.want {
+			t.Errorf("%s: %d round trips, want %d", c.name, got, c.want)
 		}
 	}
 
@@ -387,9 +427,8 @@ func TestScriptsReloaded(t *testing.T) {
 	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	p := bot.AttemptPolicy{Limit: 1, Window: time.Hour, LockFor: time.Hour}
-	if until, err := s.Fail(ctx, []string{"user:1", "user:2"}, time.Now(), p); err != nil || until.IsZero() {
-		t.Fatalf("Fail after SCRIPT FLUSH: %v, %v", until, err)
+	if r, err := s.Reserve(ctx, []bot.Throttle{testThrottle("user:1"), testThrottle("user:2")}, time.Now()); err != nil || !r.OK || r.Until.IsZero() {
+		t.Fatalf("Reserve after SCRIPT FLUSH: %+v, %v", r, err)
 	}
 	done, _, err := s.Begin(ctx, 1, 1)
 	if err != nil {
@@ -454,7 +493,7 @@ func BenchmarkBeginDoneContended(b *testing.B) {
 
 func TestOpenRejectsBracedPrefix(t *testing.T) {
 	mr := miniredis.RunT(t)
-	if _, err := Open(t.Context(), Options{URL: "redis://" + mr.Addr(), KeyPrefix: "app{x}"}); err == nil {
+	if _, err := Open(t.Context(), Options{URL: "redis://" + mr.Addr(), Keys: testKeys, KeyPrefix: "app{x}"}); err == nil {
 		t.Error("Open accepted a key prefix with a hash tag")
 	}
 }
@@ -467,7 +506,7 @@ func TestClaimRenewedWhileHandled(t *testing.T) {
 	}
 	ctx := context.Background()
 	prefix := "test-" + rand.Text()[:12]
-	s, err := Open(ctx, Options{URL: os.Getenv("REDIS_URL"), KeyPrefix: prefix, LockLease: 2 * time.Second})
+	s, err := Open(ctx, Options{URL: os.Getenv("REDIS_URL"), Keys: testKeys, KeyPrefix: prefix, LockLease: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,7 +541,7 @@ func TestClaimRenewedWhileHandled(t *testing.T) {
 func TestBreaker(t *testing.T) {
 	mr := miniredis.RunT(t)
 	ctx := t.Context()
-	s, err := Open(ctx, Options{URL: "redis://" + mr.Addr(), BreakerCooldown: time.Hour})
+	s, err := Open(ctx, Options{URL: "redis://" + mr.Addr(), Keys: testKeys, BreakerCooldown: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -526,7 +565,7 @@ func TestBreaker(t *testing.T) {
 	if err := mr.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := Open(ctx, Options{URL: "redis://" + mr.Addr(), BreakerCooldown: 10 * time.Millisecond})
+	s2, err := Open(ctx, Options{URL: "redis://" + mr.Addr(), Keys: testKeys, BreakerCooldown: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

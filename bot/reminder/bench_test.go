@@ -16,6 +16,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 
 	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/keyring"
 	"github.com/shebao/shebao/bot/redisstore"
 	"github.com/shebao/shebao/records"
 )
@@ -179,7 +180,7 @@ func benchRecords(b *testing.B, n int, now time.Time) *records.DB {
 func benchStore(b *testing.B) *redisstore.Store {
 	b.Helper()
 	ctx := context.Background()
-	opt := redisstore.Options{OpTimeout: 5 * time.Second}
+	opt := redisstore.Options{OpTimeout: 5 * time.Second, Keys: keyring.Generate()}
 	if url := os.Getenv("REDIS_URL"); url != "" {
 		opt.URL, opt.KeyPrefix = url, "bench-"+rand.Text()[:12]
 	} else {

@@ -33,6 +33,7 @@ const (
 	SkipAlreadySent  = "already_sent"   // every due reminder was sent before
 	SkipToday        = "reminded_today" // one reminder a day at most; the next waits
 	SkipBlocked      = "blocked"        // the user blocked the bot: reminders turned off
+	SkipPhoneChanged = "phone_changed"  // the phone on record is not the one verified: reminders turned off
 	SkipWindowEnded  = "window_ended"   // due, but the sending window closed first: next window
 	SkipQuietHours   = "quiet_hours"    // the whole pass: 21:00–08:00
 	SkipLeaseHeld    = "lease_held"     // the whole pass: another replica runs it

@@ -64,12 +64,21 @@ func (s *memStore) StopReminder(ctx context.Context, chatID, userID int64) error
 	return nil
 }
 
-func (s *memStore) Claim(ctx context.Context, mark string, ttl time.Duration) (bool, error) {
+// markName keys the fake's marks: the mark, after the person it is about.
+func markName(person, mark string) string {
+	if person == "" {
+		return mark
+	}
+	return person + "/" + mark
+}
+
+func (s *memStore) Claim(ctx context.Context, person, mark string, ttl time.Duration) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	mark = markName(person, mark)
 	if exp, ok := s.marks[mark]; ok && s.now().Before(exp) {
 		return false, nil
 	}
@@ -77,20 +86,20 @@ func (s *memStore) Claim(ctx context.Context, mark string, ttl time.Duration) (b
 	return true, nil
 }
 
-func (s *memStore) Release(ctx context.Context, mark string) error {
+func (s *memStore) Release(ctx context.Context, person, mark string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.marks, mark)
+	delete(s.marks, markName(person, mark))
 	return nil
 }
 
-func (s *memStore) Marked(ctx context.Context, mark string) (bool, error) {
+func (s *memStore) Marked(ctx context.Context, person, mark string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	exp, ok := s.marks[mark]
+	exp, ok := s.marks[markName(person, mark)]
 	return ok && s.now().Before(exp), nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/keyring"
 	"github.com/shebao/shebao/records"
 )
 
@@ -103,5 +104,49 @@ func TestPeopleMissingFromRecordsAreSkippedNotDropped(t *testing.T) {
 	want := map[int64]string{li: "window 2026-08", wang: "missed 2026-10", zhao: "missed 2026-05", qian: "missed 2026-10"}
 	if diff := cmp.Diff(want, kinds(sum)); diff != "" {
 		t.Errorf("back in the file (-want +got):\n%s", diff)
+	}
+}
+
+// A reminder goes out only while the phone on record is the one the user
+// verified with: a setting whose phone tag no longer matches turns the
+// reminders off (a dry run only reports it). A setting from the previous
+// release, without a tag, is not checked.
+func TestPhoneChangedTurnsRemindersOff(t *testing.T) {
+	f := newFixture(t, bot.SlotMorning)
+	keys := keyring.Generate()
+	f.store.mu.Lock()
+	for k, r := range f.store.settings {
+		switch k[0] {
+		case wang:
+			r.PhoneTag = bot.PhoneTag(keys, r.PersonID, "13000000000") // verified with another phone
+		case qian:
+			// no tag: written by the previous release
+		default:
+			r.PhoneTag = bot.PhoneTag(keys, r.PersonID, f.people[k[0]-1].Phone)
+		}
+		f.store.settings[k] = r
+	}
+	f.store.mu.Unlock()
+	s := f.scheduler(func(c *Config) { c.Keys = keys })
+	sum, err := s.Pass(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Skipped[SkipPhoneChanged] != 1 || len(sum.Planned) != 3 || f.store.stops != 0 {
+		t.Errorf("dry run: %+v, %d stops", sum, f.store.stops)
+	}
+	sum, err = s.Pass(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]string{li: "window 2026-08", zhao: "missed 2026-05", qian: "missed 2026-10"}
+	if diff := cmp.Diff(want, kinds(sum)); diff != "" {
+		t.Errorf("sent (-want +got):\n%s", diff)
+	}
+	if sum.Skipped[SkipPhoneChanged] != 1 || f.store.stops != 1 {
+		t.Errorf("summary %+v, %d stops", sum, f.store.stops)
+	}
+	if _, on := f.store.settings[[2]int64{wang, wang}]; on {
+		t.Error("reminders still on after the phone changed")
 	}
 }

@@ -4,7 +4,9 @@
 //
 // Exactly once rests on two things in the store, not on this process: a
 // lease, so one replica runs a pass at a time, and a sent-mark per (person,
-// kind, month) claimed atomically before the message goes out. A claim that
+// kind, month) claimed atomically before the message goes out. The store
+// keeps a person's marks under a keyed tag of the person, never the ID
+// number, and deletes them when the user forgets the verification. A claim that
 // loses means someone else sent it; a send that fails for a reason worth
 // retrying releases the mark for a later pass. A crash between claim and
 // send loses that one reminder rather than risk sending it twice.
@@ -16,14 +18,13 @@ package reminder
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/keyring"
 	"github.com/shebao/shebao/records"
 )
 
@@ -40,12 +41,14 @@ type Subscribers interface {
 	StopReminder(ctx context.Context, chatID, userID int64) error
 }
 
-// Marks are flags with a lifetime, set atomically.
+// Marks are flags with a lifetime, set atomically. A mark is about a
+// person (a resident ID number), so that the store can name it without the
+// number and find it again to forget it, or about no one (person "").
 type Marks interface {
 	// Claim sets mark unless it is set and reports whether this call set it.
-	Claim(ctx context.Context, mark string, ttl time.Duration) (bool, error)
-	Release(ctx context.Context, mark string) error
-	Marked(ctx context.Context, mark string) (bool, error)
+	Claim(ctx context.Context, person, mark string, ttl time.Duration) (bool, error)
+	Release(ctx context.Context, person, mark string) error
+	Marked(ctx context.Context, person, mark string) (bool, error)
 }
 
 // Leases let one replica at a time run a pass.
@@ -80,6 +83,10 @@ type Config struct {
 	Store   Store
 	Records *records.DB
 	Sender  Sender
+	// Keys checks the phone tag of a setting (bot.PhoneMatches): a
+	// reminder goes out only while the phone on record is the one the user
+	// verified with. Nil skips the check.
+	Keys *keyring.Ring
 	// Blocklist, when set, is checked before each send.
 	Blocklist Blocklist
 	// Blocked reports whether a send error means the chat will never take
@@ -332,7 +339,7 @@ func (s *Scheduler) pass(ctx context.Context, now time.Time, sum *Summary) error
 			break
 		}
 		doneMark := "done:" + day + ":" + sl.name
-		done, err := s.cfg.Store.Marked(ctx, doneMark)
+		done, err := s.cfg.Store.Marked(ctx, "", doneMark)
 		if err != nil {
 			return fmt.Errorf("reminder pass: %w", err)
 		}
@@ -357,7 +364,7 @@ func (s *Scheduler) pass(ctx context.Context, now time.Time, sum *Summary) error
 			continue
 		}
 		if !sum.DryRun {
-			if _, err := s.cfg.Store.Claim(ctx, doneMark, doneTTL); err != nil {
+			if _, err := s.cfg.Store.Claim(ctx, "", doneMark, doneTTL); err != nil {
 				return fmt.Errorf("reminder pass: %w", err)
 			}
 		}
@@ -473,15 +480,9 @@ func (p *run) batch(ctx context.Context, batch []bot.ReminderSetting) (bool, err
 	return true, nil
 }
 
-// markFor names the sent-mark of a reminder. The person is hashed so that
-// no ID number appears in a key name.
-func markFor(personID string, c candidate) string {
-	return "sent:" + personHash(personID) + ":" + string(c.kind) + ":" + c.month.String()
-}
-
-func personHash(personID string) string {
-	h := sha256.Sum256([]byte("shebao-reminder:" + personID))
-	return hex.EncodeToString(h[:12])
+// markFor names the sent-mark of a reminder, a mark about the person.
+func markFor(c candidate) string {
+	return "sent:" + string(c.kind) + ":" + c.month.String()
 }
 
 // person sends the first due reminder of one person that nobody sent
@@ -492,36 +493,34 @@ func (p *run) person(ctx context.Context, r bot.ReminderSetting, st records.Stan
 	p.sum.Due++
 	// At most one reminder a day for a person: the next one waits for
 	// tomorrow's pass, however many are due.
-	dayMark := "day:" + personHash(r.PersonID) + ":" + p.day
-	if today, err := cfg.Store.Marked(ctx, dayMark); err != nil || today {
+	dayMark := "day:" + p.day
+	if today, err := cfg.Store.Marked(ctx, r.PersonID, dayMark); err != nil || today {
 		if today {
 			p.sum.skip(SkipToday)
 		}
 		return true, err
 	}
 	for _, c := range cands {
-		mark := markFor(r.PersonID, c)
+		mark := markFor(c)
 		reply := bot.ReminderReply(bot.ReminderNote{Kind: c.kind, Lang: r.Lang, PersonID: r.PersonID,
 			Month: c.month, Gap: c.gap, DueDay: rule.DueDay, Rule: rule})
-		if p.sum.DryRun {
-			sent, err := cfg.Store.Marked(ctx, mark)
-			if err != nil {
-				return false, err
-			}
-			if sent {
-				continue
-			}
-			p.sum.Planned = append(p.sum.Planned, Planned{ChatID: r.ChatID, Kind: c.kind, Month: c.month, Reply: reply})
-			return true, nil
-		}
 		// A cheap read first: a rerun over people already reminded must
 		// not wait for the pace.
-		sent, err := cfg.Store.Marked(ctx, mark)
+		sent, err := cfg.Store.Marked(ctx, r.PersonID, mark)
 		if err != nil {
 			return false, err
 		}
 		if sent {
 			continue
+		}
+		// Something will go out: only to whoever verified with the phone
+		// that is still on record.
+		if ok, err := p.samePhone(ctx, r); err != nil || !ok {
+			return err == nil, err
+		}
+		if p.sum.DryRun {
+			p.sum.Planned = append(p.sum.Planned, Planned{ChatID: r.ChatID, Kind: c.kind, Month: c.month, Reply: reply})
+			return true, nil
 		}
 		// Wait for the pace before claiming, so that a window closing
 		// during the wait leaves nothing claimed and unsent.
@@ -545,7 +544,7 @@ func (p *run) person(ctx context.Context, r bot.ReminderSetting, st records.Stan
 				return true, nil
 			}
 		}
-		won, err := cfg.Store.Claim(ctx, mark, sentTTL)
+		won, err := cfg.Store.Claim(ctx, r.PersonID, mark, sentTTL)
 		if err != nil {
 			return false, err
 		}
@@ -556,7 +555,7 @@ func (p *run) person(ctx context.Context, r bot.ReminderSetting, st records.Stan
 		switch {
 		case err == nil:
 			p.sum.Sent++
-			if _, err := cfg.Store.Claim(context.WithoutCancel(ctx), dayMark, doneTTL); err != nil {
+			if _, err := cfg.Store.Claim(context.WithoutCancel(ctx), r.PersonID, dayMark, doneTTL); err != nil {
 				p.s.log.Warn("set reminded-today mark", "err", err)
 			}
 			if cfg.ListSent {
@@ -572,7 +571,7 @@ func (p *run) person(ctx context.Context, r bot.ReminderSetting, st records.Stan
 			p.sum.Failed++
 			if cfg.Retryable(err) {
 				p.retry = true
-				if rerr := cfg.Store.Release(context.WithoutCancel(ctx), mark); rerr != nil {
+				if rerr := cfg.Store.Release(context.WithoutCancel(ctx), r.PersonID, mark); rerr != nil {
 					p.s.log.Warn("release reminder mark after failed send", "err", rerr)
 				}
 			}
@@ -585,6 +584,37 @@ func (p *run) person(ctx context.Context, r bot.ReminderSetting, st records.Stan
 	}
 	p.sum.skip(SkipAlreadySent)
 	return true, nil
+}
+
+// samePhone reports whether the phone on record is still the one the
+// setting's user verified with. When it is not (or the tag's key has left
+// the keyring, so it cannot be told), the reminders end: the next records
+// access asks the user to verify again. A setting from an older release
+// has no tag and is not checked; the user's next records access adds one.
+func (p *run) samePhone(ctx context.Context, r bot.ReminderSetting) (bool, error) {
+	cfg := &p.s.cfg
+	if cfg.Keys == nil || r.PhoneTag == "" {
+		return true, nil
+	}
+	person, err := cfg.Records.Person(ctx, r.PersonID)
+	if errors.Is(err, records.ErrNotFound) {
+		p.sum.skip(SkipUnknown)
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if ok, _, err := bot.PhoneMatches(cfg.Keys, r.PhoneTag, r.PersonID, person.Phone); err == nil && ok {
+		return true, nil
+	}
+	p.sum.skip(SkipPhoneChanged)
+	if !p.sum.DryRun {
+		p.s.log.Info("phone on record is not the one verified: reminders off", "chat", r.ChatID)
+		if err := cfg.Store.StopReminder(ctx, r.ChatID, r.UserID); err != nil {
+			p.s.log.Warn("turn reminders off after a phone change", "chat", r.ChatID, "err", err)
+		}
+	}
+	return false, nil
 }
 
 func (p *run) stop(ctx context.Context, r bot.ReminderSetting) {

@@ -313,8 +313,10 @@ func TestPacing(t *testing.T) {
 // chats (for the pacing test only).
 type forgetMarks struct{ *memStore }
 
-func (forgetMarks) Claim(context.Context, string, time.Duration) (bool, error) { return true, nil }
-func (forgetMarks) Marked(context.Context, string) (bool, error)               { return false, nil }
+func (forgetMarks) Claim(context.Context, string, string, time.Duration) (bool, error) {
+	return true, nil
+}
+func (forgetMarks) Marked(context.Context, string, string) (bool, error) { return false, nil }
 
 func TestBlockedTurnsRemindersOff(t *testing.T) {
 	f := newFixture(t, bot.SlotMorning)

@@ -73,12 +73,14 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 		{"SessionsZeroPartDeletes", testZeroPartDeletes},
 		{"SessionsDialogExpires", testDialogExpires},
 		{"SessionsLinkExpiresAtUntil", testLinkExpires},
-		{"SessionsForgetKeepsLang", testForget},
+		{"SessionsForgetDeletesAll", testForget},
 		{"SessionsIsolation", testIsolation},
-		{"AttemptsLockAtLimit", testAttemptsLock},
-		{"AttemptsLockExpires", testAttemptsLockExpires},
-		{"AttemptsWindowResets", testAttemptsWindow},
-		{"AttemptsConcurrentCountExact", testAttemptsConcurrent},
+		{"ThrottleFreeThenBackOff", testThrottleBackOff},
+		{"ThrottleRefusalChargesNothing", testThrottleRefusal},
+		{"ThrottleFinish", testThrottleFinish},
+		{"ThrottleWindow", testThrottleWindow},
+		{"ThrottleExpires", testThrottleExpires},
+		{"ThrottleConcurrentBudgetExact", testThrottleConcurrent},
 		{"CoordinatorDedupe", testCoordDedupe},
 		{"CoordinatorSerialisesInOrder", testCoordOrder},
 		{"CoordinatorChatsIndependent", testCoordChats},
@@ -250,8 +252,8 @@ func testForget(t *testing.T, s Stores) {
 	if err := s.Sessions.Forget(withinTest(t), 100, 100); err != nil {
 		t.Fatalf("Forget: %v", err)
 	}
-	if d := stateDiff(bot.State{Lang: st.Lang}, load(t, s, 100, 100)); d != "" {
-		t.Errorf("after Forget, want only the language (-want +got):\n%s", d)
+	if d := stateDiff(bot.State{}, load(t, s, 100, 100)); d != "" {
+		t.Errorf("after Forget, want nothing, the language neither (-want +got):\n%s", d)
 	}
 	// Forgetting someone with nothing stored is not an error.
 	if err := s.Sessions.Forget(withinTest(t), 999, 999); err != nil {
@@ -280,7 +282,7 @@ func testIsolation(t *testing.T, s Stores) {
 	if err := s.Sessions.Forget(withinTest(t), pairs[1].chat, pairs[1].user); err != nil {
 		t.Fatalf("Forget: %v", err)
 	}
-	states[1].Dialog, states[1].Link = bot.Dialog{}, bot.Link{}
+	states[1] = bot.State{}
 	for i, p := range pairs {
 		if d := stateDiff(states[i], load(t, s, p.chat, p.user)); d != "" {
 			t.Errorf("chat %d user %d (-want +got):\n%s", p.chat, p.user, d)
@@ -288,126 +290,196 @@ func testIsolation(t *testing.T, s Stores) {
 	}
 }
 
-func policy(s Stores) bot.AttemptPolicy {
-	return bot.AttemptPolicy{Limit: 5, Window: 4 * s.Unit, LockFor: 2 * s.Unit}
-}
-
 // msNow is now at the millisecond precision a store may keep.
 func msNow() time.Time { return time.Now().Truncate(time.Millisecond) }
 
-func fail(t *testing.T, s Stores, keys []string, now time.Time, p bot.AttemptPolicy) time.Time {
+// throttle is a policy in the backend's units: three at once, then one
+// unit, doubling, at most four.
+func throttle(s Stores, key string) bot.Throttle {
+	u := s.Unit
+	return bot.Throttle{Key: key, Policy: bot.ThrottlePolicy{Free: 3, Delay: u, MaxDelay: 4 * u, Window: 40 * u}}
+}
+
+func reserve(t *testing.T, s Stores, now time.Time, ts ...bot.Throttle) bot.Reservation {
 	t.Helper()
-	until, err := s.Attempts.Fail(withinTest(t), keys, now, p)
+	r, err := s.Attempts.Reserve(withinTest(t), ts, now)
 	if err != nil {
-		t.Fatalf("Fail(%q): %v", keys, err)
+		t.Fatalf("Reserve: %v", err)
+	}
+	return r
+}
+
+func throttled(t *testing.T, s Stores, now time.Time, ts ...bot.Throttle) time.Time {
+	t.Helper()
+	until, err := s.Attempts.Throttled(withinTest(t), ts, now)
+	if err != nil {
+		t.Fatalf("Throttled: %v", err)
 	}
 	return until
 }
 
-func locked(t *testing.T, s Stores, keys []string, now time.Time) time.Time {
+func finish(t *testing.T, s Stores, r bot.Reservation, o bot.Outcome) {
 	t.Helper()
-	until, err := s.Attempts.Locked(withinTest(t), keys, now)
-	if err != nil {
-		t.Fatalf("Locked(%q): %v", keys, err)
+	if err := s.Attempts.Finish(withinTest(t), r, o); err != nil {
+		t.Fatalf("Finish: %v", err)
 	}
-	return until
 }
 
-func testAttemptsLock(t *testing.T, s Stores) {
-	p := policy(s)
-	keys := []string{"user:100", "id:110105199001013418"}
+func testThrottleBackOff(t *testing.T, s Stores) {
+	th := throttle(s, "id:110105199001013418")
+	u := s.Unit
+	t0 := msNow()
+	if got := throttled(t, s, t0, th); !got.IsZero() {
+		t.Fatalf("fresh throttle: until %v", got)
+	}
+	for i := range 3 {
+		r := reserve(t, s, t0, th)
+		want := time.Time{}
+		if i == 2 {
+			want = t0.Add(u) // the third admitted attempt starts the wait
+		}
+		if !r.OK || !r.Until.Equal(want) {
+			t.Fatalf("attempt %d: %+v, want admitted, next at %v", i+1, r, want)
+		}
+	}
+	// The wait doubles with each attempt, up to the cap, counted from
+	// the latest attempt.
+	at := t0
+	for i, wait := range []time.Duration{u, 2 * u, 4 * u, 4 * u} {
+		if r := reserve(t, s, at.Add(wait-time.Millisecond), th); r.OK || !r.Until.Equal(at.Add(wait)) {
+			t.Fatalf("step %d: just before the wait ends: %+v, want refused until %v", i, r, at.Add(wait))
+		}
+		if got := throttled(t, s, at.Add(wait-time.Millisecond), th); !got.Equal(at.Add(wait)) {
+			t.Fatalf("step %d: Throttled = %v, want %v", i, got, at.Add(wait))
+		}
+		at = at.Add(wait)
+		r := reserve(t, s, at, th)
+		next := []time.Duration{2 * u, 4 * u, 4 * u, 4 * u}[i]
+		if !r.OK || !r.Until.Equal(at.Add(next)) {
+			t.Fatalf("step %d: when the wait ends: %+v, want admitted, next at %v", i, r, at.Add(next))
+		}
+	}
+	if got := throttled(t, s, at, throttle(s, "id:110105199001013426")); !got.IsZero() {
+		t.Errorf("another key is throttled until %v", got)
+	}
+}
+
+func testThrottleRefusal(t *testing.T, s Stores) {
+	user, id := throttle(s, "user:100"), throttle(s, "id:110105199001013418")
 	now := msNow()
-	if got := locked(t, s, keys, now); !got.IsZero() {
-		t.Fatalf("fresh keys locked until %v", got)
+	// A user out of attempts charges the ID number nothing.
+	for range 3 {
+		reserve(t, s, now, user)
 	}
-	for i := range p.Limit - 1 {
-		if got := fail(t, s, keys, now, p); !got.IsZero() {
-			t.Fatalf("failure %d of %d locked until %v", i+1, p.Limit, got)
+	for range 5 {
+		if r := reserve(t, s, now, user, id); r.OK {
+			t.Fatal("admitted past the user's budget")
 		}
 	}
-	if got := locked(t, s, keys, now); !got.IsZero() {
-		t.Fatalf("locked after %d failures: %v", p.Limit-1, got)
+	if got := throttled(t, s, now, id); !got.IsZero() {
+		t.Fatalf("refused attempts charged the ID number: throttled until %v", got)
 	}
-	want := now.Add(p.LockFor)
-	if got := fail(t, s, keys, now, p); !got.Equal(want) {
-		t.Fatalf("failure %d: locked until %v, want %v", p.Limit, got, want)
+	// An ID number out of attempts: the user's charge is withdrawn.
+	other := throttle(s, "user:200")
+	for range 3 {
+		reserve(t, s, now, id)
 	}
-	for _, k := range [][]string{keys, keys[:1], keys[1:], {"user:999", keys[1]}} {
-		if got := locked(t, s, k, now); !got.Equal(want) {
-			t.Errorf("Locked(%q) = %v, want %v", k, got, want)
+	for range 5 {
+		if r := reserve(t, s, now, other, id); r.OK || !r.Until.Equal(now.Add(s.Unit)) {
+			t.Fatalf("past the ID number's budget: %+v, want refused until %v", r, now.Add(s.Unit))
 		}
 	}
-	if got := locked(t, s, []string{"user:999"}, now); !got.IsZero() {
-		t.Errorf("unrelated key locked until %v", got)
-	}
-	if got := locked(t, s, keys, want); !got.IsZero() {
-		t.Errorf("Locked at the lock's end = %v, want zero", got)
-	}
-}
-
-func testAttemptsLockExpires(t *testing.T, s Stores) {
-	p := policy(s)
-	keys := []string{"user:100"}
-	for range p.Limit {
-		fail(t, s, keys, msNow(), p)
-	}
-	if got := locked(t, s, keys, msNow()); got.IsZero() {
-		t.Fatal("not locked after the limit")
-	}
-	s.FastForward(p.LockFor + s.Unit/4)
-	// The backend's expiry, not only the now argument, must release it.
-	if got := locked(t, s, keys, time.Time{}); !got.IsZero() {
-		t.Errorf("still locked until %v after LockFor", got)
-	}
-	// And the user has a full allowance again.
-	for i := range p.Limit - 1 {
-		if got := fail(t, s, keys, msNow(), p); !got.IsZero() {
-			t.Fatalf("failure %d after the lockout locked until %v", i+1, got)
+	for i := range 3 {
+		if r := reserve(t, s, now, other); !r.OK {
+			t.Fatalf("user attempt %d after refusals by the ID number: refused", i+1)
 		}
 	}
 }
 
-func testAttemptsWindow(t *testing.T, s Stores) {
-	p := policy(s)
-	keys := []string{"id:110105199001013418"}
-	for range p.Limit - 1 {
-		fail(t, s, keys, msNow(), p)
+func testThrottleFinish(t *testing.T, s Stores) {
+	user, id := throttle(s, "user:100"), throttle(s, "id:110105199001013418")
+	now := msNow()
+	var last bot.Reservation
+	for range 3 {
+		last = reserve(t, s, now, user, id)
+		finish(t, s, last, bot.Failed)
 	}
-	s.FastForward(p.Window + s.Unit/4)
-	for i := range p.Limit - 1 {
-		if got := fail(t, s, keys, msNow(), p); !got.IsZero() {
-			t.Fatalf("failure %d in a new window locked until %v", i+1, got)
+	if throttled(t, s, now, user, id).IsZero() {
+		t.Fatal("failures did not count")
+	}
+	// An attempt that could not be evaluated is withdrawn.
+	finish(t, s, last, bot.NotEvaluated)
+	if got := throttled(t, s, now, user, id); !got.IsZero() {
+		t.Fatalf("after withdrawing the third attempt: throttled until %v", got)
+	}
+	// A success clears both throttles entirely.
+	r := reserve(t, s, now, user, id)
+	finish(t, s, r, bot.Succeeded)
+	for i := range 3 {
+		if r := reserve(t, s, now, user, id); !r.OK {
+			t.Fatalf("attempt %d after a success refused", i+1)
 		}
-	}
-	if got := fail(t, s, keys, msNow(), p); got.IsZero() {
-		t.Errorf("failure %d in the new window did not lock", p.Limit)
 	}
 }
 
-func testAttemptsConcurrent(t *testing.T, s Stores) {
+func testThrottleWindow(t *testing.T, s Stores) {
+	th := throttle(s, "user:100")
+	t0 := msNow()
+	for range 3 {
+		reserve(t, s, t0, th)
+	}
+	// An attempt counts for the window, not longer: just inside it, a
+	// fourth attempt is admitted (its wait is long over) but makes the
+	// next one wait.
+	end := t0.Add(th.Policy.Window)
+	if r := reserve(t, s, end.Add(-time.Millisecond), th); !r.OK || r.Until.IsZero() {
+		t.Fatalf("inside the window the attempts did not count: %+v", r)
+	}
+	for i := range 3 {
+		if r := reserve(t, s, end.Add(th.Policy.Window), th); !r.OK || (i < 2 && !r.Until.IsZero()) {
+			t.Fatalf("attempt %d after the window: %+v, want admitted at once", i+1, r)
+		}
+	}
+}
+
+func testThrottleExpires(t *testing.T, s Stores) {
+	th := throttle(s, "user:100")
+	th.Policy.Window = 4 * s.Unit
+	for range 4 {
+		reserve(t, s, msNow(), th)
+	}
+	if got := throttled(t, s, msNow(), th); got.IsZero() {
+		t.Fatal("not throttled after the budget")
+	}
+	s.FastForward(th.Policy.Window + s.Unit/4)
+	// The backend's expiry, not only the now argument, must forget them:
+	// the zero time counts every attempt still stored.
+	if got := throttled(t, s, time.UnixMilli(1), th); !got.IsZero() {
+		t.Errorf("attempts still stored after the window: throttled until %v", got)
+	}
+}
+
+func testThrottleConcurrent(t *testing.T, s Stores) {
 	const n = 20
-	p := bot.AttemptPolicy{Limit: n, Window: time.Hour, LockFor: time.Hour}
+	th := throttle(s, "id:110105199001013418")
 	now := msNow()
-	var locks atomic.Int32
+	var admitted atomic.Int32
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			until, err := s.Attempts.Fail(withinTest(t), []string{"id:1"}, now, p)
+			r, err := s.Attempts.Reserve(withinTest(t), []bot.Throttle{th}, now)
 			if err != nil {
-				t.Errorf("Fail: %v", err)
+				t.Errorf("Reserve: %v", err)
 				return
 			}
-			if !until.IsZero() {
-				locks.Add(1)
+			if r.OK {
+				admitted.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	if got := locks.Load(); got != 1 {
-		t.Errorf("%d concurrent failures with limit %d: %d of them locked, want exactly 1", n, n, got)
-	}
-	if got := locked(t, s, []string{"id:1"}, now); got.IsZero() {
-		t.Error("not locked after the limit was reached concurrently")
+	if got := admitted.Load(); got != int32(th.Policy.Free) {
+		t.Errorf("%d concurrent attempts on a budget of %d: %d admitted", n, th.Policy.Free, got)
 	}
 }
 

@@ -79,7 +79,9 @@ func (h *harness) startBot(ctx context.Context, kind, mode, secret string, f *fa
 		b.debug = "127.0.0.1:" + strconv.Itoa(dport)
 		b.env = append(b.env, "DEBUG_ADDR="+b.debug)
 		if h.redisURL != "" {
-			b.env = append(b.env, "REDIS_URL="+h.redisURL)
+			// A shared Redis needs SHEBAO_KEYS; fixed, so that a rerun
+			// against the same -redis-url reads what the last run wrote.
+			b.env = append(b.env, "REDIS_URL="+h.redisURL, "SHEBAO_KEYS=load:c2hlYmFvLWxvYWQtaGFybmVzcy1maXhlZC1rZXktMDE=")
 		}
 	case "echo":
 		b.bin, b.args = h.self, []string{"echo"}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"html"
@@ -33,7 +34,7 @@ func runChat(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("chat: --lang must be zh or en, not %q", *lang)
 	}
 	c, err := loadConfig(getenv, false)
-	if err != nil {
+	if err = errors.Join(err, c.needKeys()); err != nil {
 		return err
 	}
 	// The terminal is for the conversation; only problems go to stderr.

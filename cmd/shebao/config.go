@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shebao/shebao/bot/keyring"
 )
 
 // config is everything read from the environment.
@@ -28,6 +30,8 @@ type config struct {
 	OpenAIModel   string
 	LogLevel      slog.Level
 	LLMTimeout    time.Duration
+	// Keys is SHEBAO_KEYS, parsed; nil when unset (see needKeys).
+	Keys *keyring.Ring
 }
 
 const defaultAPIURL = "https://api.telegram.org"
@@ -96,6 +100,21 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 	if c.WebhookSecret != "" && !validSecret(c.WebhookSecret) {
 		errs = append(errs, errors.New("WEBHOOK_SECRET: only A-Z a-z 0-9 _ - allowed, at most 256 characters"))
 	}
+	if v := strings.TrimSpace(getenv("SHEBAO_KEYS")); v != "" {
+		k, err := keyring.Parse(v)
+		if err != nil {
+			// The error names entries and ids, never a key.
+			errs = append(errs, fmt.Errorf("SHEBAO_KEYS: %w", err))
+		}
+		c.Keys = k
+	} else if serve && c.RecordsDB != "" {
+		errs = append(errs, errors.New("SHEBAO_KEYS is required for serve with RECORDS_DB: it keeps ID numbers unreadable in Redis; "+
+			"set it to id:base64key with a 32-byte key, e.g. k1:$(openssl rand -base64 32)"))
+	} else if serve {
+		if err := c.needKeys(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.OpenAIBaseURL != "" || c.OpenAIModel != "" {
 		if c.OpenAIBaseURL == "" || c.OpenAIModel == "" {
 			errs = append(errs, errors.New("OPENAI_BASE_URL and OPENAI_MODEL: set both to use an LLM, or neither"))
@@ -104,6 +123,21 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// needKeys reports a shared Redis without SHEBAO_KEYS, for every command
+// that opens the store (serve checks it in loadConfig, chat and remind
+// after it). A key made up for one run would seal whatever it
+// writes unreadably for every later run, and could not read what serve
+// wrote: the store refuses such a keyring at open anyway, this says so
+// before anything starts. The embedded Redis lives and dies with the
+// process, so a key made for the process suits it.
+func (c config) needKeys() error {
+	if c.Keys == nil && c.RedisURL != "" {
+		return errors.New("SHEBAO_KEYS is required with REDIS_URL: the store's values are sealed under it; " +
+			"use the same value as serve (make one with: openssl rand -base64 32, written k1:<key>)")
+	}
+	return nil
 }
 
 func orDefault(v, def string) string {

@@ -109,7 +109,7 @@ func TestBadRecordsFileRefusesToStart(t *testing.T) {
 				c.make(t, path)
 				before := snapshot(t, dir)
 				vars := map[string]string{"RECORDS_DB": path, "TELEGRAM_BOT_TOKEN": testToken,
-					"TELEGRAM_API_URL": fake.URL, "LISTEN_ADDR": "127.0.0.1:0"}
+					"TELEGRAM_API_URL": fake.URL, "LISTEN_ADDR": "127.0.0.1:0", "SHEBAO_KEYS": testKeys}
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
 				var out, logs syncBuffer
@@ -187,7 +187,7 @@ func TestReadOnlyRecordsFile(t *testing.T) {
 	fake := telegramtest.New(testToken)
 	defer fake.Close()
 	slogs, stop := startServe(t, map[string]string{"RECORDS_DB": path, "TELEGRAM_BOT_TOKEN": testToken,
-		"TELEGRAM_API_URL": fake.URL, "LISTEN_ADDR": "127.0.0.1:0"})
+		"TELEGRAM_API_URL": fake.URL, "LISTEN_ADDR": "127.0.0.1:0", "SHEBAO_KEYS": testKeys})
 	listenAddr(t, slogs)
 	if err := stop(); err != nil {
 		t.Fatal(err)

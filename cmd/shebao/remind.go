@@ -26,7 +26,7 @@ func newScheduler(store *redisstore.Store, db *records.DB, sender reminder.Sende
 
 func schedulerConfig(store *redisstore.Store, db *records.DB, sender reminder.Sender, log *slog.Logger, m reminder.Metrics, now func() time.Time) reminder.Config {
 	return reminder.Config{
-		Store: store, Records: db, Sender: sender, Blocklist: store,
+		Store: store, Records: db, Sender: sender, Blocklist: store, Keys: store.Keys(),
 		// A deleted account or a chat Telegram no longer knows will never
 		// take a reminder either.
 		Blocked: func(err error) bool { return errors.Is(err, telegram.ErrBlocked) || telegram.Gone(err) },
@@ -63,7 +63,7 @@ func runRemindCmd(ctx context.Context, args []string, getenv func(string) string
 		now = func() time.Time { return t.Add(time.Since(start)) }
 	}
 	c, err := loadConfig(getenv, false)
-	if err != nil {
+	if err = errors.Join(err, c.needKeys()); err != nil {
 		return err
 	}
 	if !*dry && c.Token == "" {

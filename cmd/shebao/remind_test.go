@@ -22,7 +22,7 @@ import (
 func TestRemindOnce(t *testing.T) {
 	ctx := context.Background()
 	mr := miniredis.RunT(t)
-	store, err := redisstore.Open(ctx, redisstore.Options{URL: "redis://" + mr.Addr()})
+	store, err := redisstore.Open(ctx, redisstore.Options{URL: "redis://" + mr.Addr(), Keys: mustKeys(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestRemindOnce(t *testing.T) {
 	fake := telegramtest.New(testToken)
 	defer fake.Close()
 	fake.Block(3) // the employee whose employer has not paid
-	vars := map[string]string{"REDIS_URL": "redis://" + mr.Addr(), "TELEGRAM_BOT_TOKEN": testToken, "TELEGRAM_API_URL": fake.URL}
+	vars := map[string]string{"REDIS_URL": "redis://" + mr.Addr(), "TELEGRAM_BOT_TOKEN": testToken, "TELEGRAM_API_URL": fake.URL, "SHEBAO_KEYS": testKeys}
 
 	var out, logs bytes.Buffer
 	if err := run(ctx, []string{"remind", "--once", "--dry-run", "--now", now}, env(vars), strings.NewReader(""), &out, &logs); err != nil {
@@ -111,7 +111,7 @@ func TestRemindUsage(t *testing.T) {
 func TestRemindPermanentFailures(t *testing.T) {
 	ctx := context.Background()
 	mr := miniredis.RunT(t)
-	store, err := redisstore.Open(ctx, redisstore.Options{URL: "redis://" + mr.Addr()})
+	store, err := redisstore.Open(ctx, redisstore.Options{URL: "redis://" + mr.Addr(), Keys: mustKeys(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestRemindPermanentFailures(t *testing.T) {
 	defer fake.Close()
 	fake.FailChat(4, 400, "Bad Request: chat not found")
 	fake.FailChat(5, 400, "Bad Request: can't parse entities: unsupported start tag")
-	vars := map[string]string{"REDIS_URL": "redis://" + mr.Addr(), "TELEGRAM_BOT_TOKEN": testToken, "TELEGRAM_API_URL": fake.URL}
+	vars := map[string]string{"REDIS_URL": "redis://" + mr.Addr(), "TELEGRAM_BOT_TOKEN": testToken, "TELEGRAM_API_URL": fake.URL, "SHEBAO_KEYS": testKeys}
 	sendsTo := func(chat int64) int {
 		n := 0
 		for _, c := range fake.Calls("sendMessage") {

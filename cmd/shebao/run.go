@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/keyring"
 	"github.com/shebao/shebao/bot/redisstore"
 	"github.com/shebao/shebao/faq"
 	"github.com/shebao/shebao/records"
@@ -73,13 +74,22 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 func openStore(ctx context.Context, c config, log *slog.Logger) (*redisstore.Store, func(), error) {
 	if c.RedisURL == "" {
 		log.Info("REDIS_URL not set: using an embedded in-process Redis-compatible server; state is NOT durable and not shared between replicas")
-		s, err := redisstore.OpenEmbedded(ctx, redisstore.Options{Logger: log})
+		keys := c.Keys
+		if keys == nil {
+			keys = keyring.Generate()
+			log.Info("SHEBAO_KEYS not set: state is sealed under a key generated for this process, ephemeral like the embedded server")
+		}
+		s, err := redisstore.OpenEmbedded(ctx, redisstore.Options{Logger: log, Keys: keys})
 		if err != nil {
 			return nil, nil, fmt.Errorf("start embedded redis: %w", err)
 		}
 		return s, func() { s.Close() }, nil
 	}
-	s, err := redisstore.Open(ctx, redisstore.Options{URL: c.RedisURL, Logger: log})
+	if err := c.needKeys(); err != nil {
+		return nil, nil, err
+	}
+	log.Info("state keyring", "keys", c.Keys)
+	s, err := redisstore.Open(ctx, redisstore.Options{URL: c.RedisURL, Logger: log, Keys: c.Keys})
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to redis: %w", err)
 	}
@@ -198,7 +208,7 @@ func openEngine(ctx context.Context, c config, log *slog.Logger, m bot.Metrics) 
 		return nil, err
 	}
 	p.engine = bot.New(bot.Config{
-		Sessions: store, Attempts: store, Reminders: store, FAQ: p.faq, Records: db, Logger: log, Metrics: m,
+		Sessions: store, Attempts: store, Reminders: store, FAQ: p.faq, Records: db, Keys: store.Keys(), Logger: log, Metrics: m,
 	})
 	return p, nil
 }

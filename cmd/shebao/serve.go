@@ -132,6 +132,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	})
 	sched := newScheduler(parts.store, parts.records, tg, log, m, nil)
 	g.Go(func() error { return sched.Run(gctx) })
+	g.Go(func() error { return parts.store.Maintain(gctx) }) // key rotation, when SHEBAO_KEYS gets a new first key
 	if c.WebhookURL != "" {
 		g.Go(func() error {
 			if err := tg.RegisterWebhook(gctx); err != nil && gctx.Err() == nil {
