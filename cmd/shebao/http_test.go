@@ -304,7 +304,7 @@ func TestServeProbesWhileRedisIsDown(t *testing.T) {
 	defer fake.Close()
 	vars := map[string]string{
 		"TELEGRAM_BOT_TOKEN": testToken, "TELEGRAM_API_URL": fake.URL,
-		"LISTEN_ADDR": "127.0.0.1:0", "REDIS_URL": redisURL,
+		"LISTEN_ADDR": "127.0.0.1:0", "REDIS_URL": redisURL, "SHEBAO_KEYS": testKeys,
 	}
 	logs, stop := startServe(t, vars)
 	addr := listenAddr(t, logs)
