@@ -64,6 +64,7 @@ type options struct {
 	think                                      time.Duration
 	seed                                       uint64
 	commandLine                                string
+	fair                                       fairOptions // flood, send-outage (fair.go)
 }
 
 // Upper bounds keep every loop bounded however the flags are set.
@@ -90,7 +91,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.faultAt, "fault-at", 0, "when the fault is injected, from the start of sending (default: half the duration, a third for redis-restart)")
 	fs.DurationVar(&o.outage, "outage", 3*time.Second, "how long redis-server stays down in --scenario redis-restart")
 	fs.StringVar(&o.mode, "mode", "polling", "polling, webhook or both")
-	fs.StringVar(&o.scenario, "scenario", "load", "load, sigterm, sigkill, redis-restart or replicas")
+	fs.StringVar(&o.scenario, "scenario", "load", "load, sigterm, sigkill, redis-restart, replicas, flood or send-outage")
 	fs.StringVar(&o.bin, "bin", "", "shebao binary to run (default: go build ./cmd/shebao in --src)")
 	fs.StringVar(&o.src, "src", ".", "module root to build ./cmd/shebao from")
 	fs.StringVar(&o.redisURL, "redis-url", "", "use this Redis instead of starting redis-server (not with redis-restart)")
@@ -103,6 +104,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of text")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (process logs) at the end")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the users' question choice")
+	o.fair.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -119,12 +121,14 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	switch o.scenario {
 	case "load", "sigterm", "sigkill", "redis-restart":
+	case "flood", "send-outage":
+		errs = append(errs, o.fair.defaults(&o, fs)...)
 	case "replicas":
 		if o.mode == "polling" {
 			o.mode = "webhook" // replicas share a webhook; polling has one consumer
 		}
 	default:
-		errs = append(errs, fmt.Errorf("--scenario: want load, sigterm, sigkill, redis-restart or replicas, not %q", o.scenario))
+		errs = append(errs, fmt.Errorf("--scenario: want load, sigterm, sigkill, redis-restart, replicas, flood or send-outage, not %q", o.scenario))
 	}
 	if o.burst == 0 {
 		o.burst = 1
