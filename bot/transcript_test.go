@@ -31,8 +31,11 @@ var testNow = time.Date(2026, 11, 26, 10, 0, 0, 0, time.FixedZone("CST", 8*3600)
 //	> [data]             pressing the inline button with that callback data
 //	> {contact U PHONE}  sharing the contact of Telegram user U
 //
-// Directives: "@user N" switches to user (and private chat) N, "@lang CODE"
-// sets the client language code, "@advance DURATION" moves the clock,
+// Directives: "@user N" switches to user (and private chat) N, "@chat group
+// N" (or supergroup, channel) makes the user write in that group chat and
+// "@chat private" back in their own, "@limited on|off" marks the messages
+// as refused by the transport's rate limit, "@lang CODE" sets the client
+// language code, "@advance DURATION" moves the clock,
 // "@store down|up" makes the state store fail or recover. Bot lines show
 // each reply's text, then its buttons as "[label](data)", a contact
 // request as "{ask contact: label}", "{remove keyboard}", and "---"
@@ -70,6 +73,9 @@ func runTranscript(t *testing.T, file string, f *faq.FAQ) {
 
 	var got []string
 	user, lang := int64(100), "zh"
+	var chat int64 // 0: the user's private chat
+	chatType := bot.ChatPrivate
+	limited := false
 	flush := func(replies []bot.Reply) {
 		for i, r := range replies {
 			if i > 0 {
@@ -90,6 +96,18 @@ func runTranscript(t *testing.T, file string, f *faq.FAQ) {
 			switch dir {
 			case "user":
 				user, err = strconv.ParseInt(arg, 10, 64)
+			case "chat":
+				kind, id, _ := strings.Cut(arg, " ")
+				chatType, chat = bot.ChatType(kind), 0
+				switch chatType {
+				case bot.ChatPrivate:
+				case bot.ChatGroup, bot.ChatSupergroup, bot.ChatChannel:
+					chat, err = strconv.ParseInt(id, 10, 64)
+				default:
+					err = fmt.Errorf("unknown chat type %q", kind)
+				}
+			case "limited":
+				limited = arg == "on"
 			case "lang":
 				lang = arg
 			case "advance":
@@ -108,7 +126,11 @@ func runTranscript(t *testing.T, file string, f *faq.FAQ) {
 			}
 		case strings.HasPrefix(line, "> "):
 			got = append(got, line)
-			m := bot.Message{ChatID: user, UserID: user, LanguageCode: lang, Time: now}
+			m := bot.Message{ChatID: user, UserID: user, LanguageCode: lang, Time: now,
+				ChatType: chatType, PrivateChatURL: "https://t.me/ShebaoBot?start=", Limited: limited}
+			if chat != 0 {
+				m.ChatID = chat
+			}
 			in := line[2:]
 			switch {
 			case strings.HasPrefix(in, "[") && strings.HasSuffix(in, "]"):
