@@ -19,10 +19,12 @@ import (
 // memHandoff is an in-memory Handoff; fail makes every call fail, like a
 // Redis that is down.
 type memHandoff struct {
-	mu    sync.Mutex
-	held  map[int64]memHeld
-	fail  bool
-	holds int
+	mu        sync.Mutex
+	held      map[int64]memHeld
+	fail      bool
+	holds     int
+	reads     int // ReadUpdates calls
+	heldTotal int // updates held, over all calls
 }
 
 type memHeld struct {
@@ -41,6 +43,7 @@ func (m *memHandoff) HoldUpdates(_ context.Context, at time.Time, updates map[in
 		return errHandoffDown
 	}
 	m.holds++
+	m.heldTotal += len(updates)
 	for id, raw := range updates {
 		m.held[id] = memHeld{at: at, raw: slices.Clone(raw)}
 	}
@@ -69,6 +72,28 @@ func (m *memHandoff) HeldUpdates(_ context.Context, yield func(id int64, at time
 	m.mu.Unlock()
 	for _, id := range slices.Sorted(maps.Keys(held)) {
 		yield(id, held[id].at, held[id].raw)
+	}
+	return nil
+}
+
+func (m *memHandoff) ReadUpdates(_ context.Context, ids []int64, yield func(id int64, at time.Time, raw []byte)) error {
+	m.mu.Lock()
+	if m.fail {
+		m.mu.Unlock()
+		return errHandoffDown
+	}
+	m.reads++
+	found := map[int64]memHeld{}
+	for _, id := range ids {
+		if h, ok := m.held[id]; ok {
+			found[id] = h
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range ids {
+		if h, ok := found[id]; ok {
+			yield(id, h.at, h.raw)
+		}
 	}
 	return nil
 }
