@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shebao/shebao/bot"
 )
 
 // config is everything read from the environment.
@@ -24,6 +27,9 @@ type config struct {
 	OpenAIModel   string
 	LogLevel      slog.Level
 	LLMTimeout    time.Duration
+	// RatePolicy is the per-user limit: USER_RATE_LIMIT messages a minute
+	// after a burst of USER_RATE_BURST; 0 turns it off.
+	RatePolicy bot.RatePolicy
 }
 
 const defaultAPIURL = "https://api.telegram.org"
@@ -46,6 +52,26 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 		LLMTimeout:    15 * time.Second,
 	}
 	var errs []error
+	c.RatePolicy = bot.DefaultRatePolicy
+	if v := strings.TrimSpace(getenv("USER_RATE_LIMIT")); v != "" {
+		n, err := strconv.Atoi(v)
+		switch {
+		case err != nil || n < 0:
+			errs = append(errs, errors.New("USER_RATE_LIMIT: want messages a minute per user, 0 to turn the limit off"))
+		case n == 0:
+			c.RatePolicy.Every = 0
+		default:
+			c.RatePolicy.Every = time.Minute / time.Duration(n)
+		}
+	}
+	if v := strings.TrimSpace(getenv("USER_RATE_BURST")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, errors.New("USER_RATE_BURST: want 1 or more messages"))
+		} else {
+			c.RatePolicy.Burst = n
+		}
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error"))
 	}
