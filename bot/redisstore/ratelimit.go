@@ -21,69 +21,100 @@ import (
 // <user> is the channel-scoped identity ("tg:123"). Both keys of a user
 // share a hash tag, so one script updates them on a Redis Cluster.
 
-// rateScript is the generic cell rate algorithm for one message.
+// rateScript is the generic cell rate algorithm for n messages of one
+// user arriving at the same time.
 //
 //	KEYS[1] tat, KEYS[2] notice
-//	ARGV[1] now µs, ARGV[2] emission interval µs, ARGV[3] burst, ARGV[4] notice ms
+//	ARGV[1] now µs, ARGV[2] emission interval µs, ARGV[3] burst,
+//	ARGV[4] notice ms, ARGV[5] n
 //
-// Returns 0 (admit), 1 (over the limit, tell the user) or 2 (over, told).
-// Both keys hold times, compared with the caller's now: the expiries only
-// tidy up. Lua numbers are doubles: µs since 1970 stay exact until the
-// year 2255.
+// Returns 2k+t: the first k of the n are admitted, and t is 1 when the
+// next one is to carry the notice (the rest are skipped). Both keys hold
+// times, compared with the caller's now: the expiries only tidy up. Lua
+// numbers are doubles: µs since 1970 stay exact until the year 2255.
 var rateScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
 local every = tonumber(ARGV[2])
+local n = tonumber(ARGV[5])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if tat < now then
   tat = now
 end
-if tat - now <= (tonumber(ARGV[3]) - 1) * every then
+local last = now + (tonumber(ARGV[3]) - 1) * every
+local k = 0
+while k < n and tat <= last do
   tat = tat + every
-  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
-  return 0
+  k = k + 1
 end
-if now < (tonumber(redis.call('GET', KEYS[2]) or '0') or 0) then
-  return 2
+if k > 0 then
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+end
+if k == n or now < (tonumber(redis.call('GET', KEYS[2]) or '0') or 0) then
+  return 2 * k
 end
 redis.call('SET', KEYS[2], string.format('%.0f', now + 1000 * tonumber(ARGV[4])), 'PX', ARGV[4])
-return 1
+return 2 * k + 1
 `)
 
-// Take implements bot.RateLimiter: one script call per entry, all in one
-// pipeline shared with concurrent calls. Errors wrap bot.ErrUnavailable
-// when Redis did not answer; then nothing may have been charged, or some.
+// Take implements bot.RateLimiter. The entries of one user are charged
+// together, one script call per user, and all calls go in one pipeline
+// shared with concurrent calls: a getUpdates batch of one flooder's 100
+// messages is one script run. Errors wrap bot.ErrUnavailable when Redis
+// did not answer; then some users may have been charged.
 func (s *Store) Take(ctx context.Context, users []string, now time.Time, p bot.RatePolicy) ([]bot.Verdict, error) {
 	if len(users) == 0 {
 		return nil, nil
 	}
-	args := []any{now.UnixMicro(), p.Every.Microseconds(), p.Burst, p.Notice.Milliseconds()}
-	cmds := make([]*redis.Cmd, len(users))
-	todo := make([]int, len(users))
-	for i := range todo {
-		todo[i] = i
+	type group struct {
+		user string
+		at   []int // entries, in order
+		cmd  *redis.Cmd
+	}
+	var groups []*group
+	byUser := make(map[string]*group, len(users))
+	for i, u := range users {
+		g := byUser[u]
+		if g == nil {
+			g = &group{user: u}
+			byUser[u] = g
+			groups = append(groups, g)
+		}
+		g.at = append(g.at, i)
 	}
 	out := make([]bot.Verdict, len(users))
+	todo := groups
 	for attempt := 0; len(todo) > 0; attempt++ {
 		err := s.pipelined(ctx, func(pipe redis.Pipeliner) {
-			for _, i := range todo {
-				cmds[i] = rateScript.EvalSha(ctx, pipe, s.rateKeys(users[i]), args...)
+			for _, g := range todo {
+				g.cmd = rateScript.EvalSha(ctx, pipe, s.rateKeys(g.user),
+					now.UnixMicro(), p.Every.Microseconds(), p.Burst, p.Notice.Milliseconds(), len(g.at))
 			}
 		})
 		if err != nil {
 			return nil, fmt.Errorf("rate limit %d messages: %w", len(users), s.classify(err))
 		}
-		var again []int
-		for _, i := range todo {
-			v, err := cmds[i].Int64()
+		var again []*group
+		for _, g := range todo {
+			r, err := g.cmd.Int64()
 			switch {
-			case err == nil && v >= 0 && v <= 2:
-				out[i] = bot.Verdict(v)
 			case redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0:
-				again = append(again, i) // not run: the server lost its scripts
-			case err == nil:
-				return nil, fmt.Errorf("rate limit: unexpected verdict %d", v)
-			default:
+				again = append(again, g) // not run: the server lost its scripts
+				continue
+			case err != nil:
 				return nil, fmt.Errorf("rate limit %d messages: %w", len(users), s.classify(err))
+			case r < 0 || int(r/2) > len(g.at):
+				return nil, fmt.Errorf("rate limit: unexpected answer %d for %d messages", r, len(g.at))
+			}
+			admitted, notice := int(r/2), r%2 == 1
+			for k, i := range g.at {
+				switch {
+				case k < admitted:
+					out[i] = bot.Admit
+				case k == admitted && notice:
+					out[i] = bot.Notify
+				default:
+					out[i] = bot.Skip
+				}
 			}
 		}
 		if len(again) > 0 {

@@ -26,6 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	mrand "math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -58,7 +59,7 @@ func (f *fairOptions) defaults(o *options, fs *flag.FlagSet) []error {
 		o.think = 3 * time.Second
 	}
 	if !set["duration"] {
-		o.duration = 40 * time.Second
+		o.duration = 60 * time.Second
 	}
 	if !set["outage"] && o.scenario == "send-outage" {
 		o.outage = 10 * time.Second
@@ -99,6 +100,7 @@ type fairReport struct {
 	FloodReplies       int64      `json:"flood_replies,omitempty"` // messages the flooder received
 	FloodNotices       int64      `json:"flood_notices,omitempty"` // of them, the rate-limit notice
 	FloodSkipped       float64    `json:"flood_skipped_by_bot,omitempty"`
+	FloodDrainSec      float64    `json:"flood_taken_in_sec,omitempty"` // until the fake had delivered or confirmed all of it
 	BaselineFirstReply *latencies `json:"unflooded_first_reply,omitempty"`
 	P99Ratio           float64    `json:"others_p99_ratio,omitempty"`
 	// send-outage
@@ -108,6 +110,7 @@ type fairReport struct {
 	SentBeforeOrIn   int     `json:"updates_sent_before_outage_end,omitempty"`
 	LongestWaitSec   float64 `json:"longest_first_reply_sec,omitempty"`
 	DeliveredInFault int64   `json:"messages_delivered_but_failed,omitempty"`
+	Repeats          int     `json:"messages_repeated,omitempty"` // duplicate messages, over all updates
 }
 
 // runFair runs the phases of a fairness scenario in one mode.
@@ -137,8 +140,8 @@ func (h *harness) runFair(ctx context.Context, mode string) ([]*result, error) {
 		verdict = "PROBLEM: over"
 	}
 	flooded.Events = append(flooded.Events,
-		fmt.Sprintf("flood of %d messages: the flooder got %d messages back (%d of them the rate-limit notice); the bot counted %.0f updates skipped",
-			fr.FloodSent, fr.FloodReplies, fr.FloodNotices, fr.FloodSkipped),
+		fmt.Sprintf("flood of %d messages, all taken from the fake in %.2fs: the flooder got %d messages back (%d of them the rate-limit notice); the bot counted %.0f updates skipped",
+			fr.FloodSent, fr.FloodDrainSec, fr.FloodReplies, fr.FloodNotices, fr.FloodSkipped),
 		fmt.Sprintf("%s 2x: the other users' first-reply p99 %.1f ms flooded against %.1f ms unflooded (p50 %.1f against %.1f): ratio %.2f",
 			verdict, flooded.FirstReply.P99, base.FirstReply.P99, flooded.FirstReply.P50, base.FirstReply.P50, fr.P99Ratio))
 	return []*result{base, flooded}, nil
@@ -223,10 +226,32 @@ func (h *harness) runFairPhase(ctx context.Context, mode string, flood bool) (*r
 			if sleepCtx(lctx, 2*time.Second) != nil {
 				return
 			}
-			for range o.fair.flood {
-				f.push(floodChat, "zh", "医保断缴了可以补缴吗", nil)
+			t0 := time.Now()
+			var first, last int64
+			for i := range o.fair.flood {
+				last = f.push(floodChat, "zh", "医保断缴了可以补缴吗", nil)
+				if i == 0 {
+					first = last
+				}
 			}
 			res.Fair.FloodSent = o.fair.flood
+			// How long Telegram's queue holds the flood: updates behind it
+			// wait at least that long in polling mode.
+			for ctx.Err() == nil {
+				left := 0
+				for _, id := range f.unconfirmed() {
+					if id >= first && id <= last {
+						left++
+					}
+				}
+				if left == 0 {
+					res.Fair.FloodDrainSec = math.Round(time.Since(t0).Seconds()*1000) / 1000
+					return
+				}
+				if sleepCtx(ctx, 20*time.Millisecond) != nil {
+					return
+				}
+			}
 		})
 	}
 	var outageEnd time.Time
@@ -242,10 +267,7 @@ func (h *harness) runFairPhase(ctx context.Context, mode string, flood bool) (*r
 			outageEnd = time.Now()
 		})
 	}
-	runUsers(lctx, f, tr, builtinInputs, loadSpec{
-		Users: o.users, Burst: 1, ChatBase: chatBase,
-		AnswerTimeout: o.answerTimeout, Think: o.think, Seed: o.seed + uint64(h.phase),
-	})
+	runPaced(lctx, f, tr, builtinInputs, o.users, chatBase, o.think, o.answerTimeout, o.seed+uint64(h.phase))
 	stop := time.Now()
 	cancel()
 	side.Wait()
@@ -277,6 +299,7 @@ func (h *harness) runFairPhase(ctx context.Context, mode string, flood bool) (*r
 		fr.OutageKind, fr.OutageSec = out.kind, o.outage.Seconds()
 		fr.FailedSends, fr.DeliveredInFault = out.failed.Load(), out.delivered.Load()
 		for _, r := range recs {
+			fr.Repeats += r.Dups
 			if !outageEnd.IsZero() && r.SentAt.Before(outageEnd) {
 				fr.SentBeforeOrIn++
 			}
@@ -284,10 +307,49 @@ func (h *harness) runFairPhase(ctx context.Context, mode string, flood bool) (*r
 				fr.LongestWaitSec = max(fr.LongestWaitSec, math.Round(r.FirstAt.Sub(r.SentAt).Seconds()*100)/100)
 			}
 		}
-		res.Events = append(res.Events, fmt.Sprintf("outage (%s, %.0fs): %d sendMessage calls failed (%d of them after delivering); %d updates lost, %d answered twice; longest wait for a first reply %.1fs",
-			fr.OutageKind, fr.OutageSec, fr.FailedSends, fr.DeliveredInFault, res.Lost, res.AnsweredTwice, fr.LongestWaitSec))
+		res.Events = append(res.Events, fmt.Sprintf("outage (%s, %.0fs): %d sendMessage calls failed (%d of them after delivering); %d updates lost, %d answered twice (%d repeated messages); longest wait for a first reply %.1fs",
+			fr.OutageKind, fr.OutageSec, fr.FailedSends, fr.DeliveredInFault, res.Lost, res.AnsweredTwice, fr.Repeats, fr.LongestWaitSec))
 	}
 	return res, nil
+}
+
+// runPaced runs users who chat like people: each starts at a random
+// moment within think, asks, waits for the whole answer (at most
+// answerTimeout), pauses for think ±50 % and asks again, until ctx ends.
+// Unlike runUsers' closed loop the users do not move in step, so a flood
+// at any moment meets some of them waiting for an answer.
+func runPaced(ctx context.Context, f *fakeAPI, t *tracker, inputs []input, users int, chatBase int64, think, answerTimeout time.Duration, seed uint64) {
+	byLang := map[string][]int{}
+	for i, in := range inputs {
+		byLang[in.Lang] = append(byLang[in.Lang], i)
+	}
+	var wg sync.WaitGroup
+	for u := range users {
+		rng := mrand.New(mrand.NewPCG(seed, uint64(u)))
+		chat := chatBase + int64(u)
+		wg.Go(func() {
+			pause := func(d time.Duration) bool { return sleepCtx(ctx, d) == nil }
+			if !pause(time.Duration(rng.Int64N(int64(think) + 1))) {
+				return
+			}
+			for ctx.Err() == nil {
+				in := pick(rng, byLang[chatLang(chat)], t.exp, t.recentClasses(chat, 4))
+				var rec *record
+				f.push(chat, inputs[in].Lang, inputs[in].Text, func(id int64) { rec = t.register(chat, in, id, time.Now()) })
+				timeout := time.NewTimer(answerTimeout)
+				select {
+				case <-rec.done:
+				case <-timeout.C:
+				case <-ctx.Done():
+				}
+				timeout.Stop()
+				if !pause(think/2 + time.Duration(rng.Int64N(int64(think)+1))) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // sendOutage fails sendMessage while on.
