@@ -65,8 +65,19 @@ func (v Verdict) String() string {
 type RateLimiter interface {
 	// Take charges one message at now to each entry of users (the same
 	// user may appear more than once: each counts, in order) and returns
-	// a verdict per entry.
-	Take(ctx context.Context, users []string, now time.Time, p RatePolicy) ([]Verdict, error)
+	// the answer per entry.
+	Take(ctx context.Context, users []string, now time.Time, p RatePolicy) ([]Charge, error)
+}
+
+// Charge is the answer about one message.
+type Charge struct {
+	Verdict Verdict
+	// Quiet, for a refused message, is when another message of the user
+	// could be answered differently (admitted, or bring a new notice).
+	// Until then their messages are refused without asking the store:
+	// the shared allowance only refills with time, so no replica can
+	// admit one sooner.
+	Quiet time.Time
 }
 
 // Limit applies a RatePolicy per user. Users are identities scoped by
@@ -80,8 +91,9 @@ type Limit struct {
 	log    *slog.Logger
 	count  func(v Verdict, local bool)
 
-	mu   sync.Mutex
-	down bool // the store failed last time (logged once per change)
+	mu    sync.Mutex
+	down  bool                 // the store failed last time (logged once per change)
+	quiet map[string]time.Time // users refused until then (see Charge.Quiet)
 }
 
 // LimitOptions configure NewLimit; every field may be zero.
@@ -124,36 +136,92 @@ func (l *Limit) Policy() RatePolicy { return l.policy }
 
 // Check charges one message to each entry of users at now and returns the
 // verdicts, in order. It never fails: when the store does, this process
-// decides.
+// decides. Users refused a moment ago are refused again without asking
+// the store (see Charge.Quiet): a flood costs the store one call per
+// notice window, not one per message.
 func (l *Limit) Check(ctx context.Context, users []string, now time.Time) []Verdict {
 	if len(users) == 0 {
 		return nil
 	}
+	out := make([]Verdict, len(users))
 	if l.policy.Off() {
-		out := make([]Verdict, len(users))
 		for range users {
 			l.count(Admit, false)
 		}
 		return out
 	}
-	if l.store != nil {
-		vs, err := l.store.Take(ctx, users, now, l.policy)
-		if err == nil && len(vs) == len(users) {
-			l.setDown(false, nil)
-			for _, v := range vs {
-				l.count(v, false)
-			}
-			return vs
+	var ask []string
+	var at []int
+	for i, u := range users {
+		if l.Quiet(u, now) {
+			out[i] = Skip
+			l.count(Skip, false)
+			continue
 		}
-		if ctx.Err() == nil {
+		ask, at = append(ask, u), append(at, i)
+	}
+	if len(ask) == 0 {
+		return out
+	}
+	var cs []Charge
+	local := true
+	if l.store != nil {
+		var err error
+		cs, err = l.store.Take(ctx, ask, now, l.policy)
+		switch {
+		case err == nil && len(cs) == len(ask):
+			l.setDown(false, nil)
+			local = false
+		case ctx.Err() == nil:
 			l.setDown(true, err)
 		}
 	}
-	vs := l.local.take(users, now, l.policy)
-	for _, v := range vs {
-		l.count(v, true)
+	if local {
+		cs = l.local.take(ask, now, l.policy)
 	}
-	return vs
+	l.mu.Lock()
+	for k, c := range cs {
+		out[at[k]] = c.Verdict
+		if c.Verdict != Admit && c.Quiet.After(now) {
+			l.rememberLocked(ask[k], c.Quiet, now)
+		}
+	}
+	l.mu.Unlock()
+	for _, c := range cs {
+		l.count(c.Verdict, local)
+	}
+	return out
+}
+
+// Quiet reports whether user was refused moments ago and is still to be
+// refused at now: a transport may then drop their message before reading
+// it.
+func (l *Limit) Quiet(user string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	until, ok := l.quiet[user]
+	if ok && !now.Before(until) {
+		delete(l.quiet, user)
+		return false
+	}
+	return ok
+}
+
+func (l *Limit) rememberLocked(user string, until, now time.Time) {
+	if l.quiet == nil {
+		l.quiet = make(map[string]time.Time)
+	}
+	if len(l.quiet) >= maxLocalUsers {
+		for u, t := range l.quiet {
+			if !now.Before(t) {
+				delete(l.quiet, u)
+			}
+		}
+		if len(l.quiet) >= maxLocalUsers {
+			return // only a cache: the store still decides
+		}
+	}
+	l.quiet[user] = until
 }
 
 func (l *Limit) setDown(down bool, err error) {
@@ -181,13 +249,13 @@ type localUser struct {
 	notice time.Time // no notice before this
 }
 
-func (l *localLimiter) take(users []string, now time.Time, p RatePolicy) []Verdict {
+func (l *localLimiter) take(users []string, now time.Time, p RatePolicy) []Charge {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.users == nil {
 		l.users = make(map[string]*localUser)
 	}
-	out := make([]Verdict, len(users))
+	out := make([]Charge, len(users))
 	for i, id := range users {
 		u := l.users[id]
 		if u == nil {
@@ -218,20 +286,26 @@ func (l *localLimiter) prune(now time.Time) {
 // rate is the generic cell rate algorithm: a message is within the limit
 // when the theoretical arrival time is at most (Burst-1)·Every ahead of
 // now; each admitted message moves it Every further.
-func rate(tat, notice *time.Time, now time.Time, p RatePolicy) Verdict {
+func rate(tat, notice *time.Time, now time.Time, p RatePolicy) Charge {
 	t := *tat
 	if t.Before(now) {
 		t = now
 	}
-	if t.Sub(now) <= time.Duration(p.Burst-1)*p.Every {
+	tau := time.Duration(p.Burst-1) * p.Every
+	if t.Sub(now) <= tau {
 		*tat = t.Add(p.Every)
-		return Admit
+		return Charge{Verdict: Admit}
 	}
-	if now.Before(*notice) {
-		return Skip
+	c := Charge{Verdict: Skip}
+	if !now.Before(*notice) {
+		c.Verdict = Notify
+		*notice = now.Add(p.Notice)
 	}
-	*notice = now.Add(p.Notice)
-	return Notify
+	c.Quiet = t.Add(-tau)
+	if notice.Before(c.Quiet) {
+		c.Quiet = *notice
+	}
+	return c
 }
 
 // runLimited answers a message the transport's Limit refused: the notice

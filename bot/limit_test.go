@@ -47,7 +47,7 @@ func TestLimitBurstNoticeRefill(t *testing.T) {
 // failingLimiter is a shared store that is down.
 type failingLimiter struct{ calls int }
 
-func (f *failingLimiter) Take(context.Context, []string, time.Time, bot.RatePolicy) ([]bot.Verdict, error) {
+func (f *failingLimiter) Take(context.Context, []string, time.Time, bot.RatePolicy) ([]bot.Charge, error) {
 	f.calls++
 	return nil, bot.ErrUnavailable
 }
@@ -73,21 +73,39 @@ func TestLimitFallsBackToThisProcess(t *testing.T) {
 	}
 }
 
-// sharedLimiter answers from a fixed script of verdicts.
-type sharedLimiter struct{ v bot.Verdict }
+// sharedLimiter answers every message with c and counts the messages it
+// was asked about.
+type sharedLimiter struct {
+	c     bot.Charge
+	asked int
+}
 
-func (s sharedLimiter) Take(_ context.Context, users []string, _ time.Time, _ bot.RatePolicy) ([]bot.Verdict, error) {
-	out := make([]bot.Verdict, len(users))
+func (s *sharedLimiter) Take(_ context.Context, users []string, _ time.Time, _ bot.RatePolicy) ([]bot.Charge, error) {
+	s.asked += len(users)
+	out := make([]bot.Charge, len(users))
 	for i := range out {
-		out[i] = s.v
+		out[i] = s.c
 	}
 	return out, nil
 }
 
-func TestLimitUsesTheSharedStore(t *testing.T) {
-	l := bot.NewLimit(bot.LimitOptions{Store: sharedLimiter{bot.Skip}, Policy: &policy})
+// The store decides; a refusal with a quiet time is repeated without
+// asking the store until that time.
+func TestLimitUsesTheSharedStoreAndItsQuietTime(t *testing.T) {
+	store := &sharedLimiter{c: bot.Charge{Verdict: bot.Skip, Quiet: testNow.Add(10 * time.Second)}}
+	l := bot.NewLimit(bot.LimitOptions{Store: store, Policy: &policy})
 	if got := verdicts(l, "tg:1", 1, testNow); got[0] != bot.Skip {
 		t.Errorf("verdict %v, want the store's", got[0])
+	}
+	if got := verdicts(l, "tg:1", 50, testNow.Add(9*time.Second)); store.asked != 1 || got[49] != bot.Skip {
+		t.Errorf("within the quiet time: store asked about %d messages, last verdict %v; want 1 and skipped", store.asked, got[49])
+	}
+	if !l.Quiet("tg:1", testNow.Add(9*time.Second)) || l.Quiet("tg:2", testNow) {
+		t.Error("Quiet does not match the refusal")
+	}
+	store.c = bot.Charge{Verdict: bot.Admit}
+	if got := verdicts(l, "tg:1", 1, testNow.Add(10*time.Second)); got[0] != bot.Admit || store.asked != 2 {
+		t.Errorf("after the quiet time: %v with the store asked %d times, want admitted by the store", got, store.asked)
 	}
 }
 

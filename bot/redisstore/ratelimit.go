@@ -28,8 +28,10 @@ import (
 //	ARGV[1] now µs, ARGV[2] emission interval µs, ARGV[3] burst,
 //	ARGV[4] notice ms, ARGV[5] n
 //
-// Returns 2k+t: the first k of the n are admitted, and t is 1 when the
-// next one is to carry the notice (the rest are skipped). Both keys hold
+// Returns {2k+t, quiet}: the first k of the n are admitted, t is 1 when
+// the next one is to carry the notice (the rest are skipped), and quiet
+// (µs, for a refusal) is when the user's next message could be answered
+// differently: admitted, or noticed again. Both keys hold
 // times, compared with the caller's now: the expiries only tidy up. Lua
 // numbers are doubles: µs since 1970 stay exact until the year 2255.
 var rateScript = redis.NewScript(`
@@ -49,11 +51,21 @@ end
 if k > 0 then
   redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
 end
-if k == n or now < (tonumber(redis.call('GET', KEYS[2]) or '0') or 0) then
-  return 2 * k
+if k == n then
+  return {2 * k, 0}
 end
-redis.call('SET', KEYS[2], string.format('%.0f', now + 1000 * tonumber(ARGV[4])), 'PX', ARGV[4])
-return 2 * k + 1
+local quiet = tat - (last - now)
+local notice = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+local t = 0
+if now >= notice then
+  notice = now + 1000 * tonumber(ARGV[4])
+  redis.call('SET', KEYS[2], string.format('%.0f', notice), 'PX', ARGV[4])
+  t = 1
+end
+if notice < quiet then
+  quiet = notice
+end
+return {2 * k + t, quiet}
 `)
 
 // Take implements bot.RateLimiter. The entries of one user are charged
@@ -61,7 +73,7 @@ return 2 * k + 1
 // shared with concurrent calls: a getUpdates batch of one flooder's 100
 // messages is one script run. Errors wrap bot.ErrUnavailable when Redis
 // did not answer; then some users may have been charged.
-func (s *Store) Take(ctx context.Context, users []string, now time.Time, p bot.RatePolicy) ([]bot.Verdict, error) {
+func (s *Store) Take(ctx context.Context, users []string, now time.Time, p bot.RatePolicy) ([]bot.Charge, error) {
 	if len(users) == 0 {
 		return nil, nil
 	}
@@ -81,7 +93,7 @@ func (s *Store) Take(ctx context.Context, users []string, now time.Time, p bot.R
 		}
 		g.at = append(g.at, i)
 	}
-	out := make([]bot.Verdict, len(users))
+	out := make([]bot.Charge, len(users))
 	todo := groups
 	for attempt := 0; len(todo) > 0; attempt++ {
 		err := s.pipelined(ctx, func(pipe redis.Pipeliner) {
@@ -95,25 +107,29 @@ func (s *Store) Take(ctx context.Context, users []string, now time.Time, p bot.R
 		}
 		var again []*group
 		for _, g := range todo {
-			r, err := g.cmd.Int64()
+			rs, err := g.cmd.Int64Slice()
 			switch {
 			case redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0:
 				again = append(again, g) // not run: the server lost its scripts
 				continue
 			case err != nil:
 				return nil, fmt.Errorf("rate limit %d messages: %w", len(users), s.classify(err))
-			case r < 0 || int(r/2) > len(g.at):
-				return nil, fmt.Errorf("rate limit: unexpected answer %d for %d messages", r, len(g.at))
+			case len(rs) != 2 || rs[0] < 0 || int(rs[0]/2) > len(g.at):
+				return nil, fmt.Errorf("rate limit: unexpected answer %v for %d messages", rs, len(g.at))
 			}
-			admitted, notice := int(r/2), r%2 == 1
+			admitted, notice := int(rs[0]/2), rs[0]%2 == 1
+			var quiet time.Time
+			if rs[1] > 0 {
+				quiet = time.UnixMicro(rs[1])
+			}
 			for k, i := range g.at {
 				switch {
 				case k < admitted:
-					out[i] = bot.Admit
+					out[i] = bot.Charge{Verdict: bot.Admit}
 				case k == admitted && notice:
-					out[i] = bot.Notify
+					out[i] = bot.Charge{Verdict: bot.Notify, Quiet: quiet}
 				default:
-					out[i] = bot.Skip
+					out[i] = bot.Charge{Verdict: bot.Skip, Quiet: quiet}
 				}
 			}
 		}

@@ -17,9 +17,13 @@ var testPolicy = bot.RatePolicy{Burst: 3, Every: 3 * time.Second, Notice: time.M
 
 func take(t *testing.T, s *Store, now time.Time, users ...string) []bot.Verdict {
 	t.Helper()
-	vs, err := s.Take(context.Background(), users, now, testPolicy)
+	cs, err := s.Take(context.Background(), users, now, testPolicy)
 	if err != nil {
 		t.Fatalf("Take: %v", err)
+	}
+	vs := make([]bot.Verdict, len(cs))
+	for i, c := range cs {
+		vs[i] = c.Verdict
 	}
 	return vs
 }
@@ -33,6 +37,10 @@ func TestRateLimit(t *testing.T) {
 	want := []bot.Verdict{bot.Admit, bot.Admit, bot.Admit, bot.Admit, bot.Notify, bot.Skip}
 	if !slices.Equal(got, want) {
 		t.Fatalf("first batch %v, want %v", got, want)
+	}
+	cs, err := s.Take(context.Background(), []string{"tg:1"}, now, testPolicy)
+	if err != nil || cs[0].Verdict != bot.Skip || !cs[0].Quiet.Equal(now.Add(3*time.Second)) {
+		t.Errorf("over the limit: %+v, %v; want skipped, quiet until the next message is allowed, 3 s on", cs, err)
 	}
 	now = now.Add(3 * time.Second)
 	if got := take(t, s, now, "tg:1", "tg:1"); !slices.Equal(got, []bot.Verdict{bot.Admit, bot.Skip}) {
@@ -63,13 +71,13 @@ func TestRateLimitAcrossReplicas(t *testing.T) {
 			s = b
 		}
 		wg.Go(func() {
-			vs, err := s.Take(context.Background(), []string{"tg:7"}, now, testPolicy)
+			cs, err := s.Take(context.Background(), []string{"tg:7"}, now, testPolicy)
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			mu.Lock()
-			count[vs[0]]++
+			count[cs[0].Verdict]++
 			mu.Unlock()
 		})
 	}

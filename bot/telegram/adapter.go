@@ -75,7 +75,8 @@ type Options struct {
 
 // Metrics receives counters; implementations must be safe for concurrent
 // use. Kinds: text, command, callback, contact, other (non-text message),
-// ignored, undecodable (a webhook body that is no update). Outcomes:
+// ignored, undecodable (a webhook body that is no update), unread (dropped
+// by the rate limit before it was decoded). Outcomes:
 // handled, duplicate, ignored, blocked, error, aborted, limited (skipped
 // by the rate limit), overflow (dropped: its chat had too many waiting).
 type Metrics interface {

@@ -134,6 +134,19 @@ func (m *countMetrics) add(k string) {
 	m.n[k]++
 }
 
+// outcome sums the counts of an outcome over all kinds.
+func (m *countMetrics) outcome(o string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for k, v := range m.n {
+		if strings.HasSuffix(k, "/"+o) {
+			n += v
+		}
+	}
+	return n
+}
+
 func (m *countMetrics) get(k string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()

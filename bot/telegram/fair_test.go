@@ -133,7 +133,7 @@ func TestPollingRateLimitsAFlood(t *testing.T) {
 	if got := texts(e, 8); !slices.Equal(got, []string{"echo hello"}) {
 		t.Errorf("the other user got %q", got)
 	}
-	if got := metrics.get("text/limited"); got != 46 {
+	if got := metrics.outcome("limited"); got != 46 {
 		t.Errorf("counted %d limited, want 46", got)
 	}
 	if got := e.fake.Confirmed(); got <= last {
@@ -164,8 +164,11 @@ func TestWebhookRateLimit(t *testing.T) {
 	if n := len(e.h.messages()); n != 4 {
 		t.Errorf("handler saw %d messages, want 4", n)
 	}
-	if got := metrics.get("text/limited"); got != 2 {
+	if got := metrics.outcome("limited"); got != 2 {
 		t.Errorf("counted %d limited, want 2", got)
+	}
+	if got := metrics.get("unread/limited"); got != 2 {
+		t.Errorf("%d dropped before decoding, want 2: the user was refused moments before", got)
 	}
 }
 
@@ -195,5 +198,22 @@ func (a *Adapter) pollSched() *sched {
 			return s
 		}
 		time.Sleep(time.Millisecond) // test helper: RunPolling has not started yet
+	}
+}
+
+func TestSenderID(t *testing.T) {
+	for raw, want := range map[string]int64{
+		`{"update_id":1,"message":{"message_id":2,"from":{"id":12345,"is_bot":false},"chat":{"id":12345},"text":"hi"}}`: 12345,
+		`{"update_id":1,"callback_query":{"id":"x","from":{"id":77},"data":"d"}}`:                                       77,
+		// A reply quotes another sender: not guessed at.
+		`{"update_id":1,"message":{"from":{"id":5},"reply_to_message":{"from":{"id":6}}}}`: 0,
+		// Text cannot fake it: its quotes are escaped.
+		`{"update_id":1,"message":{"chat":{"id":9},"text":"\"from\":{\"id\":42"}}`: 0,
+		`{"update_id":1,"message":{"from":{"id":"x"}}}`:                            0,
+	} {
+		got, ok := senderID([]byte(raw))
+		if want == 0 && ok || want != 0 && (!ok || got != want) {
+			t.Errorf("senderID(%s) = %d, %v; want %d", raw, got, ok, want)
+		}
 	}
 }

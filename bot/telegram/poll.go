@@ -280,6 +280,10 @@ func (p *poller) take(ctx context.Context, fresh []fetched) bool {
 	var users []string
 	var asked []int
 	for i, f := range fresh {
+		if f.quiet {
+			items[i] = item{in: incoming{updateID: f.u.ID, kind: "unread"}, ok: true, v: bot.Skip}
+			continue
+		}
 		in, ok := a.convert(f.u)
 		items[i] = item{in: in, ok: ok}
 		if ok && a.opts.Limit != nil {
@@ -571,8 +575,9 @@ type apiResponse struct {
 // fetched is an update from getUpdates with its JSON as Telegram sent it
 // (what the Handoff holds).
 type fetched struct {
-	u   *models.Update
-	raw json.RawMessage
+	u     *models.Update
+	raw   json.RawMessage
+	quiet bool // its sender is refused by the rate limit; not decoded
 }
 
 // Updates for which skip returns true are returned with their ID only.
@@ -600,6 +605,11 @@ func (a *Adapter) getUpdates(ctx context.Context, offset int64, limit int, wait 
 			updates = append(updates, fetched{u: &models.Update{ID: id}})
 			continue
 		}
+		if a.quiet(raw) {
+			// A flood: most of a getUpdates batch can be one user's.
+			updates = append(updates, fetched{u: &models.Update{ID: id}, quiet: true})
+			continue
+		}
 		u := new(models.Update)
 		if err := json.Unmarshal(raw, u); err != nil {
 			// Keep only the ID: the update is then ignored and confirmed
@@ -610,6 +620,42 @@ func (a *Adapter) getUpdates(ctx context.Context, offset int64, limit int, wait 
 		updates = append(updates, fetched{u: u, raw: raw})
 	}
 	return updates, nil
+}
+
+// quiet reports whether the sender of a raw update is refused by the rate
+// limit right now (see Limit.Quiet).
+func (a *Adapter) quiet(raw []byte) bool {
+	if a.opts.Limit == nil {
+		return false
+	}
+	id, ok := senderID(raw)
+	return ok && a.opts.Limit.Quiet("tg:"+strconv.FormatInt(id, 10), a.now())
+}
+
+// senderID finds who sent a raw update without decoding it: the user of
+// its only `"from":{"id":`. That is the sender of a message or a button
+// press; an update with more than one (a reply, a forward) is not
+// guessed at. Inside a JSON string the quotes would be escaped, so text
+// cannot fake it.
+func senderID(raw []byte) (int64, bool) {
+	pat := []byte(`"from":{"id":`)
+	i := bytes.Index(raw, pat)
+	if i < 0 || bytes.Index(raw[i+len(pat):], pat) >= 0 {
+		return 0, false
+	}
+	var n int64
+	digits := 0
+	for _, c := range raw[i+len(pat):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int64(c-'0')
+		digits++
+	}
+	if digits == 0 || digits > 18 {
+		return 0, false
+	}
+	return n, true
 }
 
 // updateID reads an update's update_id. Telegram writes it first, so the
