@@ -155,14 +155,18 @@ func (p *poller) readBack(ctx context.Context, chat int64, take []entry) {
 		ids[i] = e.id
 	}
 	found := make(map[int64]incoming, len(take))
+	dropped := make(map[int64]bool)
 	err := a.opts.Handoff.ReadUpdates(ctx, ids, func(id int64, at time.Time, raw []byte) {
 		u, err := a.openHeld(id, raw)
 		if err != nil {
 			a.log.Warn("drop held update that cannot be opened", "update_id", id)
+			dropped[id] = true
 			return
 		}
 		in, ok := a.convert(u)
 		if !ok {
+			a.count(in.kind, outcomeIgnored)
+			dropped[id] = true
 			return
 		}
 		in.msg.Time = at
@@ -178,7 +182,9 @@ func (p *poller) readBack(ctx context.Context, chat int64, take []entry) {
 	for _, e := range take {
 		in, ok := found[e.id]
 		if !ok {
-			a.log.Warn("held update vanished before it was handled", "update_id", e.id)
+			if !dropped[e.id] {
+				a.log.Warn("held update vanished before it was handled", "update_id", e.id)
+			}
 			p.rel.add(e.id)
 			continue
 		}
