@@ -1,6 +1,7 @@
 package telegram
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -125,7 +126,16 @@ func TestPollingRateLimitsAFlood(t *testing.T) {
 		last = e.fake.PushText(7, fmt.Sprintf("q%d", i))
 	}
 	other := e.fake.PushText(8, "hello")
-	pollUntilConfirmed(ctx, t, e, 5, other)
+	cancel := runPolling(t, e.a)
+	if _, err := e.fake.WaitSent(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "the offset to pass the last update", func() bool { return e.fake.Confirmed() > other })
+	// What the limit skipped was held with its batch and is released.
+	waitFor(ctx, t, "the hand-off to empty", func() bool { return len(h.ids()) == 0 })
+	if err := cancel(); err != nil {
+		t.Fatal(err)
+	}
 	want := []string{"echo q0", "echo q1", "echo q2", "slow down q3"}
 	if got := texts(e, 7); !slices.Equal(got, want) {
 		t.Errorf("the flooder got %q, want %q", got, want)
@@ -139,24 +149,31 @@ func TestPollingRateLimitsAFlood(t *testing.T) {
 	if got := e.fake.Confirmed(); got <= last {
 		t.Errorf("confirmed %d: the skipped updates must be confirmed too (last %d)", got, last)
 	}
-	if h.heldTotal != 5 {
-		t.Errorf("%d updates held, want 5: what the limit skips is never stored", h.heldTotal)
-	}
 }
 
 // In webhook mode a message over the limit is answered 200 at once and
 // never reaches the handler; the one notice does.
 func TestWebhookRateLimit(t *testing.T) {
 	metrics := &countMetrics{}
+	coord := &fakeCoord{handled: map[int64]bool{}}
 	e := newEnv(t, func(o *Options) {
-		o.Metrics = metrics
+		o.Metrics, o.Coordinator = metrics, coord
 		o.Limit = bot.NewLimit(bot.LimitOptions{Policy: &testRate})
 	})
 	for i := range 6 {
-		if rec := postUpdate(t, e, telegramtest.TextUpdate(7, fmt.Sprintf("q%d", i)), e.options.WebhookSecret); rec.Code != http.StatusOK {
+		u := telegramtest.TextUpdate(7, fmt.Sprintf("q%d", i))
+		u.ID = int64(100 + i)
+		if rec := postUpdate(t, e, u, e.options.WebhookSecret); rec.Code != http.StatusOK {
 			t.Fatalf("update %d: status %d", i, rec.Code)
 		}
 	}
+	coord.mu.Lock()
+	for id := int64(100); id < 106; id++ {
+		if coord.handled[id] != (id < 104) {
+			t.Errorf("update %d marked handled %v; want only the answered ones (0-3) marked", id, coord.handled[id])
+		}
+	}
+	coord.mu.Unlock()
 	want := []string{"echo q0", "echo q1", "echo q2", "slow down q3"}
 	if got := texts(e, 7); !slices.Equal(got, want) {
 		t.Errorf("sent %q, want %q", got, want)
@@ -215,5 +232,39 @@ func TestSenderID(t *testing.T) {
 		if want == 0 && ok || want != 0 && (!ok || got != want) {
 			t.Errorf("senderID(%s) = %d, %v; want %d", raw, got, ok, want)
 		}
+	}
+}
+
+// skipAll refuses every message without a quiet time, so every update
+// goes through the claim.
+type skipAll struct{}
+
+func (skipAll) Check(_ context.Context, users []string, _ time.Time) []bot.Verdict {
+	out := make([]bot.Verdict, len(users))
+	for i := range out {
+		out[i] = bot.Skip
+	}
+	return out
+}
+
+func (skipAll) Quiet(string, time.Time) bool { return false }
+
+// A webhook update the limit skips after it was claimed is let go
+// unanswered and unmarked: a redelivery is asked about again.
+func TestWebhookSkippedAfterClaimIsNotMarkedHandled(t *testing.T) {
+	coord := &fakeCoord{handled: map[int64]bool{}}
+	e := newEnv(t, func(o *Options) { o.Coordinator, o.Limit = coord, skipAll{} })
+	u := telegramtest.TextUpdate(7, "hi")
+	u.ID = 300
+	if rec := postUpdate(t, e, u, e.options.WebhookSecret); rec.Code != http.StatusOK {
+		t.Fatalf("status %d", rec.Code)
+	}
+	if n := len(e.h.messages()); n != 0 {
+		t.Errorf("handler saw %d messages", n)
+	}
+	coord.mu.Lock()
+	defer coord.mu.Unlock()
+	if coord.handled[300] {
+		t.Error("a skipped update was marked handled")
 	}
 }

@@ -19,12 +19,11 @@ import (
 // memHandoff is an in-memory Handoff; fail makes every call fail, like a
 // Redis that is down.
 type memHandoff struct {
-	mu        sync.Mutex
-	held      map[int64]memHeld
-	fail      bool
-	holds     int
-	reads     int // ReadUpdates calls
-	heldTotal int // updates held, over all calls
+	mu    sync.Mutex
+	held  map[int64]memHeld
+	fail  bool
+	holds int
+	reads int // ReadUpdates calls
 }
 
 type memHeld struct {
@@ -43,7 +42,6 @@ func (m *memHandoff) HoldUpdates(_ context.Context, at time.Time, updates map[in
 		return errHandoffDown
 	}
 	m.holds++
-	m.heldTotal += len(updates)
 	for id, raw := range updates {
 		m.held[id] = memHeld{at: at, raw: slices.Clone(raw)}
 	}

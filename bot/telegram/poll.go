@@ -125,7 +125,7 @@ func (p *poller) work(ctx context.Context) {
 			continue
 		}
 		j := take[0].j
-		out := p.a.processMessage(ctx, j.in)
+		out := p.a.processMessage(ctx, j.in, nil)
 		p.a.count(j.in.kind, out)
 		if out != outcomeAborted { // else it stays held, or unconfirmed
 			p.finish(j.in.updateID, j.held)
@@ -272,8 +272,8 @@ func (p *poller) fetch(ctx context.Context) error {
 }
 
 // take handles one batch of fresh updates: it asks the rate limit about
-// those the bot would answer, holds the ones it will handle, lets the
-// others go, and queues the rest by chat. It never waits on a chat; it
+// those the bot would answer, holds them, lets the others go, and queues
+// the rest by chat. It never waits on a chat; it
 // returns false only when ctx ended while the queues were full.
 func (p *poller) take(ctx context.Context, fresh []fetched) bool {
 	a := p.a
@@ -297,23 +297,29 @@ func (p *poller) take(ctx context.Context, fresh []fetched) bool {
 			asked = append(asked, i)
 		}
 	}
+	// The limit is asked while the batch is held, so the two round trips
+	// overlap; what the limit then skips is released again at once.
+	var verdicts []bot.Verdict
+	var asking sync.WaitGroup
 	if len(users) > 0 {
-		for k, v := range a.opts.Limit.Check(ctx, users, a.now()) {
-			items[asked[k]].v = v
-		}
+		asking.Go(func() { verdicts = a.opts.Limit.Check(ctx, users, a.now()) })
 	}
 	keep := make([]fetched, 0, len(fresh))
 	for i, it := range items {
-		if it.ok && it.v != bot.Skip {
+		if it.ok && !fresh[i].quiet {
 			keep = append(keep, fresh[i])
 		}
 	}
 	held := p.hold(ctx, keep)
+	asking.Wait()
+	for k, v := range verdicts {
+		items[asked[k]].v = v
+	}
 	if held && !p.recovered {
 		// The Handoff works again: pick up what an earlier run left.
 		p.recover(ctx)
 	}
-	for _, it := range items {
+	for i, it := range items {
 		id := it.in.updateID
 		switch {
 		case !it.ok:
@@ -321,7 +327,11 @@ func (p *poller) take(ctx context.Context, fresh []fetched) bool {
 			p.tr.finish(id)
 		case it.v == bot.Skip:
 			a.count(it.in.kind, outcomeLimited)
-			p.tr.finish(id)
+			if held && !fresh[i].quiet {
+				p.rel.add(id) // held with its batch
+			} else {
+				p.tr.finish(id)
+			}
 		default:
 			it.in.msg.Limited = it.v == bot.Notify
 			if !p.queue(ctx, job{in: it.in, held: held}) {
