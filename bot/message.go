@@ -23,7 +23,34 @@ type Message struct {
 	LanguageCode string
 	// Time is when the transport received the message.
 	Time time.Time
+	// ChatType is where the message was written. Transports with group
+	// chats must set it: the engine never asks for or shows anything
+	// personal outside a private chat. Empty means private (a transport
+	// with private chats only, such as the terminal).
+	ChatType ChatType
+	// PrivateChatURL opens a private chat with the bot when a start
+	// payload ([A-Za-z0-9_-], at most 64 bytes) is appended, e.g.
+	// "https://t.me/SomeBot?start=". In a group the engine sends personal
+	// commands there. Empty when the transport cannot link to one.
+	PrivateChatURL string
+	// Limited is set by the transport when the per-user rate limit (Limit)
+	// refused the message and the user is to be told once: the engine
+	// answers with that notice and does nothing else.
+	Limited bool
 }
+
+// ChatType is the kind of chat a message was written in.
+type ChatType string
+
+const (
+	ChatPrivate    ChatType = "private"
+	ChatGroup      ChatType = "group"
+	ChatSupergroup ChatType = "supergroup"
+	ChatChannel    ChatType = "channel"
+)
+
+// Private reports whether only the user and the bot see the chat.
+func (m Message) Private() bool { return m.ChatType == "" || m.ChatType == ChatPrivate }
 
 // Contact is a shared contact card. UserID is the Telegram user the card
 // belongs to (0 when it is not a Telegram user).

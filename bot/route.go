@@ -15,7 +15,12 @@ type route struct {
 	// state: the route reads or writes the state store and cannot run
 	// while it is down.
 	state bool
-	run   func(ctx context.Context, t *turn, arg string) error
+	// personal: the route asks for or shows something about the user
+	// (their ID, records, settings). Outside a private chat it only
+	// points to one (see toPrivate); its kind is the start payload that
+	// runs it there.
+	personal bool
+	run      func(ctx context.Context, t *turn, arg string) error
 }
 
 // routes is the whole command and button surface. Order is the order of
@@ -34,19 +39,19 @@ func init() {
 			help: [2]string{"介绍本助手能做什么", "what this assistant can do"}},
 		{command: "/help", kind: "help", run: runHelp,
 			help: [2]string{"所有命令", "all commands"}},
-		{command: "/verify", callback: "verify", kind: "verify", state: true, run: runVerify,
+		{command: "/verify", callback: "verify", kind: "verify", state: true, personal: true, run: runVerify,
 			help: [2]string{"验证身份，查看本人记录", "verify who you are to see your own records"}},
-		{command: "/records", callback: "records", kind: "records", state: true, run: runRecords,
+		{command: "/records", callback: "records", kind: "records", state: true, personal: true, run: runRecords,
 			help: [2]string{"近24个月缴费记录", "contributions of the last 24 months"}},
-		{command: "/balance", callback: "balance", kind: "balance", state: true, run: runBalance,
+		{command: "/balance", callback: "balance", kind: "balance", state: true, personal: true, run: runBalance,
 			help: [2]string{"医保个人账户余额", "medical personal-account balance"}},
-		{command: "/backpay", callback: "backpay", kind: "backpay", state: true, run: runBackpay,
+		{command: "/backpay", callback: "backpay", kind: "backpay", state: true, personal: true, run: runBackpay,
 			help: [2]string{"断缴月份与补缴步骤", "missed months and how to make them up"}},
-		{command: "/documents", callback: "documents", kind: "documents", state: true, run: runDocuments,
+		{command: "/documents", callback: "documents", kind: "documents", state: true, personal: true, run: runDocuments,
 			help: [2]string{"办理需要带的材料", "documents to bring"}},
-		{command: "/remind", callback: "remind", kind: "remind", state: true, run: runRemind,
+		{command: "/remind", callback: "remind", kind: "remind", state: true, personal: true, run: runRemind,
 			help: [2]string{"医保缴费提醒：开启、关闭、选时间", "medical-insurance reminders: on, off, time of day"}},
-		{command: "/forget", callback: "forget", kind: "forget", state: true, run: runForget,
+		{command: "/forget", callback: "forget", kind: "forget", state: true, personal: true, run: runForget,
 			help: [2]string{"删除验证关联和设置", "delete your verification link and settings"}},
 		{command: "/lang", callback: "lang", kind: "lang", state: true, run: runLang,
 			help: [2]string{"切换语言 中文/English", "switch language 中文/English"}},
@@ -84,6 +89,10 @@ func Commands() []Command {
 // dispatch routes the turn's message.
 func (e *Engine) dispatch(ctx context.Context, t *turn) error {
 	m := t.msg
+	if m.Limited {
+		runLimited(t)
+		return nil
+	}
 	switch {
 	case m.Callback != "":
 		prefix, arg, _ := strings.Cut(m.Callback, ":")
@@ -97,6 +106,10 @@ func (e *Engine) dispatch(ctx context.Context, t *turn) error {
 		return nil
 	case strings.HasPrefix(m.Text, "/"):
 		name, arg := splitCommand(m.Text)
+		if r, ok := startPayload(name, arg); ok && m.Private() {
+			// A deep link from a group (see toPrivate) lands here.
+			return t.runRoute(ctx, r, "")
+		}
 		for _, r := range routes {
 			if r.command != "" && r.command == name {
 				return t.runRoute(ctx, r, arg)
@@ -105,6 +118,9 @@ func (e *Engine) dispatch(ctx context.Context, t *turn) error {
 		t.kind, t.outcome = "command", "unknown"
 		t.say(t.l("没有这个命令。发送 /help 查看所有命令。", "I don't know that command. Send /help to see them all."))
 		return nil
+	}
+	if !m.Private() {
+		return dispatchGroupText(ctx, t)
 	}
 	if d := t.st.Dialog.Name; d != "" {
 		if step, ok := dialogs[d]; ok {
@@ -142,6 +158,10 @@ func (e *Engine) dispatch(ctx context.Context, t *turn) error {
 
 func (t *turn) runRoute(ctx context.Context, r route, arg string) error {
 	t.kind = r.kind
+	if r.personal && !t.msg.Private() {
+		t.toPrivate(r.kind)
+		return nil
+	}
 	if r.state && !t.stateOK {
 		t.unavailable()
 		return nil

@@ -31,12 +31,15 @@ var testNow = time.Date(2026, 11, 26, 10, 0, 0, 0, time.FixedZone("CST", 8*3600)
 //	> [data]             pressing the inline button with that callback data
 //	> {contact U PHONE}  sharing the contact of Telegram user U
 //
-// Directives: "@user N" switches to user (and private chat) N, "@lang CODE"
-// sets the client language code, "@advance DURATION" moves the clock,
-// "@now RFC3339" sets it (answers are for that day in China),
-// "@store down|up" makes the state store fail or recover, "@records
-// down|lacking|up" swaps the record file for one that cannot be read, for a
-// sound one without the first demo person, or back to the demo. Bot lines show
+// Directives: "@user N" switches to user (and private chat) N, "@chat group
+// N" (or supergroup, channel) makes the user write in that group chat and
+// "@chat private" back in their own, "@limited on|off" marks the messages
+// as refused by the transport's rate limit, "@lang CODE" sets the client
+// language code, "@advance DURATION" moves the clock, "@now RFC3339" sets
+// it (answers are for that day in China), "@store down|up" makes the state
+// store fail or recover, "@records down|lacking|up" swaps the record file
+// for one that cannot be read, for a sound one without the first demo
+// person, or back to the demo. Bot lines show
 // each reply's text, then its buttons as "[label](data)", a contact
 // request as "{ask contact: label}", "{remove keyboard}", and "---"
 // between replies. Lines starting with "#" are comments.
@@ -77,6 +80,9 @@ func runTranscript(t *testing.T, file string, f *faq.FAQ) {
 
 	var got []string
 	user, lang := int64(100), "zh"
+	var chat int64 // 0: the user's private chat
+	chatType := bot.ChatPrivate
+	limited := false
 	flush := func(replies []bot.Reply) {
 		for i, r := range replies {
 			if i > 0 {
@@ -97,6 +103,18 @@ func runTranscript(t *testing.T, file string, f *faq.FAQ) {
 			switch dir {
 			case "user":
 				user, err = strconv.ParseInt(arg, 10, 64)
+			case "chat":
+				kind, id, _ := strings.Cut(arg, " ")
+				chatType, chat = bot.ChatType(kind), 0
+				switch chatType {
+				case bot.ChatPrivate:
+				case bot.ChatGroup, bot.ChatSupergroup, bot.ChatChannel:
+					chat, err = strconv.ParseInt(id, 10, 64)
+				default:
+					err = fmt.Errorf("unknown chat type %q", kind)
+				}
+			case "limited":
+				limited = arg == "on"
 			case "lang":
 				lang = arg
 			case "advance":
@@ -128,7 +146,11 @@ func runTranscript(t *testing.T, file string, f *faq.FAQ) {
 			}
 		case strings.HasPrefix(line, "> "):
 			got = append(got, line)
-			m := bot.Message{ChatID: user, UserID: user, LanguageCode: lang, Time: now}
+			m := bot.Message{ChatID: user, UserID: user, LanguageCode: lang, Time: now,
+				ChatType: chatType, PrivateChatURL: "https://t.me/ShebaoBot?start=", Limited: limited}
+			if chat != 0 {
+				m.ChatID = chat
+			}
 			in := line[2:]
 			switch {
 			case strings.HasPrefix(in, "[") && strings.HasSuffix(in, "]"):

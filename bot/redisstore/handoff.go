@@ -71,6 +71,43 @@ func (s *Store) ReleaseUpdates(ctx context.Context, ids []int64) error {
 	return nil
 }
 
+// ReadUpdates implements telegram.Handoff: one HMGET. Absent IDs and
+// malformed entries are skipped.
+func (s *Store) ReadUpdates(ctx context.Context, ids []int64, yield func(id int64, at time.Time, raw []byte)) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	fields := make([]string, len(ids))
+	for i, id := range ids {
+		fields[i] = strconv.FormatInt(id, 10)
+	}
+	vals, err := s.rdb.HMGet(ctx, s.heldKey(), fields...).Result()
+	if err != nil {
+		return fmt.Errorf("read %d held updates: %w", len(ids), s.classify(err))
+	}
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue
+		}
+		val := []byte(str)
+		if keyring.IsSealed(val) {
+			if val, _, err = s.keys.Open(s.heldAD(fields[i]), val); err != nil {
+				continue // not ours to pass on; HeldUpdates drops it
+			}
+		}
+		ms, raw, ok := bytes.Cut(val, []byte(":"))
+		at, err := strconv.ParseInt(string(ms), 10, 64)
+		if !ok || err != nil {
+			continue
+		}
+		yield(ids[i], time.UnixMilli(at), raw)
+	}
+	return nil
+}
+
 // HeldUpdates implements telegram.Handoff. Entries that are not "<ms>:<json>" (not
 // written by HoldUpdates) are deleted rather than passed on.
 func (s *Store) HeldUpdates(ctx context.Context, yield func(id int64, at time.Time, raw []byte)) error {

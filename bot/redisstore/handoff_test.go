@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/shebao/shebao/bot/telegram"
 )
 
 type heldEntry struct {
@@ -94,5 +96,30 @@ func TestHeldDropsMalformed(t *testing.T) {
 	}
 	if n, _ := s.rdb.HLen(ctx, s.heldKey()).Result(); n != 1 {
 		t.Errorf("%d entries left, want the malformed ones deleted", n)
+	}
+}
+
+var _ telegram.Handoff = (*Store)(nil)
+
+// ReadUpdates returns the held updates asked for, and skips the others.
+func TestReadUpdates(t *testing.T) {
+	s, _, _ := testStore(t)
+	ctx := t.Context()
+	at := time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
+	if err := s.HoldUpdates(ctx, at, map[int64][]byte{5: []byte("five:with:colons"), 6: []byte("six")}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]string{}
+	err := s.ReadUpdates(ctx, []int64{6, 7, 5}, func(id int64, when time.Time, raw []byte) {
+		if !when.Equal(at) {
+			t.Errorf("update %d held at %v, want %v", id, when, at)
+		}
+		got[id] = string(raw)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[5] != "five:with:colons" || got[6] != "six" {
+		t.Errorf("read %v, want updates 5 and 6 as held", got)
 	}
 }

@@ -39,16 +39,19 @@ type Options struct {
 	WebhookURL    string
 	WebhookSecret string
 	// Workers bounds how many chats are handled at the same time while
-	// polling; 64 when zero. A chat is always handled by the same worker,
-	// so a slow answer (an LLM call) also holds up the other chats of its
-	// worker: many cheap workers keep that rare, and under load their
-	// Redis calls share round trips (BENCHMARKS.md).
+	// polling; 64 when zero. A chat is with one worker at a time and the
+	// chats with work take turns, so a slow answer (an LLM call) holds up
+	// only its own chat; under load the workers' Redis calls share round
+	// trips (BENCHMARKS.md).
 	Workers int
 	// DrainTimeout bounds how long updates already received are still
 	// handled after the context of RunPolling is cancelled; 10 s when zero.
 	DrainTimeout time.Duration
 
-	Handler     Handler
+	Handler Handler
+	// Limit is the per-user rate limit (bot.Limit), asked about every
+	// update the bot would answer before it is queued. Nil: no limit.
+	Limit       Limit
 	Coordinator Coordinator // nil: no cross-replica dedupe
 	Blocklist   Blocklist   // nil: blocked chats are not remembered
 	// Handoff lets polling confirm updates as soon as they are held,
@@ -62,8 +65,9 @@ type Options struct {
 	// load. Requests are bounded by contexts, so its Timeout should be zero
 	// or longer than the long-poll timeout (50 s).
 	HTTPClient *http.Client
-	// Sleep waits d or until ctx is done (retry_after, backoff). Nil means
-	// a timer; tests make it instant.
+	// Sleep waits d or until ctx is done (retry_after, the getUpdates
+	// backoff). Nil means a timer; tests make it instant. The backoff of
+	// failing calls runs on timers (see apiGate).
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock stamped on messages; time.Now when nil.
 	Now func() time.Time
@@ -71,8 +75,10 @@ type Options struct {
 
 // Metrics receives counters; implementations must be safe for concurrent
 // use. Kinds: text, command, callback, contact, other (non-text message),
-// ignored, undecodable (a webhook body that is no update). Outcomes:
-// handled, duplicate, ignored, blocked, error, aborted.
+// ignored, undecodable (a webhook body that is no update), unread (dropped
+// by the rate limit before it was decoded). Outcomes:
+// handled, duplicate, ignored, blocked, error, aborted, limited (skipped
+// by the rate limit), overflow (dropped: its chat had too many waiting).
 type Metrics interface {
 	Update(kind, outcome string)
 	// APIError counts a failed Bot API call; code is the HTTP status or 0
@@ -99,13 +105,18 @@ type Adapter struct {
 	locks    chatLocks
 	sealer   *sealer // encrypts updates held in the Handoff
 	username atomic.Pointer[string]
-	draining atomic.Bool
+	botID    atomic.Int64
+	// lastSched is the queue of the latest RunPolling (for tests).
+	lastSched atomic.Pointer[sched]
+	draining  atomic.Bool
+	gate      *apiGate // shared by every Bot API call of the adapter
 
 	// Tunables kept unexported; tests shorten them.
 	pollTimeout    time.Duration // long-poll wait asked of getUpdates
 	pinnedInterval time.Duration // re-fetch interval while an old update pins the offset
 	callTimeout    time.Duration // one Bot API call
-	maxAttempts    int           // per Bot API call
+	retryFor       time.Duration // how long a failing Bot API call is retried
+	maxAttempts    int           // per Bot API call; 0: only retryFor bounds them
 	firstBackoff   time.Duration
 	maxBackoff     time.Duration
 	confirmTimeout time.Duration // final getUpdates after a drain
@@ -157,7 +168,7 @@ func New(opts Options) (*Adapter, error) {
 		pollTimeout:    50 * time.Second,
 		pinnedInterval: 500 * time.Millisecond,
 		callTimeout:    20 * time.Second,
-		maxAttempts:    4,
+		retryFor:       time.Minute,
 		firstBackoff:   500 * time.Millisecond,
 		maxBackoff:     5 * time.Second,
 		confirmTimeout: 5 * time.Second,
@@ -165,6 +176,7 @@ func New(opts Options) (*Adapter, error) {
 		typingDelay:    300 * time.Millisecond,
 		pinnedGap:      10 * time.Millisecond,
 		releaseEvery:   100 * time.Millisecond,
+		gate:           newGate(),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -232,6 +244,7 @@ func (a *Adapter) identify(ctx context.Context) error {
 	}
 	name := me.Username
 	a.username.Store(&name)
+	a.botID.Store(me.ID)
 	return nil
 }
 
@@ -274,6 +287,8 @@ const (
 	outcomeBlocked   outcome = "blocked"
 	outcomeError     outcome = "error"
 	outcomeAborted   outcome = "aborted"
+	outcomeLimited   outcome = "limited"
+	outcomeOverflow  outcome = "overflow"
 )
 
 // incoming is an update reduced to what the engine needs.
@@ -286,10 +301,14 @@ type incoming struct {
 }
 
 // convert turns an update into an incoming message; ok is false for updates
-// the bot does not answer (edits, channel posts, chatter in groups).
+// the bot does not answer (edits, channel posts, chatter in groups that is
+// not addressed to the bot).
 func (a *Adapter) convert(u *models.Update) (in incoming, ok bool) {
 	in.updateID = u.ID
 	in.msg.Time = a.now()
+	if me := a.username.Load(); me != nil && *me != "" {
+		in.msg.PrivateChatURL = "https://t.me/" + *me + "?start="
+	}
 	switch {
 	case u.CallbackQuery != nil:
 		q := u.CallbackQuery
@@ -299,10 +318,18 @@ func (a *Adapter) convert(u *models.Update) (in incoming, ok bool) {
 		in.msg.LanguageCode = q.From.LanguageCode
 		in.msg.Callback = q.Data
 		in.msg.ChatID = chatOf(u)
+		in.msg.ChatType = bot.ChatPrivate // inline buttons are answered privately
+		switch {
+		case q.Message.Message != nil:
+			in.msg.ChatType = chatType(q.Message.Message.Chat.Type)
+		case q.Message.InaccessibleMessage != nil && q.Message.InaccessibleMessage.Chat.ID != 0:
+			in.msg.ChatType = chatType(q.Message.InaccessibleMessage.Chat.Type)
+		}
 		return in, in.msg.ChatID != 0
 	case u.Message != nil:
 		m := u.Message
 		in.msg.ChatID = m.Chat.ID
+		in.msg.ChatType = chatType(m.Chat.Type)
 		if m.From != nil {
 			in.msg.UserID = m.From.ID
 			in.msg.LanguageCode = m.From.LanguageCode
@@ -318,8 +345,16 @@ func (a *Adapter) convert(u *models.Update) (in incoming, ok bool) {
 			in.kind = "command"
 			in.msg.Text = text
 		case !private:
-			in.kind = "ignored"
-			return in, false
+			// In a group only what is addressed to the bot: a mention,
+			// or a reply to one of its messages.
+			text, addressed := a.addressed(m)
+			if !addressed {
+				in.kind = "ignored"
+				return in, false
+			}
+			in.kind = "text"
+			in.msg.Text = text
+			in.typing = true
 		case m.Contact != nil:
 			in.kind = "contact"
 			in.msg.Contact = &bot.Contact{UserID: m.Contact.UserID, Phone: m.Contact.PhoneNumber}
@@ -335,6 +370,42 @@ func (a *Adapter) convert(u *models.Update) (in incoming, ok bool) {
 		in.kind = "ignored"
 		return in, false
 	}
+}
+
+// chatType maps Telegram's chat type to the engine's; an unknown one is a
+// group (the engine then shows nothing personal).
+func chatType(t models.ChatType) bot.ChatType {
+	switch t {
+	case models.ChatTypePrivate:
+		return bot.ChatPrivate
+	case models.ChatTypeSupergroup:
+		return bot.ChatSupergroup
+	case models.ChatTypeChannel:
+		return bot.ChatChannel
+	}
+	return bot.ChatGroup
+}
+
+// addressed reports whether a group message is for the bot, and returns
+// its text without the mention: "@ThisBot question", or a reply to one of
+// the bot's messages. Only text counts.
+func (a *Adapter) addressed(m *models.Message) (string, bool) {
+	if m.Text == "" {
+		return "", false
+	}
+	if r := m.ReplyToMessage; r != nil && r.From != nil && r.From.IsBot && r.From.ID != 0 && r.From.ID == a.botID.Load() {
+		return m.Text, true
+	}
+	me := a.username.Load()
+	if me == nil || *me == "" {
+		return "", false
+	}
+	mention := "@" + *me
+	i := strings.Index(strings.ToLower(m.Text), strings.ToLower(mention))
+	if i < 0 {
+		return "", false
+	}
+	return strings.TrimSpace(m.Text[:i] + m.Text[i+len(mention):]), true
 }
 
 // chatOf is the chat an update is answered in. Polling also picks the
@@ -378,22 +449,40 @@ func (a *Adapter) normalizeCommand(text string, private bool) (string, bool) {
 	return cmd[:at] + rest, true
 }
 
-// process handles one update end to end: dedupe, per-chat serialisation,
-// the handler and the replies. ctx bounds the whole handling.
+// process handles one webhook update end to end: the rate limit, dedupe,
+// per-chat serialisation, the handler and the replies. ctx bounds the
+// whole handling.
 func (a *Adapter) process(ctx context.Context, u *models.Update) outcome {
 	in, ok := a.convert(u)
 	if !ok {
 		a.count(in.kind, outcomeIgnored)
 		return outcomeIgnored
 	}
-	out := a.processMessage(ctx, in)
+	var limit func() bot.Verdict
+	if a.opts.Limit != nil {
+		// Asked while the chat is claimed: the two Redis calls then
+		// share a round trip instead of adding one to every update.
+		verdict := make(chan bot.Verdict, 1)
+		go func() { verdict <- a.opts.Limit.Check(ctx, []string{limitKey(in.msg)}, a.now())[0] }()
+		limit = func() bot.Verdict { return <-verdict }
+	}
+	out := a.processMessage(ctx, in, limit)
 	a.count(in.kind, out)
 	return out
 }
 
-func (a *Adapter) processMessage(ctx context.Context, in incoming) outcome {
+// processMessage handles one converted update: the claim (dedupe and
+// per-chat order), the handler, the replies. limit, when not nil, returns
+// the rate limit's verdict, decided meanwhile; it is awaited after the
+// claim and before the handler.
+func (a *Adapter) processMessage(ctx context.Context, in incoming, limit func() bot.Verdict) outcome {
 	chatID := in.msg.ChatID
 	var done func(bool)
+	defer func() {
+		if limit != nil {
+			limit() // not needed (a duplicate, an abort), but let it finish
+		}
+	}()
 	if c := a.opts.Coordinator; c != nil {
 		d, dup, err := c.Begin(ctx, chatID, in.updateID)
 		switch {
@@ -408,6 +497,19 @@ func (a *Adapter) processMessage(ctx context.Context, in incoming) outcome {
 			return outcomeDuplicate
 		default:
 			done = d
+		}
+	}
+	if limit != nil {
+		v := limit()
+		limit = nil
+		switch v {
+		case bot.Skip:
+			if done != nil {
+				done(false) // not answered: a redelivery is asked about again
+			}
+			return outcomeLimited
+		case bot.Notify:
+			in.msg.Limited = true
 		}
 	}
 	// Begin already orders one chat's updates across replicas; the local
@@ -465,7 +567,7 @@ func (a *Adapter) handle(ctx context.Context, in incoming) outcome {
 // answerCallback stops the client's button spinner. One try: a late or
 // failed answer only leaves the spinner running a little longer.
 func (a *Adapter) answerCallback(ctx context.Context, id string) {
-	if id == "" {
+	if id == "" || a.gate.isOpen() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.actionTimeout)
@@ -511,6 +613,9 @@ func (a *Adapter) typingAfter(ctx context.Context, chatID int64, d time.Duration
 // sendTyping shows "typing…" while the handler works. Its failure does not
 // matter, so it is tried once with a short timeout.
 func (a *Adapter) sendTyping(ctx context.Context, chatID int64) {
+	if a.gate.isOpen() {
+		return // the Bot API is failing: the reply matters, the indicator does not
+	}
 	ctx, cancel := context.WithTimeout(ctx, a.actionTimeout)
 	defer cancel()
 	var status int

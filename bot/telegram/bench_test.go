@@ -2,14 +2,18 @@ package telegram
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-telegram/bot/models"
 
+	"github.com/shebao/shebao/bot"
 	"github.com/shebao/shebao/bot/telegram/telegramtest"
 )
 
@@ -51,4 +55,36 @@ func BenchmarkWebhook(b *testing.B) {
 func withID(u models.Update) *models.Update {
 	u.ID = 1
 	return &u
+}
+
+// BenchmarkPollingFlood measures how long polling takes to work through
+// 10,000 updates of one user, all but the burst skipped by the rate limit
+// (in process), against the fake Bot API on loopback: updates behind a
+// flood in Telegram's queue wait at least that long.
+func BenchmarkPollingFlood(b *testing.B) {
+	for b.Loop() {
+		b.StopTimer()
+		fake := telegramtest.New(testToken)
+		var last int64
+		for i := range 10_000 {
+			last = fake.PushText(7, "flood "+strconv.Itoa(i))
+		}
+		a, err := New(Options{Token: testToken, APIURL: fake.URL, Handler: &echoHandler{}, Handoff: newMemHandoff(),
+			Limit: bot.NewLimit(bot.LimitOptions{})})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		b.StartTimer()
+		go func() { done <- a.RunPolling(ctx) }()
+		for fake.Confirmed() <= last {
+			time.Sleep(time.Millisecond) // polling the fake in a benchmark, not logic
+		}
+		b.StopTimer()
+		cancel()
+		<-done
+		fake.Close()
+		b.StartTimer()
+	}
 }

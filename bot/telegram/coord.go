@@ -2,6 +2,7 @@ package telegram
 
 import (
 	"context"
+	"time"
 
 	"github.com/shebao/shebao/bot"
 )
@@ -24,6 +25,15 @@ type Coordinator interface {
 	// handled again. A claim also clears the chat's blocked mark (see
 	// Blocklist): a user who writes has unblocked the bot.
 	Begin(ctx context.Context, chatID, updateID int64) (done func(handled bool), dup bool, err error)
+}
+
+// Limit is the per-user rate limit (bot.Limit). Check returns one verdict
+// per entry of users, in order; it never fails, and decides alone when its
+// store is down. Quiet reports a user refused moments ago and still to be
+// refused: their updates are then dropped before they are even decoded.
+type Limit interface {
+	Check(ctx context.Context, users []string, now time.Time) []bot.Verdict
+	Quiet(user string, now time.Time) bool
 }
 
 // Blocklist remembers chats whose user blocked the bot (HTTP 403), so

@@ -28,6 +28,10 @@ type Handoff interface {
 	ReleaseUpdates(ctx context.Context, ids []int64) error
 	// HeldUpdates calls yield for each update still held, in update_id order.
 	HeldUpdates(ctx context.Context, yield func(id int64, at time.Time, raw []byte)) error
+	// ReadUpdates calls yield for each of ids that is held: polling
+	// reads back the updates of a chat with a backlog, which it kept by
+	// ID alone.
+	ReadUpdates(ctx context.Context, ids []int64, yield func(id int64, at time.Time, raw []byte)) error
 }
 
 // releaser batches Handoff.ReleaseUpdates calls off the handling path: a handled

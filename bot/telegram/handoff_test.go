@@ -23,6 +23,7 @@ type memHandoff struct {
 	held  map[int64]memHeld
 	fail  bool
 	holds int
+	reads int // ReadUpdates calls
 }
 
 type memHeld struct {
@@ -69,6 +70,28 @@ func (m *memHandoff) HeldUpdates(_ context.Context, yield func(id int64, at time
 	m.mu.Unlock()
 	for _, id := range slices.Sorted(maps.Keys(held)) {
 		yield(id, held[id].at, held[id].raw)
+	}
+	return nil
+}
+
+func (m *memHandoff) ReadUpdates(_ context.Context, ids []int64, yield func(id int64, at time.Time, raw []byte)) error {
+	m.mu.Lock()
+	if m.fail {
+		m.mu.Unlock()
+		return errHandoffDown
+	}
+	m.reads++
+	found := map[int64]memHeld{}
+	for _, id := range ids {
+		if h, ok := m.held[id]; ok {
+			found[id] = h
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range ids {
+		if h, ok := found[id]; ok {
+			yield(id, h.at, h.raw)
+		}
 	}
 	return nil
 }

@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
 	tgbot "github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
+
+	"github.com/shebao/shebao/bot"
 )
 
 // allowedUpdates are the update kinds the bot answers; Telegram does not
@@ -60,36 +63,22 @@ func (a *Adapter) RunPolling(ctx context.Context) error {
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hcancel()
 
-	p := &poller{a: a, tr: newTracker(), queues: make([]chan job, a.opts.Workers)}
+	p := &poller{a: a, tr: newTracker(), s: newSched()}
+	a.lastSched.Store(p.s)
 	if a.opts.Handoff != nil {
 		p.rel = newReleaser(a.opts.Handoff, a.log, a.releaseEvery)
 		go p.rel.run()
 	}
 	var wg sync.WaitGroup
-	for i := range p.queues {
-		q := make(chan job, 64)
-		p.queues[i] = q
-		wg.Go(func() {
-			for j := range q {
-				if a.process(hctx, j.u) == outcomeAborted {
-					continue // stays held, or unconfirmed
-				}
-				if j.held {
-					p.rel.add(j.u.ID)
-				} else {
-					p.tr.finish(j.u.ID)
-				}
-			}
-		})
+	for range a.opts.Workers {
+		wg.Go(func() { p.work(hctx) })
 	}
 
 	err = p.fetch(ctx)
 
 	drain := time.AfterFunc(a.opts.DrainTimeout, hcancel)
 	defer drain.Stop()
-	for _, q := range p.queues {
-		close(q)
-	}
+	p.s.close()
 	wg.Wait()
 	if p.rel != nil {
 		p.rel.stop()
@@ -102,7 +91,7 @@ func (a *Adapter) RunPolling(ctx context.Context) error {
 type poller struct {
 	a         *Adapter
 	tr        *tracker
-	queues    []chan job
+	s         *sched
 	rel       *releaser // nil without a Handoff
 	recovered bool      // held updates of an earlier run were dispatched
 	// redelivered holds the updates recovered at start that Telegram may
@@ -118,12 +107,95 @@ type poller struct {
 // handled it is released there; otherwise the tracker lets the offset pass
 // it.
 type job struct {
-	u    *models.Update
+	in   incoming
 	held bool
 }
 
-// fetch runs the getUpdates loop and dispatches each update to the worker
-// of its chat, so one chat's updates are handled in order.
+// work is one worker: it handles the updates sched gives it, a chat at a
+// time, until sched is closed and drained.
+func (p *poller) work(ctx context.Context) {
+	for {
+		chat, take, ok := p.s.next()
+		if !ok {
+			return
+		}
+		if take[0].j == nil {
+			p.readBack(ctx, chat, take)
+			p.s.done(chat)
+			continue
+		}
+		j := take[0].j
+		out := p.a.processMessage(ctx, j.in, nil)
+		p.a.count(j.in.kind, out)
+		if out != outcomeAborted { // else it stays held, or unconfirmed
+			p.finish(j.in.updateID, j.held)
+		}
+		p.s.done(chat)
+	}
+}
+
+// finish lets an update go: released from the Handoff, or passed by the
+// offset.
+func (p *poller) finish(id int64, held bool) {
+	if held {
+		p.rel.add(id)
+	} else {
+		p.tr.finish(id)
+	}
+}
+
+// readBack reads spilled updates of chat from the Handoff and puts them
+// back at the head of the chat's queue. While the Handoff fails they stay
+// spilled, and the chat waits; an update that is no longer held, or
+// cannot be opened, is dropped with a warning.
+func (p *poller) readBack(ctx context.Context, chat int64, take []entry) {
+	a := p.a
+	ids := make([]int64, len(take))
+	for i, e := range take {
+		ids[i] = e.id
+	}
+	found := make(map[int64]incoming, len(take))
+	dropped := make(map[int64]bool)
+	err := a.opts.Handoff.ReadUpdates(ctx, ids, func(id int64, at time.Time, raw []byte) {
+		u, err := a.openHeld(id, raw)
+		if err != nil {
+			a.log.Warn("drop held update that cannot be opened", "update_id", id)
+			dropped[id] = true
+			return
+		}
+		in, ok := a.convert(u)
+		if !ok {
+			a.count(in.kind, outcomeIgnored)
+			dropped[id] = true
+			return
+		}
+		in.msg.Time = at
+		found[id] = in
+	})
+	if err != nil {
+		a.log.Warn("read back held updates; the chat waits", "n", len(ids), "err", err)
+		p.s.putFront(chat, take)
+		_ = a.sleep(ctx, a.firstBackoff) // a pause before the chat's next try; ctx only ends it early
+		return
+	}
+	back := make([]entry, 0, len(take))
+	for _, e := range take {
+		in, ok := found[e.id]
+		if !ok {
+			if !dropped[e.id] {
+				a.log.Warn("held update vanished before it was handled", "update_id", e.id)
+			}
+			p.rel.add(e.id)
+			continue
+		}
+		in.msg.Limited = e.notice
+		back = append(back, entry{j: &job{in: in, held: true}, id: e.id, notice: e.notice})
+	}
+	p.s.putFront(chat, back)
+}
+
+// fetch runs the getUpdates loop: each batch is converted, checked against
+// the per-user rate limit, held, and queued by chat.
 func (p *poller) fetch(ctx context.Context) error {
 	a, tr := p.a, p.tr
 	p.holding = true
@@ -171,15 +243,8 @@ func (p *poller) fetch(ctx context.Context) error {
 		if len(updates) > 0 && updates[len(updates)-1].u.ID >= p.maxRedeliv {
 			p.redelivered = nil
 		}
-		held := p.hold(ctx, fresh)
-		if held && !p.recovered {
-			// The Handoff works again: pick up what an earlier run left.
-			p.recover(ctx)
-		}
-		for _, u := range fresh {
-			if !p.dispatch(ctx, job{u: u.u, held: held}) {
-				return nil // u stays held or unfinished, hence unconfirmed
-			}
+		if !p.take(ctx, fresh) {
+			return nil // not queued: held or unfinished, hence unconfirmed
 		}
 		if len(updates) > 0 && len(fresh) == 0 {
 			// An unfinished update pins the offset, so Telegram answers at
@@ -206,13 +271,97 @@ func (p *poller) fetch(ctx context.Context) error {
 	return nil
 }
 
-func (p *poller) dispatch(ctx context.Context, j job) bool {
-	select {
-	case p.queues[workerFor(chatOf(j.u), len(p.queues))] <- j:
-		return true
-	case <-ctx.Done():
+// take handles one batch of fresh updates: it asks the rate limit about
+// those the bot would answer, holds them, lets the others go, and queues
+// the rest by chat. It never waits on a chat; it
+// returns false only when ctx ended while the queues were full.
+func (p *poller) take(ctx context.Context, fresh []fetched) bool {
+	a := p.a
+	type item struct {
+		in incoming
+		ok bool
+		v  bot.Verdict
+	}
+	items := make([]item, len(fresh))
+	var users []string
+	var asked []int
+	for i, f := range fresh {
+		if f.quiet {
+			items[i] = item{in: incoming{updateID: f.u.ID, kind: "unread"}, ok: true, v: bot.Skip}
+			continue
+		}
+		in, ok := a.convert(f.u)
+		items[i] = item{in: in, ok: ok}
+		if ok && a.opts.Limit != nil {
+			users = append(users, limitKey(in.msg))
+			asked = append(asked, i)
+		}
+	}
+	// The limit is asked while the batch is held, so the two round trips
+	// overlap; what the limit then skips is released again at once.
+	var verdicts []bot.Verdict
+	var asking sync.WaitGroup
+	if len(users) > 0 {
+		asking.Go(func() { verdicts = a.opts.Limit.Check(ctx, users, a.now()) })
+	}
+	keep := make([]fetched, 0, len(fresh))
+	for i, it := range items {
+		if it.ok && !fresh[i].quiet {
+			keep = append(keep, fresh[i])
+		}
+	}
+	held := p.hold(ctx, keep)
+	asking.Wait()
+	for k, v := range verdicts {
+		items[asked[k]].v = v
+	}
+	if held && !p.recovered {
+		// The Handoff works again: pick up what an earlier run left.
+		p.recover(ctx)
+	}
+	for i, it := range items {
+		id := it.in.updateID
+		switch {
+		case !it.ok:
+			a.count(it.in.kind, outcomeIgnored)
+			p.tr.finish(id)
+		case it.v == bot.Skip:
+			a.count(it.in.kind, outcomeLimited)
+			if held && !fresh[i].quiet {
+				p.rel.add(id) // held with its batch
+			} else {
+				p.tr.finish(id)
+			}
+		default:
+			it.in.msg.Limited = it.v == bot.Notify
+			if !p.queue(ctx, job{in: it.in, held: held}) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// queue gives j to sched; false when ctx ended while waiting for room.
+func (p *poller) queue(ctx context.Context, j job) bool {
+	switch p.s.add(ctx, j.in.msg.ChatID, j) {
+	case overflowed:
+		p.a.log.Warn("chat has too many updates waiting; dropping one", "update_id", j.in.updateID, "waiting", maxPerChat)
+		p.a.count(j.in.kind, outcomeOverflow)
+		p.finish(j.in.updateID, j.held)
+	case cancelled:
 		return false
 	}
+	return true
+}
+
+// limitKey is the identity the rate limit counts a message against: its
+// sender, or the chat for a message without one.
+func limitKey(m bot.Message) string {
+	if m.UserID != 0 {
+		return "tg:" + strconv.FormatInt(m.UserID, 10)
+	}
+	return "tg:chat" + strconv.FormatInt(m.ChatID, 10)
 }
 
 // hold puts freshly fetched updates into the Handoff; true when they are
@@ -269,18 +418,21 @@ func (p *poller) recover(ctx context.Context) bool {
 			drop = append(drop, id)
 			return
 		}
-		u := new(models.Update)
-		opened, err := a.sealer.open(id, raw)
-		if err == nil {
-			err = json.Unmarshal(opened, u)
-		}
-		if err != nil || u.ID != id {
+		u, err := a.openHeld(id, raw)
+		if err != nil {
 			// A changed token, or an entry not written by this code.
 			a.log.Warn("drop held update that cannot be opened", "update_id", id)
 			drop = append(drop, id)
 			return
 		}
-		jobs = append(jobs, job{u: u, held: true})
+		in, ok := a.convert(u)
+		if !ok {
+			a.count(in.kind, outcomeIgnored)
+			drop = append(drop, id)
+			return
+		}
+		in.msg.Time = at
+		jobs = append(jobs, job{in: in, held: true})
 	})
 	if err != nil {
 		a.log.Warn("read held updates; trying again later", "err", err)
@@ -299,16 +451,32 @@ func (p *poller) recover(ctx context.Context) bool {
 		// handled may sit below them in Telegram's queue.
 		p.redelivered = make(map[int64]bool, len(jobs))
 		for _, j := range jobs {
-			p.redelivered[j.u.ID] = true
+			p.redelivered[j.in.updateID] = true
 		}
-		p.maxRedeliv = jobs[len(jobs)-1].u.ID
+		p.maxRedeliv = jobs[len(jobs)-1].in.updateID
 	}
 	for _, j := range jobs {
-		if !p.dispatch(ctx, j) {
+		if !p.queue(ctx, j) {
 			break // still held: the next run recovers them
 		}
 	}
 	return true
+}
+
+// openHeld decrypts and decodes a held update.
+func (a *Adapter) openHeld(id int64, raw []byte) (*models.Update, error) {
+	opened, err := a.sealer.open(id, raw)
+	if err != nil {
+		return nil, err
+	}
+	u := new(models.Update)
+	if err := json.Unmarshal(opened, u); err != nil {
+		return nil, err
+	}
+	if u.ID != id {
+		return nil, errors.New("held update under another ID")
+	}
+	return u, nil
 }
 
 // confirm tells Telegram which updates were handled: getUpdates with a
@@ -322,11 +490,6 @@ func (a *Adapter) confirm(ctx context.Context, offset int64) {
 	if _, err := a.getUpdates(ctx, offset, 1, 0, nil); err != nil {
 		a.log.Warn("confirm handled updates", "err", err)
 	}
-}
-
-func workerFor(chatID int64, n int) int {
-	h := uint64(chatID) * 0x9E3779B97F4A7C15 // Fibonacci hashing spreads sequential IDs
-	return int((h >> 32) % uint64(n))
 }
 
 // tracker remembers the fetched updates in fetch order and which of them
@@ -428,8 +591,9 @@ type apiResponse struct {
 // fetched is an update from getUpdates with its JSON as Telegram sent it
 // (what the Handoff holds).
 type fetched struct {
-	u   *models.Update
-	raw json.RawMessage
+	u     *models.Update
+	raw   json.RawMessage
+	quiet bool // its sender is refused by the rate limit; not decoded
 }
 
 // Updates for which skip returns true are returned with their ID only.
@@ -457,6 +621,11 @@ func (a *Adapter) getUpdates(ctx context.Context, offset int64, limit int, wait 
 			updates = append(updates, fetched{u: &models.Update{ID: id}})
 			continue
 		}
+		if a.quiet(raw) {
+			// A flood: most of a getUpdates batch can be one user's.
+			updates = append(updates, fetched{u: &models.Update{ID: id}, quiet: true})
+			continue
+		}
 		u := new(models.Update)
 		if err := json.Unmarshal(raw, u); err != nil {
 			// Keep only the ID: the update is then ignored and confirmed
@@ -467,6 +636,42 @@ func (a *Adapter) getUpdates(ctx context.Context, offset int64, limit int, wait 
 		updates = append(updates, fetched{u: u, raw: raw})
 	}
 	return updates, nil
+}
+
+// quiet reports whether the sender of a raw update is refused by the rate
+// limit right now (see Limit.Quiet).
+func (a *Adapter) quiet(raw []byte) bool {
+	if a.opts.Limit == nil {
+		return false
+	}
+	id, ok := senderID(raw)
+	return ok && a.opts.Limit.Quiet("tg:"+strconv.FormatInt(id, 10), a.now())
+}
+
+// senderID finds who sent a raw update without decoding it: the user of
+// its only `"from":{"id":`. That is the sender of a message or a button
+// press; an update with more than one (a reply, a forward) is not
+// guessed at. Inside a JSON string the quotes would be escaped, so text
+// cannot fake it.
+func senderID(raw []byte) (int64, bool) {
+	pat := []byte(`"from":{"id":`)
+	i := bytes.Index(raw, pat)
+	if i < 0 || bytes.Index(raw[i+len(pat):], pat) >= 0 {
+		return 0, false
+	}
+	var n int64
+	digits := 0
+	for _, c := range raw[i+len(pat):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int64(c-'0')
+		digits++
+	}
+	if digits == 0 || digits > 18 {
+		return 0, false
+	}
+	return n, true
 }
 
 // updateID reads an update's update_id. Telegram writes it first, so the

@@ -169,10 +169,16 @@ func replyMarkup(r bot.Reply) models.ReplyMarkup {
 	return nil
 }
 
-// call runs one Bot API call with bounded retries: 429 waits retry_after,
-// 5xx and network errors back off exponentially, 403 is ErrBlocked, other
-// errors are final. fn returns the HTTP status of its response (0 when
-// there was none). The context error is returned unwrapped when ctx ends.
+// call runs one Bot API call and retries what may pass: 429 waits
+// retry_after; 5xx, timeouts and network errors go through the gate (see
+// apiGate), which paces the attempts with backoff and jitter; 403 is
+// ErrBlocked and other errors are final. It gives up after retryFor
+// (about a minute: a short outage costs no reply) or, when set,
+// maxAttempts. The caller holds its update (unconfirmed, unreleased, or
+// the webhook request unanswered) the whole time, so an update whose
+// replies are given up on is the only one let go unanswered. fn returns
+// the HTTP status of its response (0 when there was none). The context
+// error is returned unwrapped when ctx ends.
 func (a *Adapter) call(ctx context.Context, method string, fn func(ctx context.Context) (status int, err error)) error {
 	maybeDone, err := a.attempt(ctx, method, fn)
 	if maybeDone && err != nil && ctx.Err() == nil {
@@ -186,42 +192,61 @@ func (a *Adapter) call(ctx context.Context, method string, fn func(ctx context.C
 // attempt is call's loop; maybeDone reports an attempt that failed in a way
 // that does not rule out that Telegram carried it out.
 func (a *Adapter) attempt(ctx context.Context, method string, fn func(ctx context.Context) (int, error)) (maybeDone bool, err error) {
-	backoff := a.firstBackoff
+	deadline := time.Now().Add(a.retryFor)
+	var last error
 	for attempt := 1; ; attempt++ {
+		probe, err := a.gate.wait(ctx, deadline)
+		if err != nil {
+			if ctx.Err() != nil {
+				return maybeDone, ctx.Err()
+			}
+			return maybeDone, fmt.Errorf("telegram %s: giving up after %d attempts in %s: %w", method, attempt-1, a.retryFor, last)
+		}
 		cctx, cancel := context.WithTimeout(ctx, a.callTimeout)
 		status, err := fn(cctx)
 		cancel()
 		if err == nil {
+			a.gate.report(probe, apiUp, a.firstBackoff, a.maxBackoff)
 			return maybeDone, nil
 		}
 		if ctx.Err() != nil {
+			a.gate.report(probe, apiUnknown, a.firstBackoff, a.maxBackoff)
 			return maybeDone, ctx.Err()
 		}
 		a.apiError(method, status, err)
 		if !refused(err) && !notSent(err) {
 			maybeDone = true
 		}
+		last = err
 
-		var wait time.Duration
 		var tooMany *tgbot.TooManyRequestsError
+		var wait time.Duration
 		switch {
 		case errors.As(err, &tooMany):
+			a.gate.report(probe, apiUp, a.firstBackoff, a.maxBackoff)
 			wait = time.Duration(max(tooMany.RetryAfter, 1)) * time.Second
 		case errors.Is(err, tgbot.ErrorForbidden):
+			a.gate.report(probe, apiUp, a.firstBackoff, a.maxBackoff)
 			return maybeDone, fmt.Errorf("telegram %s: %w: %w", method, ErrBlocked, err)
 		case status >= http.StatusInternalServerError, status == 0:
-			// Status 0: no response (network error, call timeout).
-			wait = backoff
-			backoff = min(2*backoff, a.maxBackoff)
+			// Status 0: no response (network error, call timeout). The
+			// gate makes this call, or another, wait before the next try.
+			a.gate.report(probe, apiDown, a.firstBackoff, a.maxBackoff)
 		default:
+			a.gate.report(probe, apiUp, a.firstBackoff, a.maxBackoff)
 			return maybeDone, fmt.Errorf("telegram %s: %w", method, err)
 		}
-		if attempt >= a.maxAttempts {
+		if a.maxAttempts > 0 && attempt >= a.maxAttempts {
 			return maybeDone, fmt.Errorf("telegram %s: giving up after %d attempts: %w", method, attempt, err)
 		}
-		a.log.Debug("retry telegram call", "method", method, "status", status, "wait", wait)
-		if err := a.sleep(ctx, wait); err != nil {
-			return maybeDone, err
+		if wait > 0 {
+			if time.Until(deadline) < wait {
+				return maybeDone, fmt.Errorf("telegram %s: retry_after %s is past the retry window: %w", method, wait, err)
+			}
+			a.log.Debug("retry telegram call", "method", method, "status", status, "wait", wait)
+			if err := a.sleep(ctx, wait); err != nil {
+				return maybeDone, err
+			}
 		}
 	}
 }

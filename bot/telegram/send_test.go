@@ -56,7 +56,7 @@ func TestHandlerErrorAfterCancelSendsNothing(t *testing.T) {
 	u := telegramtest.TextUpdate(5, "hi")
 	u.ID = 1
 	in, _ := e.a.convert(&u)
-	if out := e.a.processMessage(ctx, in); out != outcomeAborted {
+	if out := e.a.processMessage(ctx, in, nil); out != outcomeAborted {
 		t.Errorf("outcome %s, want aborted: the update must be delivered again", out)
 	}
 	if n := len(e.fake.Calls("sendMessage")); n != 0 {

@@ -78,6 +78,11 @@ func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read body", http.StatusBadRequest)
 		return
 	}
+	if a.quiet(body) {
+		a.count("unread", outcomeLimited)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	var u models.Update
 	if err := json.Unmarshal(body, &u); err != nil || u.ID == 0 {
 		id, hasID := updateID(body)

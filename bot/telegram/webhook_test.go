@@ -213,7 +213,24 @@ func TestConversion(t *testing.T) {
 	}
 	sticker := telegramtest.TextUpdate(5, "")
 	sticker.Message.Sticker = &models.Sticker{FileID: "x"}
+	replyToBot := group("这个怎么办")
+	replyToBot.Message.ReplyToMessage = &models.Message{ID: 9, From: &models.User{ID: 42, IsBot: true, Username: telegramtest.BotUsername}}
+	replyToOther := group("这个怎么办")
+	replyToOther.Message.ReplyToMessage = &models.Message{ID: 9, From: &models.User{ID: 77, FirstName: "Someone"}}
+	groupContact := telegramtest.ContactUpdate(-100, "+8613912345678", 5)
+	groupContact.Message.Chat.Type = models.ChatTypeGroup
+	groupButton := telegramtest.CallbackUpdate(5, "records:")
+	groupButton.CallbackQuery.Message.Message.Chat = models.Chat{ID: -100, Type: models.ChatTypeSupergroup}
 
+	const link = "https://t.me/" + telegramtest.BotUsername + "?start="
+	private := func(m bot.Message) []bot.Message {
+		m.ChatID, m.UserID, m.LanguageCode, m.ChatType, m.PrivateChatURL = 5, 5, "zh", bot.ChatPrivate, link
+		return []bot.Message{m}
+	}
+	inGroup := func(m bot.Message) []bot.Message {
+		m.ChatID, m.UserID, m.LanguageCode, m.ChatType, m.PrivateChatURL = -100, 5, "zh", bot.ChatSupergroup, link
+		return []bot.Message{m}
+	}
 	tests := []struct {
 		name   string
 		update models.Update
@@ -221,15 +238,20 @@ func TestConversion(t *testing.T) {
 		typing bool          // sendChatAction before the reply
 		answer bool          // answerCallbackQuery
 	}{
-		{"text", telegramtest.TextUpdate(5, "我的社保 <断缴>?"), []bot.Message{{ChatID: 5, UserID: 5, Text: "我的社保 <断缴>?", LanguageCode: "zh"}}, true, false},
-		{"command", telegramtest.TextUpdate(5, "/start"), []bot.Message{{ChatID: 5, UserID: 5, Text: "/start", LanguageCode: "zh"}}, false, false},
-		{"command addressed to the bot", telegramtest.TextUpdate(5, "/lang@"+telegramtest.BotUsername+" en"), []bot.Message{{ChatID: 5, UserID: 5, Text: "/lang en", LanguageCode: "zh"}}, false, false},
-		{"group command to the bot", group("/help@" + telegramtest.BotUsername), []bot.Message{{ChatID: -100, UserID: 5, Text: "/help", LanguageCode: "zh"}}, false, false},
+		{"text", telegramtest.TextUpdate(5, "我的社保 <断缴>?"), private(bot.Message{Text: "我的社保 <断缴>?"}), true, false},
+		{"command", telegramtest.TextUpdate(5, "/start"), private(bot.Message{Text: "/start"}), false, false},
+		{"command addressed to the bot", telegramtest.TextUpdate(5, "/lang@"+telegramtest.BotUsername+" en"), private(bot.Message{Text: "/lang en"}), false, false},
+		{"group command to the bot", group("/help@" + telegramtest.BotUsername), inGroup(bot.Message{Text: "/help"}), false, false},
 		{"group command to another bot", group("/help@other_bot"), nil, false, false},
 		{"group chatter", group("大家好"), nil, false, false},
-		{"callback", telegramtest.CallbackUpdate(5, "verify:yes"), []bot.Message{{ChatID: 5, UserID: 5, Callback: "verify:yes", LanguageCode: "zh"}}, false, true},
-		{"contact", telegramtest.ContactUpdate(5, "+8613912345678", 5), []bot.Message{{ChatID: 5, UserID: 5, Contact: &bot.Contact{UserID: 5, Phone: "+8613912345678"}, LanguageCode: "zh"}}, false, false},
-		{"sticker", sticker, []bot.Message{{ChatID: 5, UserID: 5, LanguageCode: "zh"}}, false, false},
+		{"group mention", group("@" + strings.ToUpper(telegramtest.BotUsername) + " 医保断缴了可以补缴吗"), inGroup(bot.Message{Text: "医保断缴了可以补缴吗"}), true, false},
+		{"group reply to the bot", replyToBot, inGroup(bot.Message{Text: "这个怎么办"}), true, false},
+		{"group reply to someone else", replyToOther, nil, false, false},
+		{"group contact", groupContact, nil, false, false},
+		{"group button", groupButton, inGroup(bot.Message{Callback: "records:"}), false, true},
+		{"callback", telegramtest.CallbackUpdate(5, "verify:yes"), private(bot.Message{Callback: "verify:yes"}), false, true},
+		{"contact", telegramtest.ContactUpdate(5, "+8613912345678", 5), private(bot.Message{Contact: &bot.Contact{UserID: 5, Phone: "+8613912345678"}}), false, false},
+		{"sticker", sticker, private(bot.Message{}), false, false},
 		{"edited message", models.Update{EditedMessage: telegramtest.TextUpdate(5, "x").Message}, nil, false, false},
 	}
 	for _, tt := range tests {

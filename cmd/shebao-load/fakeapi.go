@@ -45,7 +45,10 @@ type fakeOptions struct {
 	DeliveryAttempts int
 	// OnSend receives every sendMessage; it must be safe for concurrent use.
 	OnSend func(chatID int64, text string, at time.Time)
-	Logger *slog.Logger
+	// Intercept, when set, sees every call first; returning true means it
+	// wrote the answer (a fault scenario failing sendMessage).
+	Intercept func(w http.ResponseWriter, r *http.Request, method string, p apiParams) bool
+	Logger    *slog.Logger
 }
 
 // fakeAPI is a Bot API server for one bot, lean enough for thousands of
@@ -321,6 +324,9 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	p, err := readAPIParams(r)
 	if err != nil {
 		writeAPI(w, http.StatusBadRequest, `{"ok":false,"error_code":400,"description":"Bad Request: unreadable parameters"}`)
+		return
+	}
+	if f.opts.Intercept != nil && f.opts.Intercept(w, r, method, p) {
 		return
 	}
 	switch method {

@@ -66,6 +66,7 @@ type options struct {
 	seed                                       uint64
 	commandLine                                string
 	attack                                     attackOptions // slow-headers, idle-conns
+	fair                                       fairOptions   // flood, send-outage (fair.go)
 }
 
 // Upper bounds keep every loop bounded however the flags are set.
@@ -92,7 +93,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.faultAt, "fault-at", 0, "when the fault is injected, from the start of sending (default: half the duration, a third for redis-restart)")
 	fs.DurationVar(&o.outage, "outage", 3*time.Second, "how long redis-server stays down in --scenario redis-restart")
 	fs.StringVar(&o.mode, "mode", "polling", "polling, webhook or both")
-	fs.StringVar(&o.scenario, "scenario", "load", "load, sigterm, sigkill, redis-restart, replicas, slow-headers or idle-conns")
+	fs.StringVar(&o.scenario, "scenario", "load", "load, sigterm, sigkill, redis-restart, replicas, slow-headers, idle-conns, flood or send-outage")
 	fs.StringVar(&o.bin, "bin", "", "shebao binary to run (default: go build ./cmd/shebao in --src)")
 	fs.StringVar(&o.src, "src", ".", "module root to build ./cmd/shebao from")
 	fs.StringVar(&o.redisURL, "redis-url", "", "use this Redis instead of starting redis-server (not with redis-restart)")
@@ -106,6 +107,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (process logs) at the end")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the users' question choice")
 	addAttackFlags(fs, &o.attack)
+	o.fair.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -126,12 +128,14 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		if err := o.attack.check(o.scenario); err != nil {
 			errs = append(errs, err)
 		}
+	case "flood", "send-outage":
+		errs = append(errs, o.fair.defaults(&o, fs)...)
 	case "replicas":
 		if o.mode == "polling" {
 			o.mode = "webhook" // replicas share a webhook; polling has one consumer
 		}
 	default:
-		errs = append(errs, fmt.Errorf("--scenario: want load, sigterm, sigkill, redis-restart, replicas, slow-headers or idle-conns, not %q", o.scenario))
+		errs = append(errs, fmt.Errorf("--scenario: want load, sigterm, sigkill, redis-restart, replicas, slow-headers, idle-conns, flood or send-outage, not %q", o.scenario))
 	}
 	if o.burst == 0 {
 		o.burst = 1

@@ -70,6 +70,7 @@ func (h *harness) startBot(ctx context.Context, kind, mode, secret string, f *fa
 	switch kind {
 	case "shebao":
 		b.bin, b.args = h.shebao, []string{"serve"}
+		b.env = append(b.env, h.limitEnv()...)
 		dport, err := freePort()
 		if err != nil {
 			return nil, err
@@ -488,6 +489,12 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 	}
 	for _, mode := range modes {
 		switch o.scenario {
+		case "flood", "send-outage":
+			rs, err := h.runFair(ctx, mode)
+			rep.Results = append(rep.Results, rs...)
+			if err != nil {
+				return rep, err
+			}
 		case "replicas":
 			if mode != "webhook" {
 				continue

@@ -83,6 +83,7 @@ type result struct {
 	WebhookGaveUp   int64            `json:"webhook_deliveries_given_up,omitempty"`
 	Events          []string         `json:"events,omitempty"`
 	Fault           *faultReport     `json:"fault,omitempty"`
+	Fair            *fairReport      `json:"fairness,omitempty"` // flood, send-outage
 }
 
 // faultReport is what a sigterm, sigkill or redis-restart phase found.

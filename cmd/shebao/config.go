@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shebao/shebao/bot"
 	"github.com/shebao/shebao/bot/keyring"
 )
 
@@ -32,6 +33,9 @@ type config struct {
 	LLMTimeout    time.Duration
 	// Keys is SHEBAO_KEYS, parsed; nil when unset (see needKeys).
 	Keys *keyring.Ring
+	// RatePolicy is the per-user limit: USER_RATE_LIMIT messages a minute
+	// after a burst of USER_RATE_BURST; 0 turns it off.
+	RatePolicy bot.RatePolicy
 }
 
 const defaultAPIURL = "https://api.telegram.org"
@@ -78,6 +82,26 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 	if c.DebugAddr != "" {
 		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
 			errs = append(errs, errors.New("DEBUG_ADDR: want host:port, such as 127.0.0.1:6060"))
+		}
+	}
+	c.RatePolicy = bot.DefaultRatePolicy
+	if v := strings.TrimSpace(getenv("USER_RATE_LIMIT")); v != "" {
+		n, err := strconv.Atoi(v)
+		switch {
+		case err != nil || n < 0:
+			errs = append(errs, errors.New("USER_RATE_LIMIT: want messages a minute per user, 0 to turn the limit off"))
+		case n == 0:
+			c.RatePolicy.Every = 0
+		default:
+			c.RatePolicy.Every = time.Minute / time.Duration(n)
+		}
+	}
+	if v := strings.TrimSpace(getenv("USER_RATE_BURST")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, errors.New("USER_RATE_BURST: want 1 or more messages"))
+		} else {
+			c.RatePolicy.Burst = n
 		}
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {

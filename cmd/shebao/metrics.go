@@ -27,6 +27,7 @@ type metrics struct {
 	latency   prometheus.Histogram
 	reminders *prometheus.CounterVec
 	passes    *prometheus.CounterVec
+	rateLimit *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -52,7 +53,10 @@ func newMetrics() *metrics {
 			Name: "shebao_reminder_passes_total", Help: "Reminder passes by result: complete, incomplete, idle (nothing to run, quiet hours, lease elsewhere).",
 		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.updates, m.outcomes, m.apiErrors, m.latency, m.reminders, m.passes,
+	m.rateLimit = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shebao_rate_limit_total", Help: "Per-user rate limit verdicts (admitted, notified, skipped), by where they were decided (redis, or local while Redis was down).",
+	}, []string{"verdict", "decided"})
+	m.reg.MustRegister(m.updates, m.outcomes, m.apiErrors, m.latency, m.reminders, m.passes, m.rateLimit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -61,6 +65,15 @@ func (m *metrics) Update(kind, outcome string)   { m.updates.WithLabelValues(kin
 func (m *metrics) Outcome(route, outcome string) { m.outcomes.WithLabelValues(route, outcome).Inc() }
 func (m *metrics) APIError(method string, code int) {
 	m.apiErrors.WithLabelValues(method, strconv.Itoa(code)).Inc()
+}
+
+// RateLimit counts one verdict of the per-user rate limit (bot.Limit).
+func (m *metrics) RateLimit(v bot.Verdict, local bool) {
+	where := "redis"
+	if local {
+		where = "local"
+	}
+	m.rateLimit.WithLabelValues(v.String(), where).Inc()
 }
 
 // ReminderPass counts one reminder pass (reminder.Metrics).

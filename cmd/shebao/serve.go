@@ -42,9 +42,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	m.watchStore(parts.store.RoundTrips, parts.store.Errors)
 	m.watchFAQ(parts.faq)
 
+	limit := bot.NewLimit(bot.LimitOptions{Store: parts.store, Policy: &c.RatePolicy, Logger: log, Count: m.RateLimit})
 	tg, err := telegram.New(telegram.Options{
 		Token: c.Token, APIURL: c.APIURL, WebhookURL: c.WebhookURL, WebhookSecret: c.WebhookSecret,
-		Handler:     timed{next: parts.engine, hist: m.latency},
+		Handler: timed{next: parts.engine, hist: m.latency}, Limit: limit,
 		Coordinator: parts.store, Blocklist: parts.store, Handoff: parts.store, Metrics: m, Logger: log,
 	})
 	if err != nil {

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shebao/shebao/bot"
+)
+
+func TestRateLimitConfig(t *testing.T) {
+	env := func(kv map[string]string) func(string) string {
+		return func(k string) string { return kv[k] }
+	}
+	c, err := loadConfig(env(nil), false)
+	if err != nil || c.RatePolicy != bot.DefaultRatePolicy {
+		t.Errorf("unset: %+v, %v; want the default policy", c.RatePolicy, err)
+	}
+	c, err = loadConfig(env(map[string]string{"USER_RATE_LIMIT": "30", "USER_RATE_BURST": "5"}), false)
+	if err != nil || c.RatePolicy.Every != 2*time.Second || c.RatePolicy.Burst != 5 {
+		t.Errorf("30 a minute, burst 5: %+v, %v", c.RatePolicy, err)
+	}
+	c, err = loadConfig(env(map[string]string{"USER_RATE_LIMIT": "0"}), false)
+	if err != nil || !c.RatePolicy.Off() {
+		t.Errorf("0: %+v, %v; want the limit off", c.RatePolicy, err)
+	}
+	_, err = loadConfig(env(map[string]string{"USER_RATE_LIMIT": "many", "USER_RATE_BURST": "0"}), false)
+	if err == nil || !strings.Contains(err.Error(), "USER_RATE_LIMIT") || !strings.Contains(err.Error(), "USER_RATE_BURST") {
+		t.Errorf("bad values: %v, want both reported", err)
+	}
+}
