@@ -24,7 +24,7 @@ func runQuestion(ctx context.Context, t *turn, q string) error {
 			t.lang = string(l)
 		}
 	}
-	a, err := t.e.cfg.FAQ.Answer(ctx, faq.Query{Text: q, Lang: t.flang(), Day: t.day, User: fmt.Sprint("u", t.msg.UserID)})
+	a, err := t.e.cfg.FAQ.Answer(ctx, faq.Query{Text: q, Lang: t.flang(), Day: t.day, User: t.msg.User})
 	if err != nil {
 		return fmt.Errorf("answer question: %w", err)
 	}

@@ -73,10 +73,10 @@ func BenchmarkBackpay(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		user := int64(i%len(ids) + 1)
 		b.StopTimer()
-		store.link[user] = bot.Link{PersonID: ids[i%len(ids)], Until: testNow.Add(time.Hour)}
+		store.link[tg(user)] = bot.Link{PersonID: ids[i%len(ids)], Until: testNow.Add(time.Hour)}
 		b.StartTimer()
 		t0 := time.Now()
-		replies, err := e.Handle(ctx, bot.Message{ChatID: user, UserID: user, Text: "/backpay", Time: testNow})
+		replies, err := e.Handle(ctx, bot.Message{Chat: tg(user), User: tg(user), Text: "/backpay", Time: testNow})
 		lat = append(lat, time.Since(t0))
 		if err != nil || len(replies) == 0 {
 			b.Fatalf("backpay: %v", err)

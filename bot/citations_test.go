@@ -65,7 +65,7 @@ func TestEveryCitationResolves(t *testing.T) {
 		// (which names other laws and "本法第六十三条") is not checked.
 		send := func(lang string, m bot.Message, quoted ...string) {
 			t.Helper()
-			m.ChatID, m.UserID, m.LanguageCode, m.Time = user, user, lang, now
+			m.Chat, m.User, m.LanguageCode, m.Time = tg(user), tg(user), lang, now
 			replies, err := e.Handle(ctx, m)
 			if err != nil {
 				t.Fatalf("%+v: %v", m, err)
@@ -103,7 +103,7 @@ func TestEveryCitationResolves(t *testing.T) {
 				send(lang, bot.Message{Text: "/lang " + lang})
 				send(lang, bot.Message{Text: "/verify"})
 				send(lang, bot.Message{Text: p.ID})
-				send(lang, bot.Message{Contact: &bot.Contact{UserID: user, Phone: p.Phone}})
+				send(lang, bot.Message{Contact: &bot.Contact{User: tg(user), Phone: p.Phone}})
 				for _, cmd := range []string{"/records", "/balance", "/backpay", "/documents", "/remind"} {
 					send(lang, bot.Message{Text: cmd})
 				}

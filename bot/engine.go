@@ -127,7 +127,7 @@ func (e *Engine) Handle(ctx context.Context, m Message) ([]Reply, error) {
 	t.msg.Text = cleanInput(m.Text)
 	t.lang = langFromCode(m.LanguageCode)
 
-	st, err := e.cfg.Sessions.Load(ctx, m.ChatID, m.UserID)
+	st, err := e.cfg.Sessions.Load(ctx, m.Chat, m.User)
 	switch {
 	case err == nil:
 		t.st, t.stateOK = st, true
@@ -135,9 +135,9 @@ func (e *Engine) Handle(ctx context.Context, m Message) ([]Reply, error) {
 			t.lang = st.Lang
 		}
 	case ctx.Err() != nil:
-		return nil, fmt.Errorf("load state for chat %d: %w", m.ChatID, err)
+		return nil, fmt.Errorf("load state for chat %s: %w", m.Chat, err)
 	default:
-		e.log.Warn("state unavailable, answering without it", "chat", m.ChatID, "err", err)
+		e.log.Warn("state unavailable, answering without it", "chat", m.Chat, "err", err)
 	}
 
 	herr := e.dispatch(ctx, t)
@@ -149,12 +149,12 @@ func (e *Engine) Handle(ctx context.Context, m Message) ([]Reply, error) {
 	}
 	var serr error
 	if t.dirty != 0 && t.stateOK && herr == nil {
-		if serr = e.cfg.Sessions.Save(ctx, m.ChatID, m.UserID, t.st, t.dirty); serr != nil {
+		if serr = e.cfg.Sessions.Save(ctx, m.Chat, m.User, t.st, t.dirty); serr != nil {
 			t.outcome = "error"
 			t.replies = []Reply{{Text: t.l(
 				"抱歉，暂时无法保存您的进度，请稍后再试。",
 				"Sorry, I could not save your progress just now. Please try again in a moment.")}}
-			serr = fmt.Errorf("save state for chat %d: %w", m.ChatID, serr)
+			serr = fmt.Errorf("save state for chat %s: %w", m.Chat, serr)
 		}
 	}
 	e.cfg.Metrics.Outcome(t.kind, t.outcome)

@@ -18,9 +18,9 @@ var testKeys = keyring.Generate()
 // bot/storetest; this fake only has to be right for what the engine does.
 type memStore struct {
 	mu       sync.Mutex
-	lang     map[int64]string
-	dialog   map[int64]bot.Dialog
-	link     map[int64]bot.Link
+	lang     map[string]string
+	dialog   map[string]bot.Dialog
+	link     map[string]bot.Link
 	fails    map[string][]time.Time // throttle key -> attempt times
 	down     bool                   // every call fails with bot.ErrUnavailable
 	forgets  int
@@ -28,11 +28,11 @@ type memStore struct {
 }
 
 func newMemStore() *memStore {
-	return &memStore{lang: map[int64]string{}, dialog: map[int64]bot.Dialog{}, link: map[int64]bot.Link{},
+	return &memStore{lang: map[string]string{}, dialog: map[string]bot.Dialog{}, link: map[string]bot.Link{},
 		fails: map[string][]time.Time{}}
 }
 
-func (s *memStore) Load(ctx context.Context, chatID, userID int64) (bot.State, error) {
+func (s *memStore) Load(ctx context.Context, chatID, userID string) (bot.State, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.down {
@@ -41,7 +41,7 @@ func (s *memStore) Load(ctx context.Context, chatID, userID int64) (bot.State, e
 	return bot.State{Lang: s.lang[userID], Dialog: s.dialog[chatID], Link: s.link[userID]}, nil
 }
 
-func (s *memStore) Save(ctx context.Context, chatID, userID int64, st bot.State, parts bot.Part) error {
+func (s *memStore) Save(ctx context.Context, chatID, userID string, st bot.State, parts bot.Part) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.down {
@@ -63,7 +63,7 @@ func (s *memStore) Save(ctx context.Context, chatID, userID int64, st bot.State,
 	return nil
 }
 
-func (s *memStore) Forget(ctx context.Context, chatID, userID int64) error {
+func (s *memStore) Forget(ctx context.Context, chatID, userID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.down {
@@ -74,7 +74,7 @@ func (s *memStore) Forget(ctx context.Context, chatID, userID int64) error {
 	delete(s.lang, userID)
 	r := s.reminders()
 	r.mu.Lock()
-	delete(r.m, [2]int64{chatID, userID})
+	delete(r.m, [2]string{chatID, userID})
 	r.mu.Unlock()
 	s.forgets++
 	return nil

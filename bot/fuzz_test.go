@@ -90,7 +90,7 @@ func TestHostileInput(t *testing.T) {
 	defer done()
 	for _, in := range hostile {
 		for _, lang := range []string{"zh", "en"} {
-			replies, err := e.Handle(context.Background(), bot.Message{ChatID: 7, UserID: 7, Text: in, LanguageCode: lang, Time: testNow})
+			replies, err := e.Handle(context.Background(), bot.Message{Chat: tg(7), User: tg(7), Text: in, LanguageCode: lang, Time: testNow})
 			if err != nil {
 				t.Errorf("input %q: %v", in, err)
 			}
@@ -115,10 +115,10 @@ func FuzzHandle(f *testing.F) {
 		ctx := context.Background()
 		// Put the chat in the verify dialog first, so dialog steps are
 		// fuzzed too.
-		if _, err := e.Handle(ctx, bot.Message{ChatID: 9, UserID: 9, Text: "/verify", Time: testNow}); err != nil {
+		if _, err := e.Handle(ctx, bot.Message{Chat: tg(9), User: tg(9), Text: "/verify", Time: testNow}); err != nil {
 			t.Fatal(err)
 		}
-		m := bot.Message{ChatID: 9, UserID: 9, Text: text, Callback: callback, Time: testNow}
+		m := bot.Message{Chat: tg(9), User: tg(9), Text: text, Callback: callback, Time: testNow}
 		replies, err := e.Handle(ctx, m)
 		if err != nil {
 			t.Errorf("text %q callback %q: %v", text, callback, err)

@@ -57,13 +57,13 @@ func runLang(ctx context.Context, t *turn, arg string) error {
 	t.dirty |= PartLang
 	if rs := t.e.cfg.Reminders; rs != nil {
 		// Reminders are written in the language kept with their setting.
-		s, ok, err := rs.Reminder(ctx, t.msg.ChatID, t.msg.UserID)
+		s, ok, err := rs.Reminder(ctx, t.msg.Chat, t.msg.User)
 		if err == nil && ok && s.Lang != t.lang {
 			s.Lang = t.lang
 			err = rs.SetReminder(ctx, s)
 		}
 		if err != nil {
-			t.e.log.Warn("update reminder language", "chat", t.msg.ChatID, "err", err)
+			t.e.log.Warn("update reminder language", "chat", t.msg.Chat, "err", err)
 		}
 	}
 	t.say(t.l("好的，之后用中文回复您。", "OK, I will reply in English from now on."))

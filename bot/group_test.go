@@ -29,7 +29,7 @@ func TestGroupNeverAsksForOrShowsPersonalData(t *testing.T) {
 	const user, group, id = 100, -1001, "110105198803120014"
 	// The fake keeps the link per user, so a route that showed records
 	// in a group would find them there.
-	store.link[user] = bot.Link{PersonID: id, Until: testNow.Add(24 * time.Hour)}
+	store.link[tg(user)] = bot.Link{PersonID: id, Until: testNow.Add(24 * time.Hour)}
 	e := bot.New(bot.Config{Sessions: store, Attempts: store, Reminders: store, FAQ: f, Records: db, Now: func() time.Time { return testNow }})
 
 	var inputs []bot.Message
@@ -43,11 +43,11 @@ func TestGroupNeverAsksForOrShowsPersonalData(t *testing.T) {
 	inputs = append(inputs,
 		bot.Message{Text: id},
 		bot.Message{Text: "我的身份证 110105 19880312 0014 查一下"},
-		bot.Message{Contact: &bot.Contact{UserID: user, Phone: "13900000011"}},
+		bot.Message{Contact: &bot.Contact{User: tg(user), Phone: "13900000011"}},
 		bot.Message{Text: "/start verify"},
 	)
 	for _, m := range inputs {
-		m.ChatID, m.UserID, m.ChatType, m.Time = group, user, bot.ChatSupergroup, testNow
+		m.Chat, m.User, m.ChatType, m.Time = tg(group), tg(user), bot.ChatSupergroup, testNow
 		m.PrivateChatURL = "https://t.me/ShebaoBot?start="
 		replies, err := e.Handle(ctx, m)
 		if err != nil {
@@ -64,11 +64,11 @@ func TestGroupNeverAsksForOrShowsPersonalData(t *testing.T) {
 				t.Errorf("%q%q: asks for an ID number in the group", m.Text, m.Callback)
 			}
 		}
-		if d := store.dialog[group]; d.Name != "" {
+		if d := store.dialog[tg(group)]; d.Name != "" {
 			t.Errorf("%q%q: started dialog %q in the group", m.Text, m.Callback, d.Name)
 		}
 	}
-	if store.forgets != 0 || !store.link[user].Valid(testNow) {
-		t.Errorf("the group changed the user's private state: %d forgets, link %v", store.forgets, store.link[user].Valid(testNow))
+	if store.forgets != 0 || !store.link[tg(user)].Valid(testNow) {
+		t.Errorf("the group changed the user's private state: %d forgets, link %v", store.forgets, store.link[tg(user)].Valid(testNow))
 	}
 }

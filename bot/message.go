@@ -10,8 +10,11 @@ import "time"
 // Message is one thing a user did: typed text, pressed an inline button
 // (Callback) or shared a contact.
 type Message struct {
-	ChatID int64
-	UserID int64
+	// Chat is where the message was written and where replies go; User is
+	// who wrote it. Both are identities scoped by channel ("tg:42"); in a
+	// private chat they are the same.
+	Chat string
+	User string
 	// Text is what the user typed. Empty for button presses and contacts.
 	Text string
 	// Callback is the data of a pressed inline button ("" otherwise).
@@ -52,11 +55,11 @@ const (
 // Private reports whether only the user and the bot see the chat.
 func (m Message) Private() bool { return m.ChatType == "" || m.ChatType == ChatPrivate }
 
-// Contact is a shared contact card. UserID is the Telegram user the card
-// belongs to (0 when it is not a Telegram user).
+// Contact is a shared contact card. User is the identity of the account
+// the card belongs to ("" when it is not one of the channel's users).
 type Contact struct {
-	UserID int64
-	Phone  string
+	User  string
+	Phone string
 }
 
 // Reply is one message to send. Text is in Telegram's HTML subset: every

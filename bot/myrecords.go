@@ -91,13 +91,13 @@ func (t *turn) samePhone(ctx context.Context, p records.Person) bool {
 	t.st.Link.PhoneTag = tag
 	t.dirty |= PartLink
 	if rs := t.e.cfg.Reminders; rs != nil {
-		s, on, err := rs.Reminder(ctx, t.msg.ChatID, t.msg.UserID)
+		s, on, err := rs.Reminder(ctx, t.msg.Chat, t.msg.User)
 		if err == nil && on && s.PersonID == p.ID && s.PhoneTag != tag {
 			s.PhoneTag = tag
 			err = rs.SetReminder(ctx, s)
 		}
 		if err != nil {
-			t.e.log.Warn("update the phone tag of a reminder setting", "user", t.msg.UserID, "err", err)
+			t.e.log.Warn("update the phone tag of a reminder setting", "user", t.msg.User, "err", err)
 		}
 	}
 	return true
@@ -109,10 +109,10 @@ func (t *turn) phoneChanged(ctx context.Context, cause error) {
 	t.outcome = "phone_changed"
 	t.st.Link = Link{}
 	t.dirty |= PartLink
-	t.e.log.Info("phone on record is not the one verified; verification ended", "user", t.msg.UserID, "uncheckable", cause != nil)
+	t.e.log.Info("phone on record is not the one verified; verification ended", "user", t.msg.User, "uncheckable", cause != nil)
 	if rs := t.e.cfg.Reminders; rs != nil {
-		if err := rs.StopReminder(ctx, t.msg.ChatID, t.msg.UserID); err != nil {
-			t.e.log.Warn("stop reminders after a phone change", "user", t.msg.UserID, "err", err)
+		if err := rs.StopReminder(ctx, t.msg.Chat, t.msg.User); err != nil {
+			t.e.log.Warn("stop reminders after a phone change", "user", t.msg.User, "err", err)
 		}
 	}
 	t.say(t.l(
@@ -134,7 +134,7 @@ func (t *turn) recordsFailed(ctx context.Context, err error) error {
 		t.notOnRecord(ctx)
 	default:
 		t.outcome = "unavailable"
-		t.e.log.Warn("records unreadable; verification kept", "user", t.msg.UserID, "err", err)
+		t.e.log.Warn("records unreadable; verification kept", "user", t.msg.User, "err", err)
 		t.say(t.l(
 			"抱歉，个人记录暂时无法读取，请稍后再试。您的身份验证仍然有效，无需重新验证。",
 			"Sorry, the records cannot be read just now. Please try again later. Your verification is kept: there is no need to verify again."))
@@ -152,15 +152,15 @@ func (t *turn) notOnRecord(ctx context.Context) {
 		t.st.Link.Until = until
 		t.dirty |= PartLink
 		t.e.log.Info("verified person not in the records; verification kept for the grace period",
-			"user", t.msg.UserID, "until", until.UTC().Format(time.RFC3339))
+			"user", t.msg.User, "until", until.UTC().Format(time.RFC3339))
 		if rs := t.e.cfg.Reminders; rs != nil {
-			s, on, err := rs.Reminder(ctx, t.msg.ChatID, t.msg.UserID)
+			s, on, err := rs.Reminder(ctx, t.msg.Chat, t.msg.User)
 			if err == nil && on && s.Until.After(until) {
 				s.Until = until
 				err = rs.SetReminder(ctx, s)
 			}
 			if err != nil {
-				t.e.log.Warn("shorten reminder setting of a person not in the records", "user", t.msg.UserID, "err", err)
+				t.e.log.Warn("shorten reminder setting of a person not in the records", "user", t.msg.User, "err", err)
 			}
 		}
 	}
@@ -297,7 +297,7 @@ func runBalance(ctx context.Context, t *turn, _ string) error {
 func runForget(ctx context.Context, t *turn, arg string) error {
 	switch arg {
 	case "yes":
-		if err := t.e.cfg.Sessions.Forget(ctx, t.msg.ChatID, t.msg.UserID); err != nil {
+		if err := t.e.cfg.Sessions.Forget(ctx, t.msg.Chat, t.msg.User); err != nil {
 			if errors.Is(err, ErrUnavailable) {
 				t.unavailable()
 				return nil

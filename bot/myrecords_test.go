@@ -43,8 +43,8 @@ func verifiedUser(t *testing.T, store *memStore) (bot.Link, bot.ReminderSetting)
 	t.Helper()
 	p := records.Demo()[0]
 	link := bot.Link{PersonID: p.ID, Until: testNow.Add(60 * 24 * time.Hour)}
-	store.link[7] = link
-	rs := bot.ReminderSetting{ChatID: 7, UserID: 7, Slot: bot.SlotMorning, PersonID: p.ID, Until: link.Until, Lang: "en"}
+	store.link[tg(7)] = link
+	rs := bot.ReminderSetting{Chat: tg(7), User: tg(7), Slot: bot.SlotMorning, PersonID: p.ID, Until: link.Until, Lang: "en"}
 	if err := store.SetReminder(context.Background(), rs); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestRecordsUnavailableKeepsVerification(t *testing.T) {
 			m := &outcomes{}
 			e := bot.New(bot.Config{Sessions: store, Attempts: store, Reminders: store, FAQ: f, Records: closedRecords(t),
 				Now: func() time.Time { return testNow }, Metrics: m, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-			msg := bot.Message{ChatID: 7, UserID: 7, LanguageCode: "en", Time: testNow, Text: cmd}
+			msg := bot.Message{Chat: tg(7), User: tg(7), LanguageCode: "en", Time: testNow, Text: cmd}
 			if !strings.HasPrefix(cmd, "/") {
 				msg.Text, msg.Callback = "", cmd
 			}
@@ -81,10 +81,10 @@ func TestRecordsUnavailableKeepsVerification(t *testing.T) {
 			if !strings.HasSuffix(m.last(), "/unavailable") {
 				t.Errorf("outcome %q, want unavailable", m.last())
 			}
-			if got := store.link[7]; got != link {
+			if got := store.link[tg(7)]; got != link {
 				t.Errorf("link = %+v, want it untouched: %+v", got, link)
 			}
-			if got, on, _ := store.Reminder(context.Background(), 7, 7); !on || got != rs {
+			if got, on, _ := store.Reminder(context.Background(), tg(7), tg(7)); !on || got != rs {
 				t.Errorf("reminder setting = %+v (on %v), want it untouched", got, on)
 			}
 			if !strings.Contains(logs.String(), "records unreadable") {
@@ -112,7 +112,7 @@ func TestNotOnRecordKeepsVerificationForAWeek(t *testing.T) {
 	e := bot.New(bot.Config{Sessions: store, Attempts: store, Reminders: store, FAQ: f,
 		Records: recordsWithout(t, records.Demo()[0]), Now: func() time.Time { return now }, Metrics: m})
 	ask := func() string {
-		replies, err := e.Handle(context.Background(), bot.Message{ChatID: 7, UserID: 7, LanguageCode: "en", Time: now, Text: "/records"})
+		replies, err := e.Handle(context.Background(), bot.Message{Chat: tg(7), User: tg(7), LanguageCode: "en", Time: now, Text: "/records"})
 		if err != nil || len(replies) != 1 {
 			t.Fatalf("Handle: %+v, %v", replies, err)
 		}
@@ -125,15 +125,15 @@ func TestNotOnRecordKeepsVerificationForAWeek(t *testing.T) {
 	if m.last() != "records/gone" {
 		t.Errorf("outcome %q", m.last())
 	}
-	if got := store.link[7]; got.PersonID != link.PersonID || !got.Until.Equal(want) {
+	if got := store.link[tg(7)]; got.PersonID != link.PersonID || !got.Until.Equal(want) {
 		t.Errorf("link after the first miss = %+v, want %s until %s", got, link.PersonID, want)
 	}
-	if rs, on, _ := store.Reminder(context.Background(), 7, 7); !on || !rs.Until.Equal(want) {
+	if rs, on, _ := store.Reminder(context.Background(), tg(7), tg(7)); !on || !rs.Until.Equal(want) {
 		t.Errorf("reminder setting = %+v (on %v), want it to end with the link", rs, on)
 	}
 	now = now.Add(3 * 24 * time.Hour)
 	ask()
-	if got := store.link[7]; !got.Until.Equal(want) {
+	if got := store.link[tg(7)]; !got.Until.Equal(want) {
 		t.Errorf("asking again moved the end to %s", got.Until)
 	}
 	now = want
@@ -143,11 +143,11 @@ func TestNotOnRecordKeepsVerificationForAWeek(t *testing.T) {
 
 	// A verification ending sooner than the grace is not lengthened.
 	soon := bot.Link{PersonID: link.PersonID, Until: now.Add(24 * time.Hour)}
-	store.link[7] = soon
+	store.link[tg(7)] = soon
 	if got := ask(); !strings.Contains(got, "kept until 2026-12-04 10:00") {
 		t.Errorf("reply: %q", got)
 	}
-	if got := store.link[7]; got != soon {
+	if got := store.link[tg(7)]; got != soon {
 		t.Errorf("link = %+v, want %+v", got, soon)
 	}
 }
@@ -196,7 +196,7 @@ func TestPhoneChangedOnRecordAsksToVerifyAgain(t *testing.T) {
 			store := newMemStore()
 			link, rs := verifiedUser(t, store)
 			link.PhoneTag = bot.PhoneTag(testKeys, p.ID, p.Phone)
-			store.link[7] = link
+			store.link[tg(7)] = link
 			rs.PhoneTag = link.PhoneTag
 			store.SetReminder(context.Background(), rs)
 			var logs bytes.Buffer
@@ -204,7 +204,7 @@ func TestPhoneChangedOnRecordAsksToVerifyAgain(t *testing.T) {
 			e := bot.New(bot.Config{Sessions: store, Attempts: store, Reminders: store, FAQ: f, Keys: testKeys,
 				Records: recordsWithPhone(t, p.ID, "13912345678"), Now: func() time.Time { return testNow },
 				Metrics: m, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-			msg := bot.Message{ChatID: 7, UserID: 7, LanguageCode: "en", Time: testNow, Text: cmd}
+			msg := bot.Message{Chat: tg(7), User: tg(7), LanguageCode: "en", Time: testNow, Text: cmd}
 			if !strings.HasPrefix(cmd, "/") {
 				msg.Text, msg.Callback = "", cmd
 			}
@@ -223,10 +223,10 @@ func TestPhoneChangedOnRecordAsksToVerifyAgain(t *testing.T) {
 			if !strings.HasSuffix(m.last(), "/phone_changed") {
 				t.Errorf("outcome %q", m.last())
 			}
-			if got, ok := store.link[7]; ok && got.PersonID != "" {
+			if got, ok := store.link[tg(7)]; ok && got.PersonID != "" {
 				t.Errorf("link kept: %+v", got)
 			}
-			if _, on, _ := store.Reminder(context.Background(), 7, 7); on {
+			if _, on, _ := store.Reminder(context.Background(), tg(7), tg(7)); on {
 				t.Error("reminders still on")
 			}
 			if strings.Contains(logs.String(), p.ID) || strings.Contains(logs.String(), p.Phone) {
@@ -259,7 +259,7 @@ func TestPhoneTagAdoptedAndRotated(t *testing.T) {
 	ask := func(store *memStore, keys *keyring.Ring) string {
 		e := bot.New(bot.Config{Sessions: store, Attempts: store, Reminders: store, FAQ: f, Keys: keys, Records: db,
 			Now: func() time.Time { return testNow }})
-		replies, err := e.Handle(ctx, bot.Message{ChatID: 7, UserID: 7, LanguageCode: "en", Time: testNow, Text: "/records"})
+		replies, err := e.Handle(ctx, bot.Message{Chat: tg(7), User: tg(7), LanguageCode: "en", Time: testNow, Text: "/records"})
 		if err != nil || len(replies) == 0 {
 			t.Fatalf("Handle: %+v, %v", replies, err)
 		}
@@ -271,27 +271,27 @@ func TestPhoneTagAdoptedAndRotated(t *testing.T) {
 	if got := ask(store, oldKeys); !strings.Contains(got, "Contributions") {
 		t.Fatalf("legacy link: %q", got)
 	}
-	tag := store.link[7].PhoneTag
+	tag := store.link[tg(7)].PhoneTag
 	if ok, cur, err := bot.PhoneMatches(oldKeys, tag, p.ID, p.Phone); !ok || !cur || err != nil {
 		t.Fatalf("adopted tag %q does not match the phone on record: %v %v %v", tag, ok, cur, err)
 	}
-	if rs, _, _ := store.Reminder(ctx, 7, 7); rs.PhoneTag != tag {
+	if rs, _, _ := store.Reminder(ctx, tg(7), tg(7)); rs.PhoneTag != tag {
 		t.Errorf("reminder setting tag %q, want the link's %q", rs.PhoneTag, tag)
 	}
 
 	if got := ask(store, rotated); !strings.Contains(got, "Contributions") {
 		t.Fatalf("after a rotation: %q", got)
 	}
-	if tag2 := store.link[7].PhoneTag; !strings.HasPrefix(tag2, "new.") {
+	if tag2 := store.link[tg(7)].PhoneTag; !strings.HasPrefix(tag2, "new.") {
 		t.Errorf("tag after a rotation = %q, want it made under the new key", tag2)
-	} else if rs, _, _ := store.Reminder(ctx, 7, 7); rs.PhoneTag != tag2 {
+	} else if rs, _, _ := store.Reminder(ctx, tg(7), tg(7)); rs.PhoneTag != tag2 {
 		t.Errorf("reminder setting tag %q, want %q", rs.PhoneTag, tag2)
 	}
 
 	store = newMemStore()
 	link, _ := verifiedUser(t, store)
 	link.PhoneTag = bot.PhoneTag(oldKeys, p.ID, p.Phone)
-	store.link[7] = link
+	store.link[tg(7)] = link
 	if got := ask(store, newOnly); !strings.Contains(got, "please verify again") {
 		t.Errorf("tag under a dropped key: %q", got)
 	}

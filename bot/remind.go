@@ -50,7 +50,7 @@ func runRemind(ctx context.Context, t *turn, arg string) error {
 	if arg == "off" || arg == "stop" {
 		// No verification needed to stop: whoever gets reminders in
 		// this chat may end them.
-		if err := rs.StopReminder(ctx, t.msg.ChatID, t.msg.UserID); err != nil {
+		if err := rs.StopReminder(ctx, t.msg.Chat, t.msg.User); err != nil {
 			return t.reminderStoreErr(err)
 		}
 		t.outcome = "off"
@@ -58,7 +58,7 @@ func runRemind(ctx context.Context, t *turn, arg string) error {
 			"🔕 Reminders are off; you will get no more reminder messages. Send /remind to turn them on again."))
 		return nil
 	}
-	cur, on, err := rs.Reminder(ctx, t.msg.ChatID, t.msg.UserID)
+	cur, on, err := rs.Reminder(ctx, t.msg.Chat, t.msg.User)
 	if err != nil {
 		return t.reminderStoreErr(err)
 	}
@@ -87,7 +87,7 @@ func runRemind(ctx context.Context, t *turn, arg string) error {
 			[]Button{{t.l("🔐 验证身份", "🔐 Verify"), "verify:"}})
 		return nil
 	}
-	s := ReminderSetting{ChatID: t.msg.ChatID, UserID: t.msg.UserID, Slot: slot,
+	s := ReminderSetting{Chat: t.msg.Chat, User: t.msg.User, Slot: slot,
 		PersonID: t.st.Link.PersonID, Until: t.st.Link.Until, Lang: t.lang, PhoneTag: t.st.Link.PhoneTag}
 	if err := rs.SetReminder(ctx, s); err != nil {
 		return t.reminderStoreErr(err)

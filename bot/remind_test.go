@@ -14,24 +14,24 @@ var reminderSettings sync.Map // *memStore -> *reminderMap
 
 type reminderMap struct {
 	mu sync.Mutex
-	m  map[[2]int64]bot.ReminderSetting
+	m  map[[2]string]bot.ReminderSetting
 }
 
 func (s *memStore) reminders() *reminderMap {
-	v, _ := reminderSettings.LoadOrStore(s, &reminderMap{m: map[[2]int64]bot.ReminderSetting{}})
+	v, _ := reminderSettings.LoadOrStore(s, &reminderMap{m: map[[2]string]bot.ReminderSetting{}})
 	return v.(*reminderMap)
 }
 
 var _ bot.Reminders = (*memStore)(nil)
 
-func (s *memStore) Reminder(ctx context.Context, chatID, userID int64) (bot.ReminderSetting, bool, error) {
+func (s *memStore) Reminder(ctx context.Context, chatID, userID string) (bot.ReminderSetting, bool, error) {
 	if s.isDown() {
 		return bot.ReminderSetting{}, false, bot.ErrUnavailable
 	}
 	r := s.reminders()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	v, ok := r.m[[2]int64{chatID, userID}]
+	v, ok := r.m[[2]string{chatID, userID}]
 	return v, ok, nil
 }
 
@@ -42,18 +42,18 @@ func (s *memStore) SetReminder(ctx context.Context, v bot.ReminderSetting) error
 	r := s.reminders()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.m[[2]int64{v.ChatID, v.UserID}] = v
+	r.m[[2]string{v.Chat, v.User}] = v
 	return nil
 }
 
-func (s *memStore) StopReminder(ctx context.Context, chatID, userID int64) error {
+func (s *memStore) StopReminder(ctx context.Context, chatID, userID string) error {
 	if s.isDown() {
 		return bot.ErrUnavailable
 	}
 	r := s.reminders()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.m, [2]int64{chatID, userID})
+	delete(r.m, [2]string{chatID, userID})
 	return nil
 }
 

@@ -69,9 +69,9 @@ func replicaEngines(t *testing.T, now *time.Time) (func(i int) *bot.Engine, *rec
 // text.
 func say(t *testing.T, e *bot.Engine, now time.Time, user int64, text, phone string) string {
 	t.Helper()
-	m := bot.Message{ChatID: user, UserID: user, Text: text, Time: now}
+	m := bot.Message{Chat: tg(user), User: tg(user), Text: text, Time: now}
 	if phone != "" {
-		m.Text, m.Contact = "", &bot.Contact{UserID: user, Phone: phone}
+		m.Text, m.Contact = "", &bot.Contact{User: tg(user), Phone: phone}
 	}
 	replies, err := e.Handle(context.Background(), m)
 	if err != nil {

@@ -60,15 +60,15 @@ const (
 // Sessions loads and saves State. Implementations load all parts in one
 // round trip and write only the parts named.
 type Sessions interface {
-	Load(ctx context.Context, chatID, userID int64) (State, error)
+	Load(ctx context.Context, chat, user string) (State, error)
 	// Save writes the named parts of st. A zero Dialog or Link deletes it.
-	Save(ctx context.Context, chatID, userID int64, st State, parts Part) error
+	Save(ctx context.Context, chat, user string, st State, parts Part) error
 	// Forget deletes everything kept about the user in that chat and
 	// about the person they verified as: language, dialog, link, reminder
 	// setting and its index entry, and the person's reminder marks. Only
 	// the verification throttles stay (see Attempts), so that forgetting
 	// cannot reset them.
-	Forget(ctx context.Context, chatID, userID int64) error
+	Forget(ctx context.Context, chat, user string) error
 }
 
 // Attempts throttles verification attempts per key: a user ("user:<id>"),
@@ -174,11 +174,11 @@ const (
 // ReminderSetting is one user's opt-in to reminders. It exists only while
 // reminders are on.
 type ReminderSetting struct {
-	ChatID, UserID int64
-	Slot           string    // SlotMorning, SlotAfternoon or SlotEvening
-	PersonID       string    // the verified person; never logged or shown unmasked
-	Until          time.Time // the verification expires then, and the setting with it
-	Lang           string    // "zh" or "en"
+	Chat, User string
+	Slot       string    // SlotMorning, SlotAfternoon or SlotEvening
+	PersonID   string    // the verified person; never logged or shown unmasked
+	Until      time.Time // the verification expires then, and the setting with it
+	Lang       string    // "zh" or "en"
 	// PhoneTag is the link's Link.PhoneTag: a reminder goes out only
 	// while the phone on record is still the one verified.
 	PhoneTag string
@@ -190,9 +190,9 @@ type ReminderSetting struct {
 type Reminders interface {
 	// Reminder returns the user's setting; ok is false when reminders
 	// are off.
-	Reminder(ctx context.Context, chatID, userID int64) (s ReminderSetting, ok bool, err error)
+	Reminder(ctx context.Context, chat, user string) (s ReminderSetting, ok bool, err error)
 	// SetReminder turns reminders on, or changes the slot.
 	SetReminder(ctx context.Context, s ReminderSetting) error
 	// StopReminder turns reminders off; off already is no error.
-	StopReminder(ctx context.Context, chatID, userID int64) error
+	StopReminder(ctx context.Context, chat, user string) error
 }

@@ -146,10 +146,10 @@ func runTranscript(t *testing.T, file string, f *faq.FAQ) {
 			}
 		case strings.HasPrefix(line, "> "):
 			got = append(got, line)
-			m := bot.Message{ChatID: user, UserID: user, LanguageCode: lang, Time: now,
+			m := bot.Message{Chat: tg(user), User: tg(user), LanguageCode: lang, Time: now,
 				ChatType: chatType, PrivateChatURL: "https://t.me/ShebaoBot?start=", Limited: limited}
 			if chat != 0 {
-				m.ChatID = chat
+				m.Chat = tg(chat)
 			}
 			in := line[2:]
 			switch {
@@ -161,7 +161,7 @@ func runTranscript(t *testing.T, file string, f *faq.FAQ) {
 				if err != nil {
 					t.Fatalf("%s:%d: bad contact owner: %v", file, n+1, err)
 				}
-				m.Contact = &bot.Contact{UserID: id, Phone: phone}
+				m.Contact = &bot.Contact{User: tg(id), Phone: phone}
 			default:
 				m.Text = in
 			}

@@ -78,11 +78,19 @@ func mustZone(name string) *time.Location {
 
 // The throttle keys. Their spelling is what the previous release hashed
 // into its attempt keys; the store's migration relies on it.
-func userKey(id int64) string     { return fmt.Sprintf("user:%d", id) }
+// userKey names a user's throttle. A Telegram user keeps the name of the
+// release before identities were strings ("user:42"), so its throttle
+// carries over.
+func userKey(id string) string {
+	if ChannelOf(id) == ChannelTelegram {
+		return "user:" + Local(id)
+	}
+	return "user:" + id
+}
 func idKey(person string) string  { return "id:" + person }
 func fmtUntil(u time.Time) string { return u.In(shanghai).Format("2006-01-02 15:04") }
 
-func userThrottleOf(id int64) Throttle    { return Throttle{Key: userKey(id), Policy: userThrottle} }
+func userThrottleOf(id string) Throttle   { return Throttle{Key: userKey(id), Policy: userThrottle} }
 func idThrottleOf(person string) Throttle { return Throttle{Key: idKey(person), Policy: idThrottle} }
 
 func runVerify(ctx context.Context, t *turn, _ string) error {
@@ -97,7 +105,7 @@ func runVerify(ctx context.Context, t *turn, _ string) error {
 			esc(records.MaskID(t.st.Link.PersonID)), fmtUntil(t.st.Link.Until)), recordButtons(t)...)
 		return nil
 	}
-	if done, err := t.checkThrottled(ctx, userThrottleOf(t.msg.UserID)); done || err != nil {
+	if done, err := t.checkThrottled(ctx, userThrottleOf(t.msg.User)); done || err != nil {
 		return err
 	}
 	t.setDialog(Dialog{Name: dialogVerify, Step: stepID})
@@ -140,7 +148,7 @@ func (t *turn) paused(until time.Time) {
 // attempt of the budget, so it is logged, not the user's problem.
 func (t *turn) finish(ctx context.Context, r Reservation, o Outcome) {
 	if err := t.e.cfg.Attempts.Finish(ctx, r, o); err != nil {
-		t.e.log.Warn("settle verification attempt", "user", t.msg.UserID, "err", err)
+		t.e.log.Warn("settle verification attempt", "user", t.msg.User, "err", err)
 	}
 }
 
@@ -175,7 +183,7 @@ func verifyID(ctx context.Context, t *turn) error {
 		t.say(idProblem(t, typed, err) + t.l("（发送 /cancel 可退出）", " (Send /cancel to stop.)"))
 		return nil
 	}
-	if done, err := t.checkThrottled(ctx, userThrottleOf(t.msg.UserID), idThrottleOf(id)); done || err != nil {
+	if done, err := t.checkThrottled(ctx, userThrottleOf(t.msg.User), idThrottleOf(id)); done || err != nil {
 		return err
 	}
 	t.setDialog(Dialog{Name: dialogVerify, Step: stepContact, Data: map[string]string{"id": id}})
@@ -248,7 +256,7 @@ func verifyContact(ctx context.Context, t *turn) error {
 		})
 		return nil
 	}
-	if c.UserID != t.msg.UserID {
+	if c.User != t.msg.User {
 		t.outcome = "foreign_contact"
 		t.replies = append(t.replies, Reply{
 			Text: t.l("这不是您本人的联系人。请点下方按钮分享您自己的手机号。",
@@ -261,7 +269,7 @@ func verifyContact(ctx context.Context, t *turn) error {
 	// The decision: charge the attempt first, atomically per throttle, so
 	// that sessions racing each other cannot evaluate more attempts than
 	// the throttles allow, whatever they were told at the ID step.
-	r, err := t.e.cfg.Attempts.Reserve(ctx, []Throttle{userThrottleOf(t.msg.UserID), idThrottleOf(id)}, t.now)
+	r, err := t.e.cfg.Attempts.Reserve(ctx, []Throttle{userThrottleOf(t.msg.User), idThrottleOf(id)}, t.now)
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) {
 			t.unavailable()
@@ -286,7 +294,7 @@ func verifyContact(ctx context.Context, t *turn) error {
 		t.dirty |= PartLink
 		t.endDialog()
 		t.outcome = "verified"
-		t.e.log.Info("user verified", "user", t.msg.UserID)
+		t.e.log.Info("user verified", "user", t.msg.User)
 		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: fmt.Sprintf(t.l(
 			"✅ 验证成功：%s。\n验证有效期90天。现在可以查看：",
 			"✅ Verified: %s.\nThe verification holds for 90 days. You can now see:"),

@@ -21,7 +21,7 @@ func TestCancelledClaimBlocksNothing(t *testing.T) {
 			if i%2 == 0 {
 				cancel()
 			}
-			done, dup, err := s.Begin(cctx, chat, int64(i+1))
+			done, dup, err := s.Begin(cctx, tg(chat), int64(i+1))
 			cancel()
 			switch {
 			case err != nil && !errors.Is(err, context.Canceled):
@@ -34,14 +34,14 @@ func TestCancelledClaimBlocksNothing(t *testing.T) {
 	wg.Wait()
 	for chat := int64(1000); chat < 1010; chat++ {
 		cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond) // far below the lease
-		done, dup, err := s.Begin(cctx, chat, 1_000_000)
+		done, dup, err := s.Begin(cctx, tg(chat), 1_000_000)
 		cancel()
 		if err != nil || dup {
 			t.Fatalf("chat %d blocked after cancelled claims: dup %v, err %v", chat, dup, err)
 		}
 		done(true)
 	}
-	if n, err := s.Waiting(ctx, 1000); err != nil || n != 0 {
+	if n, err := s.Waiting(ctx, tg(1000)); err != nil || n != 0 {
 		t.Errorf("chat 1000 has %d waiting (err %v), want 0", n, err)
 	}
 }

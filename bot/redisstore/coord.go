@@ -90,18 +90,18 @@ const (
 )
 
 // Begin implements telegram.Coordinator. It waits, polling with backoff,
-// until updateID is the next update of chatID to handle and claims it. While
+// until updateID is the next update of chat to handle and claims it. While
 // it waits it keeps its place in the queue alive; when ctx ends it leaves the
 // queue and returns ctx's error. Redis errors wrap bot.ErrUnavailable.
-func (s *Store) Begin(ctx context.Context, chatID, updateID int64) (done func(handled bool), dup bool, err error) {
+func (s *Store) Begin(ctx context.Context, chat string, updateID int64) (done func(handled bool), dup bool, err error) {
 	entry := strconv.FormatInt(updateID, 10) + ":" + rand.Text()
-	aliveKey := s.chatKey(chatID, "alive:")
+	aliveKey := s.chatKey(chat, "alive:")
 	keys := []string{
-		s.chatKey(chatID, "done:"+strconv.FormatInt(updateID, 10)),
-		s.chatKey(chatID, "q"),
-		s.chatKey(chatID, "lock"),
+		s.chatKey(chat, "done:"+strconv.FormatInt(updateID, 10)),
+		s.chatKey(chat, "q"),
+		s.chatKey(chat, "lock"),
 		aliveKey + entry,
-		s.chatKey(chatID, "blocked"),
+		s.chatKey(chat, "blocked"),
 	}
 	lease := s.opt.LockLease.Milliseconds()
 	wait := minPoll
@@ -109,13 +109,13 @@ func (s *Store) Begin(ctx context.Context, chatID, updateID int64) (done func(ha
 		var r int64
 		var err error
 		if first {
-			r, err = s.beginAndPrefetch(ctx, chatID, keys, updateID, entry, lease, aliveKey)
+			r, err = s.beginAndPrefetch(ctx, chat, keys, updateID, entry, lease, aliveKey)
 		} else {
 			r, err = s.runScript(ctx, beginScript, keys, updateID, entry, lease, aliveKey)
 		}
 		if err != nil {
 			s.leave(keys, entry, false)
-			return nil, false, fmt.Errorf("claim update of chat %d: %w", chatID, err)
+			return nil, false, fmt.Errorf("claim update of chat %s: %w", chat, err)
 		}
 		switch r {
 		case -1:
@@ -124,7 +124,7 @@ func (s *Store) Begin(ctx context.Context, chatID, updateID int64) (done func(ha
 			stop := s.keepClaim(keys, entry)
 			return func(handled bool) {
 				stop()
-				s.prefetched.Delete(chatID)
+				s.prefetched.Delete(chat)
 				s.leave(keys, entry, handled)
 			}, false, nil
 		}
@@ -133,7 +133,7 @@ func (s *Store) Begin(ctx context.Context, chatID, updateID int64) (done func(ha
 		case <-ctx.Done():
 			t.Stop()
 			s.leave(keys, entry, false)
-			return nil, false, fmt.Errorf("wait for chat %d: %w", chatID, ctx.Err())
+			return nil, false, fmt.Errorf("wait for chat %s: %w", chat, ctx.Err())
 		case <-t.C:
 		}
 		wait = min(2*wait, maxPoll)
@@ -145,12 +145,12 @@ func (s *Store) Begin(ctx context.Context, chatID, updateID int64) (done func(ha
 // the usual fast path — claim, then bot.Engine's Load — costs one round
 // trip instead of two. The state is kept for the Load that follows the
 // claim (see takePrefetched); it is dropped unless the chat was claimed.
-func (s *Store) beginAndPrefetch(ctx context.Context, chatID int64, keys []string, args ...any) (int64, error) {
+func (s *Store) beginAndPrefetch(ctx context.Context, chat string, keys []string, args ...any) (int64, error) {
 	var claim *redis.Cmd
 	var state *redis.SliceCmd
 	err := s.pipelined(ctx, func(pipe redis.Pipeliner) {
 		claim = beginScript.EvalSha(ctx, pipe, keys, args...)
-		state = pipe.MGet(ctx, s.stateKeys(chatID, chatID)...)
+		state = pipe.MGet(ctx, s.stateKeys(chat, chat)...)
 	})
 	if err != nil {
 		return 0, s.classify(err)
@@ -165,7 +165,7 @@ func (s *Store) beginAndPrefetch(ctx context.Context, chatID int64, keys []strin
 		return 0, s.classify(err)
 	}
 	if r == 1 && state.Err() == nil {
-		s.prefetched.Store(chatID, state.Val())
+		s.prefetched.Store(chat, state.Val())
 	}
 	return r, nil
 }
@@ -256,47 +256,47 @@ func (s *Store) runScript(ctx context.Context, sc *redis.Script, keys []string, 
 	return r, nil
 }
 
-// Waiting returns how many updates of chatID are queued, including the one
+// Waiting returns how many updates of chat are queued, including the one
 // being handled: a gauge of per-chat contention, and what the conformance
 // suite uses to know that concurrent Begins have all enqueued.
-func (s *Store) Waiting(ctx context.Context, chatID int64) (int, error) {
+func (s *Store) Waiting(ctx context.Context, chat string) (int, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	n, err := s.rdb.ZCard(ctx, s.chatKey(chatID, "q")).Result()
+	n, err := s.rdb.ZCard(ctx, s.chatKey(chat, "q")).Result()
 	if err != nil {
-		return 0, fmt.Errorf("count waiting updates of chat %d: %w", chatID, s.classify(err))
+		return 0, fmt.Errorf("count waiting updates of chat %s: %w", chat, s.classify(err))
 	}
 	return int(n), nil
 }
 
-// MarkBlocked remembers that the user of chatID blocked the bot. It does not
+// MarkBlocked remembers that the user of chat blocked the bot. It does not
 // expire: the mark stays until they write again (Begin's claim clears it).
-func (s *Store) MarkBlocked(ctx context.Context, chatID int64) error {
+func (s *Store) MarkBlocked(ctx context.Context, chat string) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	if err := s.rdb.Set(ctx, s.chatKey(chatID, "blocked"), "1", 0).Err(); err != nil {
-		return fmt.Errorf("mark chat %d blocked: %w", chatID, s.classify(err))
+	if err := s.rdb.Set(ctx, s.chatKey(chat, "blocked"), "1", 0).Err(); err != nil {
+		return fmt.Errorf("mark chat %s blocked: %w", chat, s.classify(err))
 	}
 	return nil
 }
 
-// Unblock forgets the blocked mark of chatID.
-func (s *Store) Unblock(ctx context.Context, chatID int64) error {
+// Unblock forgets the blocked mark of chat.
+func (s *Store) Unblock(ctx context.Context, chat string) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	if err := s.rdb.Del(ctx, s.chatKey(chatID, "blocked")).Err(); err != nil {
-		return fmt.Errorf("unblock chat %d: %w", chatID, s.classify(err))
+	if err := s.rdb.Del(ctx, s.chatKey(chat, "blocked")).Err(); err != nil {
+		return fmt.Errorf("unblock chat %s: %w", chat, s.classify(err))
 	}
 	return nil
 }
 
-// Blocked reports whether chatID is marked blocked.
-func (s *Store) Blocked(ctx context.Context, chatID int64) (bool, error) {
+// Blocked reports whether chat is marked blocked.
+func (s *Store) Blocked(ctx context.Context, chat string) (bool, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	n, err := s.rdb.Exists(ctx, s.chatKey(chatID, "blocked")).Result()
+	n, err := s.rdb.Exists(ctx, s.chatKey(chat, "blocked")).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return false, fmt.Errorf("read blocked mark of chat %d: %w", chatID, s.classify(err))
+		return false, fmt.Errorf("read blocked mark of chat %s: %w", chat, s.classify(err))
 	}
 	return n == 1, nil
 }

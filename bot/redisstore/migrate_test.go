@@ -52,7 +52,7 @@ func writeV1(t *testing.T, sv *server) v1Fixture {
 		day: now.In(records.Shanghai).Format(time.DateOnly), month: "2026-10"}
 	fx.slotDone = "done:" + fx.day + ":" + bot.SlotEvening
 	fx.link = bot.Link{PersonID: fx.linked, Until: now.Add(60 * 24 * time.Hour)}
-	fx.setting = bot.ReminderSetting{ChatID: fxVerified, UserID: fxVerified, Slot: bot.SlotEvening, PersonID: fx.linked, Until: fx.link.Until, Lang: "en"}
+	fx.setting = bot.ReminderSetting{Chat: tg(fxVerified), User: tg(fxVerified), Slot: bot.SlotEvening, PersonID: fx.linked, Until: fx.link.Until, Lang: "en"}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -111,14 +111,14 @@ func checkV1Carried(t *testing.T, s *Store, fx v1Fixture) {
 	t.Helper()
 	ctx := context.Background()
 	eq := cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })
-	st, err := s.Load(ctx, fxVerified, fxVerified)
+	st, err := s.Load(ctx, tg(fxVerified), tg(fxVerified))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d := cmp.Diff(bot.State{Lang: "en", Link: bot.Link{PersonID: fx.linked, Until: fx.link.Until}}, st, eq); d != "" {
 		t.Errorf("verified user (-want +got):\n%s", d)
 	}
-	r, on, err := s.Reminder(ctx, fxVerified, fxVerified)
+	r, on, err := s.Reminder(ctx, tg(fxVerified), tg(fxVerified))
 	if err != nil || !on {
 		t.Fatalf("reminder setting: on %v, %v", on, err)
 	}
@@ -128,14 +128,14 @@ func checkV1Carried(t *testing.T, s *Store, fx v1Fixture) {
 	if got := scanAll(t, s, bot.SlotEvening); len(got) != 1 || got[0] != fxVerified {
 		t.Errorf("evening slot lists %v", got)
 	}
-	st, err = s.Load(ctx, fxDialog, fxDialog)
+	st, err = s.Load(ctx, tg(fxDialog), tg(fxDialog))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Dialog.Step != "contact" || st.Dialog.Data["id"] != fx.dialog {
 		t.Errorf("dialog mid-verification: %+v", st.Dialog)
 	}
-	if ttl := s.rdb.PTTL(ctx, s.userKey(fxDialog, fxDialog, dialogKey)).Val(); ttl <= 0 || ttl > v1DialogTTL {
+	if ttl := s.rdb.PTTL(ctx, s.userKey(tg(fxDialog), tg(fxDialog), dialogKey)).Val(); ttl <= 0 || ttl > v1DialogTTL {
 		t.Errorf("dialog TTL %v, want what was left of %v", ttl, v1DialogTTL)
 	}
 	for _, m := range []struct{ person, mark string }{

@@ -50,18 +50,18 @@ func newFlow(t *testing.T, s *Store) *flow {
 // button ("[data]") or a contact ("{phone}").
 func (fl *flow) send(user int64, in string) string {
 	fl.t.Helper()
-	m := bot.Message{ChatID: user, UserID: user, LanguageCode: "zh", Time: fl.now}
+	m := bot.Message{Chat: tg(user), User: tg(user), LanguageCode: "zh", Time: fl.now}
 	switch {
 	case strings.HasPrefix(in, "["):
 		m.Callback = strings.Trim(in, "[]")
 	case strings.HasPrefix(in, "{"):
-		m.Contact = &bot.Contact{UserID: user, Phone: strings.Trim(in, "{}")}
+		m.Contact = &bot.Contact{User: tg(user), Phone: strings.Trim(in, "{}")}
 	default:
 		m.Text = in
 	}
 	fl.update++
 	ctx := context.Background()
-	done, dup, err := fl.s.Begin(ctx, user, fl.update)
+	done, dup, err := fl.s.Begin(ctx, tg(user), fl.update)
 	if err != nil || dup {
 		fl.t.Fatalf("Begin: dup %v, %v", dup, err)
 	}
@@ -82,7 +82,8 @@ type sentTo struct {
 	chats []int64
 }
 
-func (s *sentTo) Send(_ context.Context, chat int64, _ []bot.Reply) error {
+func (s *sentTo) Send(_ context.Context, chatID string, _ []bot.Reply) error {
+	chat := untg(chatID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.chats = append(s.chats, chat)
@@ -162,11 +163,11 @@ func TestDumpHoldsNoIDNumberOrPhone(t *testing.T) {
 	sv.assertNoPersonalData(t, everyNumber()...)
 	// And what is sealed opens, with the key, to what the engine wrote.
 	demo := records.Demo()
-	v, err := s.rdb.Get(context.Background(), s.userKey(flowVerified, flowVerified, linkKey)).Bytes()
+	v, err := s.rdb.Get(context.Background(), s.userKey(tg(flowVerified), tg(flowVerified), linkKey)).Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, _, err := s.keys.Open(s.ad(s.userKey(flowVerified, flowVerified, linkKey)), v)
+	plain, _, err := s.keys.Open(s.ad(s.userKey(tg(flowVerified), tg(flowVerified), linkKey)), v)
 	if err != nil || !strings.Contains(string(plain), demo[1].ID) || strings.Contains(string(plain), demo[1].Phone) {
 		t.Errorf("the sealed link opens to %q, %v; want the ID number and a phone tag, not the phone", plain, err)
 	}

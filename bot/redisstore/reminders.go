@@ -46,35 +46,61 @@ func (s *Store) slotKey(slot string) string { return s.opt.KeyPrefix + ":{remind
 // globalMarkKey names a mark about no one.
 func (s *Store) globalMarkKey(mark string) string { return s.opt.KeyPrefix + ":{m:" + mark + "}" }
 
-func member(chatID, userID int64) string {
-	return strconv.FormatInt(userID, 10) + ":" + strconv.FormatInt(chatID, 10)
+// member is a setting's entry in its slot's set: "user:chat" of two
+// Telegram numbers, as the releases before string identities wrote it, and
+// "user|chat" of identities as they appear in key names otherwise (which
+// hold a ':' of their own).
+func member(chat, user string) string {
+	u, c := keyID(user), keyID(chat)
+	if !strings.Contains(u, ":") && !strings.Contains(c, ":") {
+		return u + ":" + c
+	}
+	return u + "|" + c
+}
+
+// parseMember is the inverse of member, for both forms.
+func parseMember(m string) (chat, user string, ok bool) {
+	u, c, ok := strings.Cut(m, "|")
+	if !ok {
+		// The previous releases' "user:chat", both Telegram numbers.
+		if u, c, ok = strings.Cut(m, ":"); !ok || strings.Contains(c, ":") {
+			return "", "", false
+		}
+		if _, err := strconv.ParseInt(u, 10, 64); err != nil {
+			return "", "", false
+		}
+		if _, err := strconv.ParseInt(c, 10, 64); err != nil {
+			return "", "", false
+		}
+	}
+	return idOfKey(c), idOfKey(u), u != "" && c != ""
 }
 
 var allSlots = []string{bot.SlotMorning, bot.SlotAfternoon, bot.SlotEvening}
 
 // Reminder returns the user's reminder setting; ok is false when reminders
 // are off (or the setting expired with the verification).
-func (s *Store) Reminder(ctx context.Context, chatID, userID int64) (bot.ReminderSetting, bool, error) {
+func (s *Store) Reminder(ctx context.Context, chat, user string) (bot.ReminderSetting, bool, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	v, err := s.rdb.Get(ctx, s.userKey(chatID, userID, reminderKey)).Result()
+	v, err := s.rdb.Get(ctx, s.userKey(chat, user, reminderKey)).Result()
 	if errors.Is(err, redis.Nil) {
 		return bot.ReminderSetting{}, false, nil
 	}
 	if err != nil {
-		return bot.ReminderSetting{}, false, fmt.Errorf("load reminder setting of chat %d: %w", chatID, s.classify(err))
+		return bot.ReminderSetting{}, false, fmt.Errorf("load reminder setting of chat %s: %w", chat, s.classify(err))
 	}
-	r, ok := s.decodeReminder(chatID, userID, v)
+	r, ok := s.decodeReminder(chat, user, v)
 	return r, ok, nil
 }
 
-func (s *Store) decodeReminder(chatID, userID int64, v string) (bot.ReminderSetting, bool) {
+func (s *Store) decodeReminder(chat, user string, v string) (bot.ReminderSetting, bool) {
 	var j reminderJSON
-	if _, err := s.openJSON(s.userKey(chatID, userID, reminderKey), []byte(v), &j); err != nil || !bot.ValidSlot(j.Slot) {
-		s.log.Warn("ignoring undecodable reminder setting", "chat", chatID, "err", err)
+	if _, err := s.openJSON(s.userKey(chat, user, reminderKey), []byte(v), &j); err != nil || !bot.ValidSlot(j.Slot) {
+		s.log.Warn("ignoring undecodable reminder setting", "chat", chat, "err", err)
 		return bot.ReminderSetting{}, false
 	}
-	return bot.ReminderSetting{ChatID: chatID, UserID: userID, Slot: j.Slot, PersonID: j.PersonID, Until: j.Until,
+	return bot.ReminderSetting{Chat: chat, User: user, Slot: j.Slot, PersonID: j.PersonID, Until: j.Until,
 		Lang: j.Lang, PhoneTag: j.PhoneTag}, true
 }
 
@@ -84,12 +110,12 @@ func (s *Store) decodeReminder(chatID, userID int64, v string) (bot.ReminderSett
 // setting is written first, and a pass trusts the setting over the index.
 func (s *Store) SetReminder(ctx context.Context, r bot.ReminderSetting) error {
 	if !bot.ValidSlot(r.Slot) {
-		return fmt.Errorf("set reminder of chat %d: unknown slot %q", r.ChatID, r.Slot)
+		return fmt.Errorf("set reminder of chat %s: unknown slot %q", r.Chat, r.Slot)
 	}
-	k, m := s.userKey(r.ChatID, r.UserID, reminderKey), member(r.ChatID, r.UserID)
+	k, m := s.userKey(r.Chat, r.User, reminderKey), member(r.Chat, r.User)
 	b, err := s.sealJSON(k, reminderJSON{Slot: r.Slot, PersonID: r.PersonID, Until: r.Until.UTC(), Lang: r.Lang, PhoneTag: r.PhoneTag})
 	if err != nil {
-		return fmt.Errorf("set reminder of chat %d: %w", r.ChatID, err)
+		return fmt.Errorf("set reminder of chat %s: %w", r.Chat, err)
 	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
@@ -105,25 +131,25 @@ func (s *Store) SetReminder(ctx context.Context, r bot.ReminderSetting) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("set reminder of chat %d: %w", r.ChatID, s.classify(err))
+		return fmt.Errorf("set reminder of chat %s: %w", r.Chat, s.classify(err))
 	}
 	return nil
 }
 
 // StopReminder deletes the setting and removes the user from every slot.
-func (s *Store) StopReminder(ctx context.Context, chatID, userID int64) error {
+func (s *Store) StopReminder(ctx context.Context, chat, user string) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	m := member(chatID, userID)
+	m := member(chat, user)
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, s.userKey(chatID, userID, reminderKey))
+		p.Del(ctx, s.userKey(chat, user, reminderKey))
 		for _, slot := range allSlots {
 			p.SRem(ctx, s.slotKey(slot), m)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("stop reminders of chat %d: %w", chatID, s.classify(err))
+		return fmt.Errorf("stop reminders of chat %s: %w", chat, s.classify(err))
 	}
 	return nil
 }
@@ -143,20 +169,18 @@ func (s *Store) ScanReminders(ctx context.Context, slot string, cursor uint64, c
 	if len(members) == 0 {
 		return nil, next, nil
 	}
-	type ids struct{ chat, user int64 }
+	type ids struct{ chat, user, member string }
 	who := make([]ids, 0, len(members))
 	var stale []any
 	cmds := make([]*redis.StringCmd, 0, len(members))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, m := range members {
-			u, c, ok := strings.Cut(m, ":")
-			user, err1 := strconv.ParseInt(u, 10, 64)
-			chat, err2 := strconv.ParseInt(c, 10, 64)
-			if !ok || err1 != nil || err2 != nil {
+			chat, user, ok := parseMember(m)
+			if !ok {
 				stale = append(stale, m)
 				continue
 			}
-			who = append(who, ids{chat, user})
+			who = append(who, ids{chat, user, m})
 			cmds = append(cmds, p.Get(ctx, s.userKey(chat, user, reminderKey)))
 		}
 		return nil
@@ -168,12 +192,12 @@ func (s *Store) ScanReminders(ctx context.Context, slot string, cursor uint64, c
 	for i, cmd := range cmds {
 		v, err := cmd.Result()
 		if err != nil { // redis.Nil: forgotten or expired
-			stale = append(stale, member(who[i].chat, who[i].user))
+			stale = append(stale, who[i].member)
 			continue
 		}
 		r, ok := s.decodeReminder(who[i].chat, who[i].user, v)
 		if !ok || r.Slot != slot {
-			stale = append(stale, member(who[i].chat, who[i].user))
+			stale = append(stale, who[i].member)
 			continue
 		}
 		out = append(out, r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,14 +19,14 @@ func TestReminderSettingRoundTripAndForget(t *testing.T) {
 	s, _, _ := testStore(t)
 	ctx := context.Background()
 	until := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
-	r := bot.ReminderSetting{ChatID: 7, UserID: 7, Slot: bot.SlotEvening, PersonID: "110105198803120014", Until: until, Lang: "en"}
-	if _, on, err := s.Reminder(ctx, 7, 7); err != nil || on {
+	r := bot.ReminderSetting{Chat: tg(7), User: tg(7), Slot: bot.SlotEvening, PersonID: "110105198803120014", Until: until, Lang: "en"}
+	if _, on, err := s.Reminder(ctx, tg(7), tg(7)); err != nil || on {
 		t.Fatalf("before opt-in: on=%v err=%v", on, err)
 	}
 	if err := s.SetReminder(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	got, on, err := s.Reminder(ctx, 7, 7)
+	got, on, err := s.Reminder(ctx, tg(7), tg(7))
 	if err != nil || !on {
 		t.Fatalf("after opt-in: on=%v err=%v", on, err)
 	}
@@ -44,10 +45,10 @@ func TestReminderSettingRoundTripAndForget(t *testing.T) {
 		t.Errorf("morning lists %v", n)
 	}
 	// /forget deletes the setting; the next scan drops the index entry.
-	if err := s.Forget(ctx, 7, 7); err != nil {
+	if err := s.Forget(ctx, tg(7), tg(7)); err != nil {
 		t.Fatal(err)
 	}
-	if _, on, _ := s.Reminder(ctx, 7, 7); on {
+	if _, on, _ := s.Reminder(ctx, tg(7), tg(7)); on {
 		t.Error("reminders on after Forget")
 	}
 	if n := scanAll(t, s, bot.SlotMorning); len(n) != 0 {
@@ -62,12 +63,12 @@ func TestReminderStopAndExpiry(t *testing.T) {
 	s, st, _ := testStore(t)
 	ctx := context.Background()
 	for i := int64(1); i <= 2; i++ {
-		if err := s.SetReminder(ctx, bot.ReminderSetting{ChatID: i, UserID: i, Slot: bot.SlotAfternoon,
+		if err := s.SetReminder(ctx, bot.ReminderSetting{Chat: tg(i), User: tg(i), Slot: bot.SlotAfternoon,
 			PersonID: "x", Until: time.Now().Add(3 * st.Unit)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.StopReminder(ctx, 1, 1); err != nil {
+	if err := s.StopReminder(ctx, tg(1), tg(1)); err != nil {
 		t.Fatal(err)
 	}
 	if got := scanAll(t, s, bot.SlotAfternoon); fmt.Sprint(got) != "[2]" {
@@ -90,7 +91,7 @@ func scanAll(t *testing.T, s *Store, slot string) []int64 {
 			t.Fatal(err)
 		}
 		for _, r := range batch {
-			users = append(users, r.UserID)
+			users = append(users, untg(r.User))
 		}
 		if next == 0 {
 			break
@@ -106,7 +107,7 @@ func TestReminderScanManyWithoutLoss(t *testing.T) {
 	ctx := context.Background()
 	const n = 2500
 	for i := int64(1); i <= n; i++ {
-		if err := s.SetReminder(ctx, bot.ReminderSetting{ChatID: i, UserID: i, Slot: bot.SlotMorning, PersonID: "p", Until: time.Now().Add(time.Hour)}); err != nil {
+		if err := s.SetReminder(ctx, bot.ReminderSetting{Chat: tg(i), User: tg(i), Slot: bot.SlotMorning, PersonID: "p", Until: time.Now().Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -178,5 +179,40 @@ func TestLease(t *testing.T) {
 	}
 	if ok, _ := s.Lease(ctx, "pass", "a", ttl); !ok {
 		t.Fatal("a cannot take a released lease")
+	}
+}
+
+// A setting of a web or WeChat identity, whose key name holds a ':' of its
+// own, is listed, found and stopped like a Telegram one.
+func TestReminderOfOtherChannels(t *testing.T) {
+	s, _, _ := testStore(t)
+	ctx := context.Background()
+	until := time.Now().Add(time.Hour).Truncate(time.Second)
+	for _, id := range []string{"wx:oAbC-9z", tg(5)} {
+		if err := s.SetReminder(ctx, bot.ReminderSetting{Chat: id, User: id, Slot: bot.SlotMorning, PersonID: "350203199309200053",
+			Until: until, Lang: "zh"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch, _, err := s.ScanReminders(ctx, bot.SlotMorning, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range batch {
+		got = append(got, r.Chat+"/"+r.User)
+	}
+	sort.Strings(got)
+	if strings.Join(got, " ") != "tg:5/tg:5 wx:oAbC-9z/wx:oAbC-9z" {
+		t.Errorf("scanned %v", got)
+	}
+	if err := s.StopReminder(ctx, "wx:oAbC-9z", "wx:oAbC-9z"); err != nil {
+		t.Fatal(err)
+	}
+	if _, on, _ := s.Reminder(ctx, "wx:oAbC-9z", "wx:oAbC-9z"); on {
+		t.Error("stopped setting still on")
+	}
+	if batch, _, _ := s.ScanReminders(ctx, bot.SlotMorning, 0, 100); len(batch) != 1 || batch[0].Chat != tg(5) {
+		t.Errorf("after stop: %+v", batch)
 	}
 }

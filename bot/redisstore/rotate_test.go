@@ -76,7 +76,7 @@ func TestRotation(t *testing.T) {
 
 	// A replica starts with the new ring. Before any pass:
 	s2 := sv.open(t, Options{Keys: rotatedKeys, MaintainPause: -1})
-	if st, err := s2.Load(ctx, flowVerified, flowVerified); err != nil || st.Link.PersonID != person {
+	if st, err := s2.Load(ctx, tg(flowVerified), tg(flowVerified)); err != nil || st.Link.PersonID != person {
 		t.Fatalf("link under the old key: %+v, %v", st.Link, err)
 	}
 	if got, _ := s2.Throttled(ctx, []bot.Throttle{idThrottle(probed)}, flowNow); !got.Equal(throttledUntil) {
@@ -87,7 +87,7 @@ func TestRotation(t *testing.T) {
 	fl2.update = 1000
 	fl2.send(20, "/verify")
 	fl2.send(20, demo[4].ID)
-	if v := s2.rdb.Get(ctx, s2.userKey(20, 20, dialogKey)).Val(); !strings.HasPrefix(v, "e1:k2:") {
+	if v := s2.rdb.Get(ctx, s2.userKey(tg(20), tg(20), dialogKey)).Val(); !strings.HasPrefix(v, "e1:k2:") {
 		t.Errorf("a new dialog is sealed as %.8q, want under k2", v)
 	}
 
@@ -155,14 +155,14 @@ func TestRotation(t *testing.T) {
 
 	// Now the old key can go: a replica with the new key alone reads it all.
 	s3 := sv.open(t, Options{Keys: newKeyOnly})
-	st, err := s3.Load(ctx, flowVerified, flowVerified)
+	st, err := s3.Load(ctx, tg(flowVerified), tg(flowVerified))
 	if err != nil || st.Link.PersonID != person || st.Lang != "en" {
 		t.Errorf("link after the old key went: %+v, %v", st, err)
 	}
-	if r, on, err := s3.Reminder(ctx, flowVerified, flowVerified); err != nil || !on || r.PersonID != person {
+	if r, on, err := s3.Reminder(ctx, tg(flowVerified), tg(flowVerified)); err != nil || !on || r.PersonID != person {
 		t.Errorf("reminder setting: %+v, %v, %v", r, on, err)
 	}
-	if st, _ := s3.Load(ctx, flowPending, flowPending); st.Dialog.Data["id"] != demo[2].ID {
+	if st, _ := s3.Load(ctx, tg(flowPending), tg(flowPending)); st.Dialog.Data["id"] != demo[2].ID {
 		t.Errorf("dialog: %+v", st.Dialog)
 	}
 	for _, mark := range []string{"day:" + flowNow.Format(time.DateOnly), "sent:window:2026-08"} {

@@ -22,32 +22,32 @@ type linkJSON struct {
 // the user's slot). Absent keys are zero parts. A value that no longer
 // decodes or opens is treated as absent and logged, so that a bad write
 // cannot trap a user in a broken dialog.
-func (s *Store) Load(ctx context.Context, chatID, userID int64) (bot.State, error) {
-	vals, ok := s.takePrefetched(chatID, userID)
+func (s *Store) Load(ctx context.Context, chat, user string) (bot.State, error) {
+	vals, ok := s.takePrefetched(chat, user)
 	if !ok {
 		ctx, cancel := s.op(ctx)
 		defer cancel()
 		var err error
-		vals, err = s.rdb.MGet(ctx, s.stateKeys(chatID, userID)...).Result()
+		vals, err = s.rdb.MGet(ctx, s.stateKeys(chat, user)...).Result()
 		if err != nil {
-			return bot.State{}, fmt.Errorf("load state for chat %d: %w", chatID, s.classify(err))
+			return bot.State{}, fmt.Errorf("load state for chat %s: %w", chat, s.classify(err))
 		}
 	}
 	var st bot.State
-	keys := s.stateKeys(chatID, userID)
+	keys := s.stateKeys(chat, user)
 	if v, ok := vals[0].(string); ok {
 		st.Lang = v
 	}
 	if v, ok := vals[1].(string); ok {
 		if _, err := s.openJSON(keys[1], []byte(v), &st.Dialog); err != nil {
-			s.log.Warn("dropping undecodable dialog", "chat", chatID, "err", err)
+			s.log.Warn("dropping undecodable dialog", "chat", chat, "err", err)
 			st.Dialog = bot.Dialog{}
 		}
 	}
 	if v, ok := vals[2].(string); ok {
 		var l linkJSON
 		if _, err := s.openJSON(keys[2], []byte(v), &l); err != nil {
-			s.log.Warn("dropping undecodable link", "chat", chatID, "err", err)
+			s.log.Warn("dropping undecodable link", "chat", chat, "err", err)
 		} else {
 			st.Link = bot.Link{PersonID: l.PersonID, Until: l.Until, PhoneTag: l.PhoneTag}
 		}
@@ -56,11 +56,11 @@ func (s *Store) Load(ctx context.Context, chatID, userID int64) (bot.State, erro
 }
 
 // stateKeys are the keys Load reads, in the order it decodes them.
-func (s *Store) stateKeys(chatID, userID int64) []string {
+func (s *Store) stateKeys(chat, user string) []string {
 	return []string{
-		s.userKey(chatID, userID, langKey),
-		s.userKey(chatID, userID, dialogKey),
-		s.userKey(chatID, userID, linkKey),
+		s.userKey(chat, user, langKey),
+		s.userKey(chat, user, dialogKey),
+		s.userKey(chat, user, linkKey),
 	}
 }
 
@@ -68,11 +68,11 @@ func (s *Store) stateKeys(chatID, userID int64) []string {
 // chat's current update (Begin), once. It is fresh: the claim keeps every
 // other update of the chat out, and only the chat's own handler writes a
 // private chat's state.
-func (s *Store) takePrefetched(chatID, userID int64) ([]any, bool) {
-	if chatID != userID {
+func (s *Store) takePrefetched(chat, user string) ([]any, bool) {
+	if chat != user {
 		return nil, false
 	}
-	v, ok := s.prefetched.LoadAndDelete(chatID)
+	v, ok := s.prefetched.LoadAndDelete(chat)
 	if !ok {
 		return nil, false
 	}
@@ -82,30 +82,30 @@ func (s *Store) takePrefetched(chatID, userID int64) ([]any, bool) {
 // Save writes the named parts in one MULTI block: a dialog with DialogTTL
 // (so every step restarts the inactivity timer), a link expiring at its
 // Until, the language without expiry. A zero part is deleted.
-func (s *Store) Save(ctx context.Context, chatID, userID int64, st bot.State, parts bot.Part) error {
+func (s *Store) Save(ctx context.Context, chat, user string, st bot.State, parts bot.Part) error {
 	if parts&(bot.PartLang|bot.PartDialog|bot.PartLink) == 0 {
 		return nil
 	}
-	s.prefetched.Delete(chatID) // stale from here on
+	s.prefetched.Delete(chat) // stale from here on
 	var dialog, link []byte
 	if parts&bot.PartDialog != 0 && st.Dialog.Name != "" {
 		var err error
-		if dialog, err = s.sealJSON(s.userKey(chatID, userID, dialogKey), st.Dialog); err != nil {
-			return fmt.Errorf("encode dialog for chat %d: %w", chatID, err)
+		if dialog, err = s.sealJSON(s.userKey(chat, user, dialogKey), st.Dialog); err != nil {
+			return fmt.Errorf("encode dialog for chat %s: %w", chat, err)
 		}
 	}
 	if parts&bot.PartLink != 0 && st.Link.PersonID != "" {
 		var err error
 		l := linkJSON{PersonID: st.Link.PersonID, Until: st.Link.Until.UTC(), PhoneTag: st.Link.PhoneTag}
-		if link, err = s.sealJSON(s.userKey(chatID, userID, linkKey), l); err != nil {
-			return fmt.Errorf("encode link for chat %d: %w", chatID, err)
+		if link, err = s.sealJSON(s.userKey(chat, user, linkKey), l); err != nil {
+			return fmt.Errorf("encode link for chat %s: %w", chat, err)
 		}
 	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		if parts&bot.PartLang != 0 {
-			k := s.userKey(chatID, userID, langKey)
+			k := s.userKey(chat, user, langKey)
 			if st.Lang == "" {
 				p.Del(ctx, k)
 			} else {
@@ -113,7 +113,7 @@ func (s *Store) Save(ctx context.Context, chatID, userID int64, st bot.State, pa
 			}
 		}
 		if parts&bot.PartDialog != 0 {
-			k := s.userKey(chatID, userID, dialogKey)
+			k := s.userKey(chat, user, dialogKey)
 			if dialog == nil {
 				p.Del(ctx, k)
 			} else {
@@ -121,7 +121,7 @@ func (s *Store) Save(ctx context.Context, chatID, userID int64, st bot.State, pa
 			}
 		}
 		if parts&bot.PartLink != 0 {
-			k := s.userKey(chatID, userID, linkKey)
+			k := s.userKey(chat, user, linkKey)
 			if link == nil {
 				p.Del(ctx, k)
 			} else {
@@ -134,7 +134,7 @@ func (s *Store) Save(ctx context.Context, chatID, userID int64, st bot.State, pa
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("save state for chat %d: %w", chatID, s.classify(err))
+		return fmt.Errorf("save state for chat %s: %w", chat, s.classify(err))
 	}
 	return nil
 }
@@ -144,14 +144,14 @@ func (s *Store) Save(ctx context.Context, chatID, userID int64, st bot.State, pa
 // indexes, and every mark about the person the link or the setting names,
 // under each key of the ring. It reads the link and the setting first to
 // learn who that is: two round trips. The throttles stay (bot.Sessions).
-func (s *Store) Forget(ctx context.Context, chatID, userID int64) error {
-	s.prefetched.Delete(chatID)
-	link, remind := s.userKey(chatID, userID, linkKey), s.userKey(chatID, userID, reminderKey)
+func (s *Store) Forget(ctx context.Context, chat, user string) error {
+	s.prefetched.Delete(chat)
+	link, remind := s.userKey(chat, user, linkKey), s.userKey(chat, user, reminderKey)
 	octx, cancel := s.op(ctx)
 	vals, err := s.rdb.MGet(octx, link, remind).Result()
 	cancel()
 	if err != nil {
-		return fmt.Errorf("forget state for chat %d: %w", chatID, s.classify(err))
+		return fmt.Errorf("forget state for chat %s: %w", chat, s.classify(err))
 	}
 	persons := map[string]bool{}
 	for i, key := range []string{link, remind} {
@@ -164,7 +164,7 @@ func (s *Store) Forget(ctx context.Context, chatID, userID int64) error {
 		}
 		if _, err := s.openJSON(key, []byte(v), &who); err != nil {
 			// Its marks cannot be found; they expire on their own.
-			s.log.Warn("forget: undecodable value; the person's marks stay until they expire", "chat", chatID, "err", err)
+			s.log.Warn("forget: undecodable value; the person's marks stay until they expire", "chat", chat, "err", err)
 			continue
 		}
 		if who.PersonID != "" {
@@ -173,9 +173,9 @@ func (s *Store) Forget(ctx context.Context, chatID, userID int64) error {
 	}
 	octx, cancel = s.op(ctx)
 	defer cancel()
-	m := member(chatID, userID)
+	m := member(chat, user)
 	_, err = s.rdb.Pipelined(octx, func(p redis.Pipeliner) error {
-		p.Del(octx, s.userKey(chatID, userID, langKey), s.userKey(chatID, userID, dialogKey), link, remind)
+		p.Del(octx, s.userKey(chat, user, langKey), s.userKey(chat, user, dialogKey), link, remind)
 		for _, slot := range allSlots {
 			p.SRem(octx, s.slotKey(slot), m)
 		}
@@ -187,7 +187,7 @@ func (s *Store) Forget(ctx context.Context, chatID, userID int64) error {
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("forget state for chat %d: %w", chatID, s.classify(err))
+		return fmt.Errorf("forget state for chat %s: %w", chat, s.classify(err))
 	}
 	return nil
 }

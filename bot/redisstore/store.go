@@ -31,7 +31,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -413,7 +412,7 @@ func isUnavailable(err error) bool {
 //	<p>:{p:<tag>}:m:<mark>          a reminder mark about one person (reminders.go)
 //	<p>:{p:<tag>}:idx               the names of that person's marks
 //	<p>:{m:<mark>}                  a mark about no one (a slot done for the day)
-//	<p>:{remind}:slot:<slot>        who opted in to a slot: "<user>:<chat>"
+//	<p>:{remind}:slot:<slot>        who opted in to a slot: "<user>:<chat>" (Telegram), "<user>|<chat>"
 //	<p>:{c:<chat>}:done:<update>    update answered, DedupeTTL
 //	<p>:{c:<chat>}:q                queue of waiting updates (zset)
 //	<p>:{c:<chat>}:alive:<member>   liveness of a queue entry, LockLease
@@ -424,6 +423,10 @@ func isUnavailable(err error) bool {
 //
 // The per-user keys are tagged by user, not chat, because the engine loads a
 // (chat, user) pair together and in private chats the two ids are equal.
+// <user> and <chat> are identities as keyID writes them: a Telegram one as
+// its bare number, as before identities were strings, so the keys a
+// previous release wrote are read as they are; any other channel's whole
+// ("web:3f9c…", "wx:oAbC…").
 //
 // Every name derived from personal data is made here, in this block, so
 // that changing what identifies a user or a person changes one place.
@@ -439,12 +442,31 @@ const (
 	personDomain   = "person"
 )
 
-func (s *Store) userKey(chatID, userID int64, part string) string {
-	return s.opt.KeyPrefix + ":{u:" + strconv.FormatInt(userID, 10) + "}:" + strconv.FormatInt(chatID, 10) + ":" + part
+func (s *Store) userKey(chat, user string, part string) string {
+	return s.opt.KeyPrefix + ":{u:" + keyID(user) + "}:" + keyID(chat) + ":" + part
 }
 
-func (s *Store) chatKey(chatID int64, rest string) string {
-	return s.opt.KeyPrefix + ":{c:" + strconv.FormatInt(chatID, 10) + "}:" + rest
+func (s *Store) chatKey(chat string, rest string) string {
+	return s.opt.KeyPrefix + ":{c:" + keyID(chat) + "}:" + rest
+}
+
+// keyID is how an identity appears in a key name. A Telegram identity
+// ("tg:42") keeps the bare number of the releases before identities were
+// strings, so a store they wrote keeps working; other channels' identities
+// appear whole ("web:3f9c…"), and cannot collide with a bare number.
+func keyID(id string) string {
+	if local, ok := strings.CutPrefix(id, bot.ChannelTelegram+":"); ok {
+		return local
+	}
+	return id
+}
+
+// idOfKey is the inverse of keyID.
+func idOfKey(k string) string {
+	if strings.Contains(k, ":") {
+		return k
+	}
+	return bot.ID(bot.ChannelTelegram, k)
 }
 
 // throttleTags are the tags of a throttle key under every key of the ring,

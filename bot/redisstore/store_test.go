@@ -115,10 +115,10 @@ func TestEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatalf("OpenEmbedded: %v", err)
 	}
-	if err := s.Save(ctx, 1, 1, bot.State{Lang: "zh"}, bot.PartLang); err != nil {
+	if err := s.Save(ctx, tg(1), tg(1), bot.State{Lang: "zh"}, bot.PartLang); err != nil {
 		t.Fatalf("Save: %v", err)
 	}
-	if st, err := s.Load(ctx, 1, 1); err != nil || st.Lang != "zh" {
+	if st, err := s.Load(ctx, tg(1), tg(1)); err != nil || st.Lang != "zh" {
 		t.Fatalf("Load = %+v, %v", st, err)
 	}
 	if err := s.Close(); err != nil {
@@ -137,15 +137,15 @@ func TestStoppedRedis(t *testing.T) {
 		t.Skip("needs miniredis to stop and restart the server")
 	}
 	ctx := t.Context()
-	if err := s.Save(ctx, 1, 1, bot.State{Lang: "en"}, bot.PartLang); err != nil {
+	if err := s.Save(ctx, tg(1), tg(1), bot.State{Lang: "en"}, bot.PartLang); err != nil {
 		t.Fatalf("Save: %v", err)
 	}
 	mr.Close()
 
 	calls := map[string]func() error{
-		"Load":   func() error { _, err := s.Load(ctx, 1, 1); return err },
-		"Save":   func() error { return s.Save(ctx, 1, 1, bot.State{Lang: "zh"}, bot.PartLang) },
-		"Forget": func() error { return s.Forget(ctx, 1, 1) },
+		"Load":   func() error { _, err := s.Load(ctx, tg(1), tg(1)); return err },
+		"Save":   func() error { return s.Save(ctx, tg(1), tg(1), bot.State{Lang: "zh"}, bot.PartLang) },
+		"Forget": func() error { return s.Forget(ctx, tg(1), tg(1)) },
 		"Throttled": func() error {
 			_, err := s.Throttled(ctx, []bot.Throttle{testThrottle("user:1")}, time.Now())
 			return err
@@ -154,9 +154,9 @@ func TestStoppedRedis(t *testing.T) {
 			_, err := s.Reserve(ctx, []bot.Throttle{testThrottle("user:1")}, time.Now())
 			return err
 		},
-		"Begin":       func() error { _, _, err := s.Begin(ctx, 1, 1); return err },
-		"MarkBlocked": func() error { return s.MarkBlocked(ctx, 1) },
-		"Blocked":     func() error { _, err := s.Blocked(ctx, 1); return err },
+		"Begin":       func() error { _, _, err := s.Begin(ctx, tg(1), 1); return err },
+		"MarkBlocked": func() error { return s.MarkBlocked(ctx, tg(1)) },
+		"Blocked":     func() error { _, err := s.Blocked(ctx, tg(1)); return err },
 		"Ping":        func() error { return s.Ping(ctx) },
 		"HoldUpdates": func() error {
 			return s.HoldUpdates(ctx, time.Now(), map[int64][]byte{1: []byte(`{"update_id":1}`)})
@@ -186,7 +186,7 @@ func TestStoppedRedis(t *testing.T) {
 	var st bot.State
 	var err error
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		if st, err = s.Load(ctx, 1, 1); err == nil || time.Now().After(deadline) {
+		if st, err = s.Load(ctx, tg(1), tg(1)); err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond) // polling a condition in the test only
@@ -197,7 +197,7 @@ func TestStoppedRedis(t *testing.T) {
 	if st.Lang != "en" {
 		t.Errorf("Lang after restart = %q, want en", st.Lang)
 	}
-	done, dup, err := s.Begin(ctx, 1, 1)
+	done, dup, err := s.Begin(ctx, tg(1), 1)
 	if err != nil || dup {
 		t.Fatalf("Begin after restart: dup %v, err %v", dup, err)
 	}
@@ -260,7 +260,7 @@ func TestHungRedis(t *testing.T) {
 	s := &Store{rdb: rdb, opt: opt, log: opt.Logger, keys: opt.Keys}
 	defer s.Close()
 	start = time.Now()
-	_, err = s.Load(ctx, 1, 1)
+	_, err = s.Load(ctx, tg(1), tg(1))
 	elapsed = time.Since(start)
 	t.Logf("Load against a hung server failed after %v", elapsed)
 	if elapsed > 2*time.Second {
@@ -270,7 +270,7 @@ func TestHungRedis(t *testing.T) {
 		t.Errorf("Load against a hung server: %v, want ErrUnavailable", err)
 	}
 	start = time.Now()
-	_, _, err = s.Begin(ctx, 1, 1)
+	_, _, err = s.Begin(ctx, tg(1), 1)
 	elapsed = time.Since(start)
 	t.Logf("Begin against a hung server failed after %v", elapsed)
 	if elapsed > 2*time.Second {
@@ -311,7 +311,7 @@ func TestNoPersonalDataInKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := bot.State{Link: bot.Link{PersonID: id, Until: time.Now().Add(time.Hour)}, Dialog: bot.Dialog{Name: "verify", Data: map[string]string{"id": id}}}
-	if err := s.Save(ctx, 77, 77, st, bot.PartDialog|bot.PartLink); err != nil {
+	if err := s.Save(ctx, tg(77), tg(77), st, bot.PartDialog|bot.PartLink); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := s.rdb.Keys(ctx, s.opt.KeyPrefix+":*").Result()
@@ -341,12 +341,12 @@ func TestRoundTrips(t *testing.T) {
 		name string
 		call func() error
 	}{
-		{"Load", func() error { _, err := s.Load(ctx, 1, 1); return err }},
-		{"Save all parts", func() error { return s.Save(ctx, 1, 1, st, bot.PartLang|bot.PartDialog|bot.PartLink) }},
+		{"Load", func() error { _, err := s.Load(ctx, tg(1), tg(1)); return err }},
+		{"Save all parts", func() error { return s.Save(ctx, tg(1), tg(1), st, bot.PartLang|bot.PartDialog|bot.PartLink) }},
 		{"Throttled two keys", func() error { _, err := s.Throttled(ctx, ts, time.Now()); return err }},
-		{"Begin", func() error { var err error; done, _, err = s.Begin(ctx, 1, 1); return err }},
+		{"Begin", func() error { var err error; done, _, err = s.Begin(ctx, tg(1), 1); return err }},
 		{"done", func() error { done(true); return nil }},
-		{"Begin dup", func() error { _, _, err := s.Begin(ctx, 1, 1); return err }},
+		{"Begin dup", func() error { _, _, err := s.Begin(ctx, tg(1), 1); return err }},
 	}
 	// Warm up: dialing a connection costs a few exchanges of its own.
 	for _, c := range calls {
@@ -354,7 +354,7 @@ func TestRoundTrips(t *testing.T) {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 	}
-	if _, err := s.rdb.Del(ctx, s.chatKey(1, "done:1")).Result(); err != nil {
+	if _, err := s.rdb.Del(ctx, s.chatKey(tg(1), "done:1")).Result(); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range calls {
@@ -375,7 +375,7 @@ func TestRoundTrips(t *testing.T) {
 		want int64
 		call func() error
 	}{
-		{"Forget", 2, func() error { return s.Forget(ctx, 1, 1) }},
+		{"Forget", 2, func() error { return s.Forget(ctx, tg(1), tg(1)) }},
 		{"Reserve two keys", 2, func() error { _, err := s.Reserve(ctx, ts, time.Now()); return err }},
 	} {
 		before := s.RoundTrips()
@@ -390,15 +390,15 @@ func TestRoundTrips(t *testing.T) {
 	// The usual update of a private chat: claim, load, answer. The state
 	// comes with the claim, so the whole update costs two round trips.
 	save := bot.State{Lang: "en", Dialog: bot.Dialog{Name: "verify", Step: "id"}}
-	if err := s.Save(ctx, 7, 7, save, bot.PartLang|bot.PartDialog); err != nil {
+	if err := s.Save(ctx, tg(7), tg(7), save, bot.PartLang|bot.PartDialog); err != nil {
 		t.Fatal(err)
 	}
 	before := s.RoundTrips()
-	done, dup, err := s.Begin(ctx, 7, 70)
+	done, dup, err := s.Begin(ctx, tg(7), 70)
 	if err != nil || dup {
 		t.Fatalf("Begin: dup %v, err %v", dup, err)
 	}
-	got, err := s.Load(ctx, 7, 7)
+	got, err := s.Load(ctx, tg(7), tg(7))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +411,7 @@ func TestRoundTrips(t *testing.T) {
 	}
 	// The prefetched state is used once: a second Load reads Redis.
 	before = s.RoundTrips()
-	if _, err := s.Load(ctx, 7, 7); err != nil {
+	if _, err := s.Load(ctx, tg(7), tg(7)); err != nil {
 		t.Fatal(err)
 	}
 	if n := s.RoundTrips() - before; n != 1 {
@@ -430,7 +430,7 @@ func TestScriptsReloaded(t *testing.T) {
 	if r, err := s.Reserve(ctx, []bot.Throttle{testThrottle("user:1"), testThrottle("user:2")}, time.Now()); err != nil || !r.OK || r.Until.IsZero() {
 		t.Fatalf("Reserve after SCRIPT FLUSH: %+v, %v", r, err)
 	}
-	done, _, err := s.Begin(ctx, 1, 1)
+	done, _, err := s.Begin(ctx, tg(1), 1)
 	if err != nil {
 		t.Fatalf("Begin after SCRIPT FLUSH: %v", err)
 	}
@@ -444,10 +444,10 @@ func BenchmarkLoadSave(b *testing.B) {
 	before := s.RoundTrips()
 	n := 0
 	for b.Loop() {
-		if _, err := s.Load(ctx, 1, 1); err != nil {
+		if _, err := s.Load(ctx, tg(1), tg(1)); err != nil {
 			b.Fatal(err)
 		}
-		if err := s.Save(ctx, 1, 1, st, bot.PartDialog); err != nil {
+		if err := s.Save(ctx, tg(1), tg(1), st, bot.PartDialog); err != nil {
 			b.Fatal(err)
 		}
 		n++
@@ -462,7 +462,7 @@ func BenchmarkBeginDone(b *testing.B) {
 	var id int64
 	for b.Loop() {
 		id++
-		done, dup, err := s.Begin(ctx, 1, id)
+		done, dup, err := s.Begin(ctx, tg(1), id)
 		if err != nil || dup {
 			b.Fatalf("Begin: dup %v, err %v", dup, err)
 		}
@@ -480,7 +480,7 @@ func BenchmarkBeginDoneContended(b *testing.B) {
 	before := s.RoundTrips()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			done, dup, err := s.Begin(ctx, 1, id.Add(1))
+			done, dup, err := s.Begin(ctx, tg(1), id.Add(1))
 			if err != nil || dup {
 				b.Errorf("Begin: dup %v, err %v", dup, err)
 				return
@@ -517,19 +517,19 @@ func TestClaimRenewedWhileHandled(t *testing.T) {
 			s.rdb.Del(ctx, keys...)
 		}
 	}()
-	done, dup, err := s.Begin(ctx, 100, 1)
+	done, dup, err := s.Begin(ctx, tg(100), 1)
 	if err != nil || dup {
 		t.Fatalf("Begin: dup %v, err %v", dup, err)
 	}
 	time.Sleep(3 * time.Second) // longer than the lease: waiting for real expiry, not logic
 	wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
-	if d, _, err := s.Begin(wctx, 100, 2); err == nil {
+	if d, _, err := s.Begin(wctx, tg(100), 2); err == nil {
 		d(false)
 		t.Fatal("update 2 took the chat while update 1 was still being handled")
 	}
 	done(true)
-	d, dup, err := s.Begin(ctx, 100, 2)
+	d, dup, err := s.Begin(ctx, tg(100), 2)
 	if err != nil || dup {
 		t.Fatalf("after done: dup %v, err %v", dup, err)
 	}
@@ -547,11 +547,11 @@ func TestBreaker(t *testing.T) {
 	}
 	defer s.Close()
 	mr.Close()
-	if _, err := s.Load(ctx, 1, 1); !errors.Is(err, bot.ErrUnavailable) {
+	if _, err := s.Load(ctx, tg(1), tg(1)); !errors.Is(err, bot.ErrUnavailable) {
 		t.Fatalf("Load with Redis gone: %v, want ErrUnavailable", err)
 	}
 	before := s.RoundTrips()
-	if _, _, err := s.Begin(ctx, 1, 1); !errors.Is(err, bot.ErrUnavailable) {
+	if _, _, err := s.Begin(ctx, tg(1), 1); !errors.Is(err, bot.ErrUnavailable) {
 		t.Fatalf("Begin with the breaker open: %v, want ErrUnavailable", err)
 	}
 	if err := s.Ping(ctx); !errors.Is(err, bot.ErrUnavailable) {
@@ -571,12 +571,12 @@ func TestBreaker(t *testing.T) {
 	}
 	defer s2.Close()
 	mr.Close()
-	s2.Load(ctx, 1, 1) // trips
+	s2.Load(ctx, tg(1), tg(1)) // trips
 	if err := mr.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		if _, err = s2.Load(ctx, 1, 1); err == nil || time.Now().After(deadline) {
+		if _, err = s2.Load(ctx, tg(1), tg(1)); err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond) // polling a condition in the test only

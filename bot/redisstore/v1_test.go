@@ -113,7 +113,7 @@ func (s *v1Store) setReminder(ctx context.Context, r bot.ReminderSetting) error 
 	if err != nil {
 		return err
 	}
-	k, m := s.userKey(r.ChatID, r.UserID, "remind"), strconv.FormatInt(r.UserID, 10)+":"+strconv.FormatInt(r.ChatID, 10)
+	k, m := s.userKey(untg(r.Chat), untg(r.User), "remind"), strconv.FormatInt(untg(r.User), 10)+":"+strconv.FormatInt(untg(r.Chat), 10)
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, k, b, 0)
 		p.PExpireAt(ctx, k, r.Until)

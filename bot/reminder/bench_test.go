@@ -55,7 +55,7 @@ func BenchmarkPassScan(b *testing.B) {
 				}
 				// A tenth of the persons opt in, spread over the file
 				// (7919 is prime: i → i·7919 mod n is one-to-one).
-				r := bot.ReminderSetting{ChatID: i + 1, UserID: i + 1, Slot: bot.SlotMorning,
+				r := bot.ReminderSetting{Chat: tg(i + 1), User: tg(i + 1), Slot: bot.SlotMorning,
 					PersonID: benchID(int(i * 7919 % int64(persons))), Until: now.Add(1000 * time.Hour), Lang: "zh"}
 				if err := store.SetReminder(ctx, r); err != nil {
 					b.Error(err)

@@ -117,7 +117,7 @@ type timedSender struct {
 	at  []time.Time
 }
 
-func (s *timedSender) Send(ctx context.Context, chatID int64, replies []bot.Reply) error {
+func (s *timedSender) Send(ctx context.Context, chat string, replies []bot.Reply) error {
 	s.at = append(s.at, s.now())
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 // replica.
 type memStore struct {
 	mu       sync.Mutex
-	settings map[[2]int64]bot.ReminderSetting
+	settings map[[2]string]bot.ReminderSetting
 	marks    map[string]time.Time // mark -> expiry
 	lease    string
 	noLease  bool // every Lease call succeeds
@@ -24,13 +24,13 @@ type memStore struct {
 }
 
 func newMemStore(now func() time.Time) *memStore {
-	return &memStore{settings: map[[2]int64]bot.ReminderSetting{}, marks: map[string]time.Time{}, now: now}
+	return &memStore{settings: map[[2]string]bot.ReminderSetting{}, marks: map[string]time.Time{}, now: now}
 }
 
 func (s *memStore) add(r bot.ReminderSetting) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.settings[[2]int64{r.ChatID, r.UserID}] = r
+	s.settings[[2]string{r.Chat, r.User}] = r
 }
 
 func (s *memStore) ScanReminders(ctx context.Context, slot string, cursor uint64, count int) ([]bot.ReminderSetting, uint64, error) {
@@ -45,21 +45,21 @@ func (s *memStore) ScanReminders(ctx context.Context, slot string, cursor uint64
 			all = append(all, r)
 		}
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].UserID < all[j].UserID })
+	sort.Slice(all, func(i, j int) bool { return untg(all[i].User) < untg(all[j].User) })
 	// The cursor is the last user returned, so deletions during a scan
 	// do not skip anyone (as SSCAN guarantees).
-	i := sort.Search(len(all), func(i int) bool { return uint64(all[i].UserID) > cursor })
+	i := sort.Search(len(all), func(i int) bool { return uint64(untg(all[i].User)) > cursor })
 	end := min(i+count, len(all))
 	if end == len(all) {
 		return all[i:end], 0, nil
 	}
-	return all[i:end], uint64(all[end-1].UserID), nil
+	return all[i:end], uint64(untg(all[end-1].User)), nil
 }
 
-func (s *memStore) StopReminder(ctx context.Context, chatID, userID int64) error {
+func (s *memStore) StopReminder(ctx context.Context, chatID, userID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.settings, [2]int64{chatID, userID})
+	delete(s.settings, [2]string{chatID, userID})
 	s.stops++
 	return nil
 }
@@ -172,7 +172,8 @@ type sender struct {
 	after func(n int) // called after the n-th successful send
 }
 
-func (s *sender) Send(ctx context.Context, chatID int64, replies []bot.Reply) error {
+func (s *sender) Send(ctx context.Context, chat string, replies []bot.Reply) error {
+	chatID := untg(chat)
 	if err := ctx.Err(); err != nil {
 		return err
 	}

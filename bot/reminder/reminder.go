@@ -28,17 +28,16 @@ import (
 	"github.com/shebao/shebao/records"
 )
 
-// Sender sends replies to a chat; bot/telegram's Adapter is one.
-type Sender interface {
-	Send(ctx context.Context, chatID int64, replies []bot.Reply) error
-}
+// Sender sends replies to a chat (bot.Sender); a router over the
+// channels' adapters is one.
+type Sender = bot.Sender
 
 // Subscribers lists who opted in, and turns a user's reminders off.
 type Subscribers interface {
 	// ScanReminders returns about count settings of slot from cursor (0
 	// to start); next is 0 after the last batch. A setting may come twice.
 	ScanReminders(ctx context.Context, slot string, cursor uint64, count int) (batch []bot.ReminderSetting, next uint64, err error)
-	StopReminder(ctx context.Context, chatID, userID int64) error
+	StopReminder(ctx context.Context, chat, user string) error
 }
 
 // Marks are flags with a lifetime, set atomically. A mark is about a
@@ -69,7 +68,7 @@ type Store interface {
 // Blocklist tells whether a chat's user blocked the bot (a 403 seen by the
 // interactive side).
 type Blocklist interface {
-	Blocked(ctx context.Context, chatID int64) (bool, error)
+	Blocked(ctx context.Context, chat string) (bool, error)
 }
 
 // Metrics is told the outcome of each pass.
@@ -244,10 +243,10 @@ type Summary struct {
 
 // Planned is one reminder of a pass.
 type Planned struct {
-	ChatID int64
-	Kind   bot.ReminderKind
-	Month  records.Month
-	Reply  bot.Reply
+	Chat  string
+	Kind  bot.ReminderKind
+	Month records.Month
+	Reply bot.Reply
 }
 
 func (s *Summary) skip(reason string) { s.Skipped[reason]++ }
@@ -519,7 +518,7 @@ func (p *run) person(ctx context.Context, r bot.ReminderSetting, st records.Stan
 			return err == nil, err
 		}
 		if p.sum.DryRun {
-			p.sum.Planned = append(p.sum.Planned, Planned{ChatID: r.ChatID, Kind: c.kind, Month: c.month, Reply: reply})
+			p.sum.Planned = append(p.sum.Planned, Planned{Chat: r.Chat, Kind: c.kind, Month: c.month, Reply: reply})
 			return true, nil
 		}
 		// Wait for the pace before claiming, so that a window closing
@@ -534,7 +533,7 @@ func (p *run) person(ctx context.Context, r bot.ReminderSetting, st records.Stan
 			return false, err
 		}
 		if cfg.Blocklist != nil {
-			blocked, err := cfg.Blocklist.Blocked(ctx, r.ChatID)
+			blocked, err := cfg.Blocklist.Blocked(ctx, r.Chat)
 			if err != nil {
 				return false, err
 			}
@@ -551,7 +550,7 @@ func (p *run) person(ctx context.Context, r bot.ReminderSetting, st records.Stan
 		if !won {
 			continue
 		}
-		err = cfg.Sender.Send(ctx, r.ChatID, []bot.Reply{reply})
+		err = cfg.Sender.Send(ctx, r.Chat, []bot.Reply{reply})
 		switch {
 		case err == nil:
 			p.sum.Sent++
@@ -559,7 +558,7 @@ func (p *run) person(ctx context.Context, r bot.ReminderSetting, st records.Stan
 				p.s.log.Warn("set reminded-today mark", "err", err)
 			}
 			if cfg.ListSent {
-				p.sum.Planned = append(p.sum.Planned, Planned{ChatID: r.ChatID, Kind: c.kind, Month: c.month, Reply: reply})
+				p.sum.Planned = append(p.sum.Planned, Planned{Chat: r.Chat, Kind: c.kind, Month: c.month, Reply: reply})
 			}
 		case cfg.Blocked(err):
 			// The mark stays: had the user not blocked us, they would
@@ -575,7 +574,7 @@ func (p *run) person(ctx context.Context, r bot.ReminderSetting, st records.Stan
 					p.s.log.Warn("release reminder mark after failed send", "err", rerr)
 				}
 			}
-			p.s.log.Warn("send reminder", "chat", r.ChatID, "kind", c.kind, "err", err)
+			p.s.log.Warn("send reminder", "chat", r.Chat, "kind", c.kind, "err", err)
 			if ctx.Err() != nil {
 				return false, ctx.Err()
 			}
@@ -609,18 +608,18 @@ func (p *run) samePhone(ctx context.Context, r bot.ReminderSetting) (bool, error
 	}
 	p.sum.skip(SkipPhoneChanged)
 	if !p.sum.DryRun {
-		p.s.log.Info("phone on record is not the one verified: reminders off", "chat", r.ChatID)
-		if err := cfg.Store.StopReminder(ctx, r.ChatID, r.UserID); err != nil {
-			p.s.log.Warn("turn reminders off after a phone change", "chat", r.ChatID, "err", err)
+		p.s.log.Info("phone on record is not the one verified: reminders off", "chat", r.Chat)
+		if err := cfg.Store.StopReminder(ctx, r.Chat, r.User); err != nil {
+			p.s.log.Warn("turn reminders off after a phone change", "chat", r.Chat, "err", err)
 		}
 	}
 	return false, nil
 }
 
 func (p *run) stop(ctx context.Context, r bot.ReminderSetting) {
-	p.s.log.Info("chat blocked the bot or is gone: reminders off", "chat", r.ChatID)
-	if err := p.s.cfg.Store.StopReminder(ctx, r.ChatID, r.UserID); err != nil {
-		p.s.log.Warn("turn reminders off for unreachable chat", "chat", r.ChatID, "err", err)
+	p.s.log.Info("chat blocked the bot or is gone: reminders off", "chat", r.Chat)
+	if err := p.s.cfg.Store.StopReminder(ctx, r.Chat, r.User); err != nil {
+		p.s.log.Warn("turn reminders off for unreachable chat", "chat", r.Chat, "err", err)
 	}
 }
 

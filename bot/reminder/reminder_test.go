@@ -53,7 +53,7 @@ func newFixture(t *testing.T, slot string) *fixture {
 		if i%2 == 1 {
 			lang = "en"
 		}
-		f.store.add(bot.ReminderSetting{ChatID: int64(i + 1), UserID: int64(i + 1), Slot: slot,
+		f.store.add(bot.ReminderSetting{Chat: tg(int64(i + 1)), User: tg(int64(i + 1)), Slot: slot,
 			PersonID: p.ID, Until: testNow.Add(30 * 24 * time.Hour), Lang: lang})
 	}
 	return f
@@ -71,7 +71,7 @@ func (f *fixture) scheduler(mod func(*Config)) *Scheduler {
 func kinds(s Summary) map[int64]string {
 	out := map[int64]string{}
 	for _, p := range s.Planned {
-		out[p.ChatID] = string(p.Kind) + " " + p.Month.String()
+		out[untg(p.Chat)] = string(p.Kind) + " " + p.Month.String()
 	}
 	return out
 }
@@ -180,8 +180,8 @@ func TestDueSoonForFlexibleWorker(t *testing.T) {
 func TestSkipReasons(t *testing.T) {
 	f := newFixture(t, bot.SlotMorning)
 	// An expired verification, and a person no longer on record.
-	f.store.add(bot.ReminderSetting{ChatID: 50, UserID: 50, Slot: bot.SlotMorning, PersonID: f.people[1].ID, Until: testNow.Add(-time.Hour)})
-	f.store.add(bot.ReminderSetting{ChatID: 51, UserID: 51, Slot: bot.SlotMorning, PersonID: "110105198803120019", Until: testNow.Add(time.Hour)})
+	f.store.add(bot.ReminderSetting{Chat: tg(50), User: tg(50), Slot: bot.SlotMorning, PersonID: f.people[1].ID, Until: testNow.Add(-time.Hour)})
+	f.store.add(bot.ReminderSetting{Chat: tg(51), User: tg(51), Slot: bot.SlotMorning, PersonID: "110105198803120019", Until: testNow.Add(time.Hour)})
 	blocked := &fakeBlocklist{chats: map[int64]bool{wang: true}}
 	sum, err := f.scheduler(func(c *Config) { c.Blocklist = blocked }).Pass(context.Background(), false)
 	if err != nil {
@@ -194,14 +194,15 @@ func TestSkipReasons(t *testing.T) {
 	if f.send.chats()[wang] != 0 || f.send.chats()[50] != 0 {
 		t.Errorf("sent to a blocked or unverified chat: %v", f.send.chats())
 	}
-	if _, on := f.store.settings[[2]int64{wang, wang}]; on {
+	if _, on := f.store.settings[[2]string{tg(wang), tg(wang)}]; on {
 		t.Error("a blocked user's reminders stay on")
 	}
 }
 
 type fakeBlocklist struct{ chats map[int64]bool }
 
-func (b *fakeBlocklist) Blocked(ctx context.Context, chat int64) (bool, error) {
+func (b *fakeBlocklist) Blocked(ctx context.Context, chatID string) (bool, error) {
+	chat := untg(chatID)
 	return b.chats[chat], nil
 }
 
@@ -283,7 +284,7 @@ func TestPacing(t *testing.T) {
 	// release the mark as a "retryable failure" would... simpler: no marks.
 	qian := records.Demo()[qian-1].ID
 	for i := 1; i <= 200; i++ {
-		st.add(bot.ReminderSetting{ChatID: int64(i), UserID: int64(i), Slot: bot.SlotMorning, PersonID: qian, Until: testNow.Add(time.Hour)})
+		st.add(bot.ReminderSetting{Chat: tg(int64(i)), User: tg(int64(i)), Slot: bot.SlotMorning, PersonID: qian, Until: testNow.Add(time.Hour)})
 	}
 	forgetful := &forgetMarks{memStore: st}
 	s := New(Config{Store: forgetful, Records: db, Sender: snd, Now: c.Now, Sleep: c.Sleep, Batch: 17})
@@ -333,7 +334,7 @@ func TestBlockedTurnsRemindersOff(t *testing.T) {
 	if sum.Sent != 3 || sum.Failed != 1 || sum.Skipped[SkipBlocked] != 1 || sum.Incomplete {
 		t.Errorf("summary: %+v", sum)
 	}
-	if _, on := f.store.settings[[2]int64{wang, wang}]; on {
+	if _, on := f.store.settings[[2]string{tg(wang), tg(wang)}]; on {
 		t.Error("reminders still on after a 403")
 	}
 }

@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite for implementations of the
 // engine's store interfaces (bot.Sessions, bot.Attempts) and the adapter's
-// (telegram.Coordinator, telegram.Blocklist). An implementation's test calls
+// (bot.Coordinator, bot.Blocklist). An implementation's test calls
 // Run with a function that opens a fresh, empty set of stores.
 //
 // Expiry is tested without real waiting where the backend allows: Stores
@@ -24,14 +24,13 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/shebao/shebao/bot"
-	"github.com/shebao/shebao/bot/telegram"
 )
 
-// Blocklist is telegram.Blocklist plus the read the reminder sender needs.
+// Blocklist is bot.Blocklist plus the read the reminder sender needs.
 type Blocklist interface {
-	telegram.Blocklist
-	Unblock(ctx context.Context, chatID int64) error
-	Blocked(ctx context.Context, chatID int64) (bool, error)
+	bot.Blocklist
+	Unblock(ctx context.Context, chat string) error
+	Blocked(ctx context.Context, chat string) (bool, error)
 }
 
 // Stores is one set of implementations under test, sharing one backend, and
@@ -39,13 +38,13 @@ type Blocklist interface {
 type Stores struct {
 	Sessions    bot.Sessions
 	Attempts    bot.Attempts
-	Coordinator telegram.Coordinator
+	Coordinator bot.Coordinator
 	Blocklist   Blocklist
 	// Waiting returns how many updates of a chat are queued in the
 	// Coordinator, including the one being handled. The ordering case
 	// uses it to know that every concurrent Begin has enqueued; when nil,
 	// that case checks mutual exclusion only.
-	Waiting func(ctx context.Context, chatID int64) (int, error)
+	Waiting func(ctx context.Context, chat string) (int, error)
 
 	// DialogTTL is what the stores were opened with; LockLease is the
 	// longest an abandoned claim may keep its chat.
@@ -75,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 		{"SessionsLinkExpiresAtUntil", testLinkExpires},
 		{"SessionsForgetDeletesAll", testForget},
 		{"SessionsIsolation", testIsolation},
+		{"SessionsChannels", testChannels},
 		{"ThrottleFreeThenBackOff", testThrottleBackOff},
 		{"ThrottleRefusalChargesNothing", testThrottleRefusal},
 		{"ThrottleFinish", testThrottleFinish},
@@ -108,7 +108,7 @@ func withinTest(t *testing.T) context.Context {
 
 func load(t *testing.T, s Stores, chat, user int64) bot.State {
 	t.Helper()
-	st, err := s.Sessions.Load(withinTest(t), chat, user)
+	st, err := s.Sessions.Load(withinTest(t), tg(chat), tg(user))
 	if err != nil {
 		t.Fatalf("Load(%d, %d): %v", chat, user, err)
 	}
@@ -117,7 +117,7 @@ func load(t *testing.T, s Stores, chat, user int64) bot.State {
 
 func save(t *testing.T, s Stores, chat, user int64, st bot.State, parts bot.Part) {
 	t.Helper()
-	if err := s.Sessions.Save(withinTest(t), chat, user, st, parts); err != nil {
+	if err := s.Sessions.Save(withinTest(t), tg(chat), tg(user), st, parts); err != nil {
 		t.Fatalf("Save(%d, %d, parts %b): %v", chat, user, parts, err)
 	}
 }
@@ -249,14 +249,14 @@ func testLinkExpires(t *testing.T, s Stores) {
 func testForget(t *testing.T, s Stores) {
 	st := sampleState(time.Now())
 	save(t, s, 100, 100, st, all)
-	if err := s.Sessions.Forget(withinTest(t), 100, 100); err != nil {
+	if err := s.Sessions.Forget(withinTest(t), tg(100), tg(100)); err != nil {
 		t.Fatalf("Forget: %v", err)
 	}
 	if d := stateDiff(bot.State{}, load(t, s, 100, 100)); d != "" {
 		t.Errorf("after Forget, want nothing, the language neither (-want +got):\n%s", d)
 	}
 	// Forgetting someone with nothing stored is not an error.
-	if err := s.Sessions.Forget(withinTest(t), 999, 999); err != nil {
+	if err := s.Sessions.Forget(withinTest(t), tg(999), tg(999)); err != nil {
 		t.Errorf("Forget of unknown user: %v", err)
 	}
 }
@@ -279,7 +279,7 @@ func testIsolation(t *testing.T, s Stores) {
 		}
 		save(t, s, p.chat, p.user, states[i], all)
 	}
-	if err := s.Sessions.Forget(withinTest(t), pairs[1].chat, pairs[1].user); err != nil {
+	if err := s.Sessions.Forget(withinTest(t), tg(pairs[1].chat), tg(pairs[1].user)); err != nil {
 		t.Fatalf("Forget: %v", err)
 	}
 	states[1] = bot.State{}
@@ -287,6 +287,47 @@ func testIsolation(t *testing.T, s Stores) {
 		if d := stateDiff(states[i], load(t, s, p.chat, p.user)); d != "" {
 			t.Errorf("chat %d user %d (-want +got):\n%s", p.chat, p.user, d)
 		}
+	}
+}
+
+// Identities of different channels never share state, even when their
+// local ids look alike, and a web or WeChat identity (which holds a ':' of
+// its own) works everywhere a Telegram one does.
+func testChannels(t *testing.T, s Stores) {
+	ctx := withinTest(t)
+	ids := []string{tg(42), "web:42", "wx:42", "web:3f9c0d:x", "wx:oAbC-_9z"}
+	for i, id := range ids {
+		st := bot.State{Lang: []string{"zh", "en"}[i%2], Dialog: bot.Dialog{Name: fmt.Sprintf("dialog-%d", i)}}
+		if err := s.Sessions.Save(ctx, id, id, st, bot.PartLang|bot.PartDialog); err != nil {
+			t.Fatalf("Save(%s): %v", id, err)
+		}
+	}
+	if err := s.Sessions.Forget(ctx, "web:42", "web:42"); err != nil {
+		t.Fatalf("Forget: %v", err)
+	}
+	for i, id := range ids {
+		got, err := s.Sessions.Load(ctx, id, id)
+		if err != nil {
+			t.Fatalf("Load(%s): %v", id, err)
+		}
+		want := fmt.Sprintf("dialog-%d", i)
+		if id == "web:42" {
+			want = ""
+		}
+		if got.Dialog.Name != want {
+			t.Errorf("%s: dialog %q, want %q", id, got.Dialog.Name, want)
+		}
+	}
+	done, dup, err := s.Coordinator.Begin(ctx, "web:3f9c0d:x", 1)
+	if err != nil || dup {
+		t.Fatalf("Begin(web): dup %v, err %v", dup, err)
+	}
+	done(true)
+	if _, dup, err := s.Coordinator.Begin(ctx, "web:3f9c0d:x", 1); err != nil || !dup {
+		t.Errorf("a handled web update again: dup %v, err %v", dup, err)
+	}
+	if _, dup, err := s.Coordinator.Begin(ctx, tg(42), 1); err != nil || dup {
+		t.Errorf("Telegram update 1 after web update 1: dup %v, err %v", dup, err)
 	}
 }
 
@@ -485,7 +526,7 @@ func testThrottleConcurrent(t *testing.T, s Stores) {
 
 func begin(t *testing.T, s Stores, chat, update int64) (func(bool), bool) {
 	t.Helper()
-	done, dup, err := s.Coordinator.Begin(withinTest(t), chat, update)
+	done, dup, err := s.Coordinator.Begin(withinTest(t), tg(chat), update)
 	if err != nil {
 		t.Fatalf("Begin(%d, %d): %v", chat, update, err)
 	}
@@ -541,7 +582,7 @@ func testCoordOrder(t *testing.T, s Stores) {
 	for _, i := range ids {
 		id := int64(i + 1)
 		wg.Go(func() {
-			done, dup, err := s.Coordinator.Begin(ctx, chat, id)
+			done, dup, err := s.Coordinator.Begin(ctx, tg(chat), id)
 			if err != nil || dup {
 				t.Errorf("Begin(%d): dup %v, err %v", id, dup, err)
 				return
@@ -574,7 +615,7 @@ func testCoordOrder(t *testing.T, s Stores) {
 	// Release the chat only when every Begin has enqueued, so the order of
 	// all of them is defined.
 	for {
-		q, err := s.Waiting(ctx, chat)
+		q, err := s.Waiting(ctx, tg(chat))
 		if err != nil {
 			t.Fatalf("Waiting: %v", err)
 		}
@@ -598,7 +639,7 @@ func testCoordOrder(t *testing.T, s Stores) {
 	if d := cmp.Diff(want, order); d != "" {
 		t.Errorf("handling order (-want +got):\n%s", d)
 	}
-	if q, err := s.Waiting(ctx, chat); err != nil || q != 0 {
+	if q, err := s.Waiting(ctx, tg(chat)); err != nil || q != 0 {
 		t.Errorf("after all done: %d waiting, err %v", q, err)
 	}
 }
@@ -607,7 +648,7 @@ func testCoordChats(t *testing.T, s Stores) {
 	doneA, _ := begin(t, s, 100, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	doneB, dup, err := s.Coordinator.Begin(ctx, 200, 1)
+	doneB, dup, err := s.Coordinator.Begin(ctx, tg(200), 1)
 	if err != nil || dup {
 		t.Fatalf("chat 200 while chat 100 is busy: dup %v, err %v", dup, err)
 	}
@@ -623,7 +664,7 @@ func testCoordAbandoned(t *testing.T, s Stores) {
 	s.FastForward(s.LockLease + s.Unit/4)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	done, dup, err := s.Coordinator.Begin(ctx, 100, 2)
+	done, dup, err := s.Coordinator.Begin(ctx, tg(100), 2)
 	if err != nil || dup {
 		t.Fatalf("update 2 after the lease of an abandoned claim: dup %v, err %v", dup, err)
 	}
@@ -640,7 +681,7 @@ func testCoordCancel(t *testing.T, s Stores) {
 	hold, _ := begin(t, s, 100, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
-	_, _, err := s.Coordinator.Begin(ctx, 100, 2)
+	_, _, err := s.Coordinator.Begin(ctx, tg(100), 2)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Begin waiting on a busy chat with an ending context: err %v, want DeadlineExceeded", err)
 	}
@@ -648,7 +689,7 @@ func testCoordCancel(t *testing.T, s Stores) {
 	// The cancelled update 2 must not hold up update 3 until its lease.
 	ctx, cancel = context.WithTimeout(t.Context(), s.LockLease/2)
 	defer cancel()
-	done, dup, err := s.Coordinator.Begin(ctx, 100, 3)
+	done, dup, err := s.Coordinator.Begin(ctx, tg(100), 3)
 	if err != nil || dup {
 		t.Fatalf("update 3 after a cancelled wait: dup %v, err %v", dup, err)
 	}
@@ -659,7 +700,7 @@ func testBlocklist(t *testing.T, s Stores) {
 	ctx := withinTest(t)
 	check := func(chat int64, want bool) {
 		t.Helper()
-		got, err := s.Blocklist.Blocked(ctx, chat)
+		got, err := s.Blocklist.Blocked(ctx, tg(chat))
 		if err != nil {
 			t.Fatalf("Blocked(%d): %v", chat, err)
 		}
@@ -668,32 +709,35 @@ func testBlocklist(t *testing.T, s Stores) {
 		}
 	}
 	check(100, false)
-	if err := s.Blocklist.MarkBlocked(ctx, 100); err != nil {
+	if err := s.Blocklist.MarkBlocked(ctx, tg(100)); err != nil {
 		t.Fatalf("MarkBlocked: %v", err)
 	}
-	if err := s.Blocklist.MarkBlocked(ctx, 100); err != nil {
+	if err := s.Blocklist.MarkBlocked(ctx, tg(100)); err != nil {
 		t.Fatalf("MarkBlocked twice: %v", err)
 	}
 	check(100, true)
 	check(200, false)
 	s.FastForward(2 * s.Unit)
 	check(100, true)
-	if err := s.Blocklist.Unblock(ctx, 100); err != nil {
+	if err := s.Blocklist.Unblock(ctx, tg(100)); err != nil {
 		t.Fatalf("Unblock: %v", err)
 	}
 	check(100, false)
-	if err := s.Blocklist.Unblock(ctx, 300); err != nil {
+	if err := s.Blocklist.Unblock(ctx, tg(300)); err != nil {
 		t.Errorf("Unblock of a chat never blocked: %v", err)
 	}
 
 	// A message from a blocked chat clears the mark when it is claimed.
-	if err := s.Blocklist.MarkBlocked(ctx, 400); err != nil {
+	if err := s.Blocklist.MarkBlocked(ctx, tg(400)); err != nil {
 		t.Fatalf("MarkBlocked: %v", err)
 	}
-	done, dup, err := s.Coordinator.Begin(ctx, 400, 1)
+	done, dup, err := s.Coordinator.Begin(ctx, tg(400), 1)
 	if err != nil || dup {
 		t.Fatalf("Begin = dup %v, err %v", dup, err)
 	}
 	check(400, false)
 	done(true)
 }
+
+// tg is the identity of a Telegram chat or user id.
+func tg(id int64) string { return bot.ID(bot.ChannelTelegram, fmt.Sprint(id)) }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,7 @@ import (
 const DefaultAPIURL = "https://api.telegram.org"
 
 // ErrBlocked is returned by Send when the user blocked the bot (HTTP 403).
-var ErrBlocked = errors.New("chat blocked the bot")
+var ErrBlocked = fmt.Errorf("chat blocked the bot: %w", bot.ErrGone)
 
 // Options configure an Adapter. Token and Handler are required.
 type Options struct {
@@ -294,6 +295,7 @@ const (
 // incoming is an update reduced to what the engine needs.
 type incoming struct {
 	updateID   int64
+	chatID     int64  // the Bot API's chat id; msg.Chat is its identity
 	kind       string // see Metrics
 	msg        bot.Message
 	callbackID string // to answer, even for duplicates
@@ -314,10 +316,11 @@ func (a *Adapter) convert(u *models.Update) (in incoming, ok bool) {
 		q := u.CallbackQuery
 		in.kind = "callback"
 		in.callbackID = q.ID
-		in.msg.UserID = q.From.ID
+		in.msg.User = tgID(q.From.ID)
 		in.msg.LanguageCode = q.From.LanguageCode
 		in.msg.Callback = q.Data
-		in.msg.ChatID = chatOf(u)
+		in.chatID = chatOf(u)
+		in.msg.Chat = tgID(in.chatID)
 		in.msg.ChatType = bot.ChatPrivate // inline buttons are answered privately
 		switch {
 		case q.Message.Message != nil:
@@ -325,13 +328,14 @@ func (a *Adapter) convert(u *models.Update) (in incoming, ok bool) {
 		case q.Message.InaccessibleMessage != nil && q.Message.InaccessibleMessage.Chat.ID != 0:
 			in.msg.ChatType = chatType(q.Message.InaccessibleMessage.Chat.Type)
 		}
-		return in, in.msg.ChatID != 0
+		return in, in.chatID != 0
 	case u.Message != nil:
 		m := u.Message
-		in.msg.ChatID = m.Chat.ID
+		in.chatID = m.Chat.ID
+		in.msg.Chat = tgID(m.Chat.ID)
 		in.msg.ChatType = chatType(m.Chat.Type)
 		if m.From != nil {
-			in.msg.UserID = m.From.ID
+			in.msg.User = tgID(m.From.ID)
 			in.msg.LanguageCode = m.From.LanguageCode
 		}
 		private := m.Chat.Type == models.ChatTypePrivate
@@ -357,7 +361,10 @@ func (a *Adapter) convert(u *models.Update) (in incoming, ok bool) {
 			in.typing = true
 		case m.Contact != nil:
 			in.kind = "contact"
-			in.msg.Contact = &bot.Contact{UserID: m.Contact.UserID, Phone: m.Contact.PhoneNumber}
+			in.msg.Contact = &bot.Contact{Phone: m.Contact.PhoneNumber}
+			if m.Contact.UserID != 0 {
+				in.msg.Contact.User = tgID(m.Contact.UserID)
+			}
 		case m.Text != "":
 			in.kind = "text"
 			in.msg.Text = m.Text
@@ -406,6 +413,17 @@ func (a *Adapter) addressed(m *models.Message) (string, bool) {
 		return "", false
 	}
 	return strings.TrimSpace(m.Text[:i] + m.Text[i+len(mention):]), true
+}
+
+// tgID is the identity of a Telegram user or chat id: "tg:42".
+func tgID(id int64) string { return bot.ID(bot.ChannelTelegram, strconv.FormatInt(id, 10)) }
+
+// chatIDOf is the Bot API chat id of a Telegram identity.
+func chatIDOf(chat string) (int64, error) {
+	if bot.ChannelOf(chat) != bot.ChannelTelegram {
+		return 0, fmt.Errorf("%q is not a Telegram chat", bot.ChannelOf(chat))
+	}
+	return strconv.ParseInt(bot.Local(chat), 10, 64)
 }
 
 // chatOf is the chat an update is answered in. Polling also picks the
@@ -476,7 +494,7 @@ func (a *Adapter) process(ctx context.Context, u *models.Update) outcome {
 // the rate limit's verdict, decided meanwhile; it is awaited after the
 // claim and before the handler.
 func (a *Adapter) processMessage(ctx context.Context, in incoming, limit func() bot.Verdict) outcome {
-	chatID := in.msg.ChatID
+	chatID := in.chatID
 	var done func(bool)
 	defer func() {
 		if limit != nil {
@@ -484,7 +502,7 @@ func (a *Adapter) processMessage(ctx context.Context, in incoming, limit func() 
 		}
 	}()
 	if c := a.opts.Coordinator; c != nil {
-		d, dup, err := c.Begin(ctx, chatID, in.updateID)
+		d, dup, err := c.Begin(ctx, in.msg.Chat, in.updateID)
 		switch {
 		case ctx.Err() != nil:
 			return outcomeAborted
@@ -530,7 +548,7 @@ func (a *Adapter) processMessage(ctx context.Context, in incoming, limit func() 
 }
 
 func (a *Adapter) handle(ctx context.Context, in incoming) outcome {
-	chatID := in.msg.ChatID
+	chatID := in.chatID
 	if in.callbackID != "" {
 		a.answerCallback(ctx, in.callbackID)
 	}
@@ -548,7 +566,7 @@ func (a *Adapter) handle(ctx context.Context, in incoming) outcome {
 		// engine's contract); the detail is for the operator.
 		a.log.Warn("handler failed", "kind", in.kind, "update_id", in.updateID, "err", herr)
 	}
-	err := a.Send(ctx, chatID, replies)
+	err := a.send(ctx, chatID, replies)
 	switch {
 	case err == nil && herr != nil:
 		return outcomeError

@@ -59,7 +59,7 @@ type fakeCoord struct {
 	err     error
 }
 
-func (c *fakeCoord) Begin(_ context.Context, _, updateID int64) (func(bool), bool, error) {
+func (c *fakeCoord) Begin(_ context.Context, _ string, updateID int64) (func(bool), bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
@@ -82,7 +82,8 @@ type fakeBlocklist struct {
 	blocked map[int64]bool
 }
 
-func (b *fakeBlocklist) MarkBlocked(_ context.Context, chatID int64) error {
+func (b *fakeBlocklist) MarkBlocked(_ context.Context, chat string) error {
+	chatID := untg(chat)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.blocked[chatID] = true
@@ -232,7 +233,7 @@ func TestSendRetries429WithRetryAfter(t *testing.T) {
 	metrics := &countMetrics{}
 	e := newEnv(t, func(o *Options) { o.Metrics = metrics })
 	e.fake.FailNext("sendMessage", 2, 429, 3)
-	if err := e.a.Send(testCtx(t), 7, []bot.Reply{{Text: "hi"}}); err != nil {
+	if err := e.a.Send(testCtx(t), tg(7), []bot.Reply{{Text: "hi"}}); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	if got := e.fake.Sent(); len(got) != 1 || got[0].Text != "hi" {
@@ -250,7 +251,7 @@ func TestSendBlockedMarksAndStops(t *testing.T) {
 	bl := &fakeBlocklist{blocked: map[int64]bool{}}
 	e := newEnv(t, func(o *Options) { o.Blocklist = bl })
 	e.fake.Block(7)
-	err := e.a.Send(testCtx(t), 7, []bot.Reply{{Text: "one"}, {Text: "two"}})
+	err := e.a.Send(testCtx(t), tg(7), []bot.Reply{{Text: "one"}, {Text: "two"}})
 	if !errors.Is(err, ErrBlocked) {
 		t.Fatalf("Send to a blocked chat: %v, want ErrBlocked", err)
 	}
@@ -272,7 +273,7 @@ func TestSendLongTextSplitsAtLinesWithKeyboardLast(t *testing.T) {
 	}
 	text := strings.Join(lines, "\n")
 	reply := bot.Reply{Text: text, Buttons: [][]bot.Button{{{Text: "下一步 Next", Data: "next"}}}}
-	if err := e.a.Send(testCtx(t), 9, []bot.Reply{reply}); err != nil {
+	if err := e.a.Send(testCtx(t), tg(9), []bot.Reply{reply}); err != nil {
 		t.Fatal(err)
 	}
 	sent := e.fake.Sent()
@@ -304,7 +305,7 @@ func TestSendKeyboards(t *testing.T) {
 		{Text: "请分享手机号 <b>Share</b> &amp; go", AskContact: "分享手机号 Share phone"},
 		{Text: "谢谢", RemoveKeyboard: true},
 	}
-	if err := e.a.Send(testCtx(t), 9, replies); err != nil {
+	if err := e.a.Send(testCtx(t), tg(9), replies); err != nil {
 		t.Fatal(err)
 	}
 	sent := e.fake.Sent()

@@ -344,7 +344,7 @@ func (p *poller) take(ctx context.Context, fresh []fetched) bool {
 
 // queue gives j to sched; false when ctx ended while waiting for room.
 func (p *poller) queue(ctx context.Context, j job) bool {
-	switch p.s.add(ctx, j.in.msg.ChatID, j) {
+	switch p.s.add(ctx, j.in.chatID, j) {
 	case overflowed:
 		p.a.log.Warn("chat has too many updates waiting; dropping one", "update_id", j.in.updateID, "waiting", maxPerChat)
 		p.a.count(j.in.kind, outcomeOverflow)
@@ -358,10 +358,10 @@ func (p *poller) queue(ctx context.Context, j job) bool {
 // limitKey is the identity the rate limit counts a message against: its
 // sender, or the chat for a message without one.
 func limitKey(m bot.Message) string {
-	if m.UserID != 0 {
-		return "tg:" + strconv.FormatInt(m.UserID, 10)
+	if m.User != "" {
+		return m.User
 	}
-	return "tg:chat" + strconv.FormatInt(m.ChatID, 10)
+	return "tg:chat" + bot.Local(m.Chat)
 }
 
 // hold puts freshly fetched updates into the Handoff; true when they are

@@ -85,7 +85,7 @@ func TestPollingOffsetNeverPassesUnhandledUpdate(t *testing.T) {
 	ctx := testCtx(t)
 	releaseA := make(chan struct{})
 	e.h.hook = func(ctx context.Context, m bot.Message) error {
-		if m.ChatID == chatA {
+		if untg(m.Chat) == chatA {
 			select {
 			case <-releaseA:
 			case <-ctx.Done():
@@ -316,8 +316,8 @@ func TestChatOfMatchesConversion(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: not converted", name)
 		}
-		if got := chatOf(&u); got != in.msg.ChatID {
-			t.Errorf("%s: worker chosen by chat %d, handler answers chat %d", name, got, in.msg.ChatID)
+		if got := chatOf(&u); got != in.chatID {
+			t.Errorf("%s: worker chosen by chat %d, handler answers chat %d", name, got, in.chatID)
 		}
 	}
 }

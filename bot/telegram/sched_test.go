@@ -8,7 +8,7 @@ import (
 
 func schedJob(chat, id int64, held bool) job {
 	j := job{held: held}
-	j.in.updateID, j.in.msg.ChatID = id, chat
+	j.in.updateID, j.in.chatID = id, chat
 	return j
 }
 

@@ -24,7 +24,16 @@ import (
 // the first reply that cannot be sent. When the user blocked the bot it
 // marks the chat in the Blocklist and returns an error matching ErrBlocked.
 // Temporary and Gone classify its errors.
-func (a *Adapter) Send(ctx context.Context, chatID int64, replies []bot.Reply) error {
+func (a *Adapter) Send(ctx context.Context, chat string, replies []bot.Reply) error {
+	chatID, err := chatIDOf(chat)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return a.send(ctx, chatID, replies)
+}
+
+// send is Send to a Bot API chat id.
+func (a *Adapter) send(ctx context.Context, chatID int64, replies []bot.Reply) error {
 	delivered := false
 	for i, r := range replies {
 		parts := splitHTML(r.Text, maxMessageLen)
@@ -137,7 +146,7 @@ func (e *botError) Unwrap() error { return e.kind }
 func (a *Adapter) markBlocked(ctx context.Context, chatID int64) {
 	a.log.Info("user blocked the bot; stop sending to the chat")
 	if bl := a.opts.Blocklist; bl != nil {
-		if err := bl.MarkBlocked(ctx, chatID); err != nil {
+		if err := bl.MarkBlocked(ctx, tgID(chatID)); err != nil {
 			a.log.Warn("mark chat blocked", "err", err)
 		}
 	}

@@ -224,11 +224,11 @@ func TestConversion(t *testing.T) {
 
 	const link = "https://t.me/" + telegramtest.BotUsername + "?start="
 	private := func(m bot.Message) []bot.Message {
-		m.ChatID, m.UserID, m.LanguageCode, m.ChatType, m.PrivateChatURL = 5, 5, "zh", bot.ChatPrivate, link
+		m.Chat, m.User, m.LanguageCode, m.ChatType, m.PrivateChatURL = tg(5), tg(5), "zh", bot.ChatPrivate, link
 		return []bot.Message{m}
 	}
 	inGroup := func(m bot.Message) []bot.Message {
-		m.ChatID, m.UserID, m.LanguageCode, m.ChatType, m.PrivateChatURL = -100, 5, "zh", bot.ChatSupergroup, link
+		m.Chat, m.User, m.LanguageCode, m.ChatType, m.PrivateChatURL = tg(-100), tg(5), "zh", bot.ChatSupergroup, link
 		return []bot.Message{m}
 	}
 	tests := []struct {
@@ -250,7 +250,7 @@ func TestConversion(t *testing.T) {
 		{"group contact", groupContact, nil, false, false},
 		{"group button", groupButton, inGroup(bot.Message{Callback: "records:"}), false, true},
 		{"callback", telegramtest.CallbackUpdate(5, "verify:yes"), private(bot.Message{Callback: "verify:yes"}), false, true},
-		{"contact", telegramtest.ContactUpdate(5, "+8613912345678", 5), private(bot.Message{Contact: &bot.Contact{UserID: 5, Phone: "+8613912345678"}}), false, false},
+		{"contact", telegramtest.ContactUpdate(5, "+8613912345678", 5), private(bot.Message{Contact: &bot.Contact{User: tg(5), Phone: "+8613912345678"}}), false, false},
 		{"sticker", sticker, private(bot.Message{}), false, false},
 		{"edited message", models.Update{EditedMessage: telegramtest.TextUpdate(5, "x").Message}, nil, false, false},
 	}

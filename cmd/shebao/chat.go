@@ -17,8 +17,9 @@ import (
 	"github.com/shebao/shebao/bot"
 )
 
-// chatUser is the fixed user and chat id of the terminal conversation.
-const chatUser = 1
+// chatUser is the fixed user and chat identity of the terminal
+// conversation.
+var chatUser = bot.ID(bot.ChannelTerminal, "1")
 
 // runChat talks to the engine in the terminal: one line in, replies out.
 // Buttons are numbered and chosen by number; "/contact PHONE" stands in for
@@ -96,7 +97,7 @@ func runChat(ctx context.Context, args []string, getenv func(string) string, std
 		if line == "" {
 			continue
 		}
-		m := bot.Message{ChatID: chatUser, UserID: chatUser, LanguageCode: *lang, Time: time.Now()}
+		m := bot.Message{Chat: chatUser, User: chatUser, LanguageCode: *lang, Time: time.Now()}
 		cmd, arg, _ := strings.Cut(line, " ")
 		switch n, err := strconv.Atoi(line); {
 		case err == nil && n >= 1 && n <= len(buttons):
@@ -105,7 +106,7 @@ func runChat(ctx context.Context, args []string, getenv func(string) string, std
 			fmt.Fprintln(out, "用法 / usage: /contact 13900000000")
 			continue
 		case cmd == "/contact":
-			m.Contact = &bot.Contact{UserID: chatUser, Phone: strings.TrimSpace(arg)}
+			m.Contact = &bot.Contact{User: chatUser, Phone: strings.TrimSpace(arg)}
 		default:
 			m.Text = line
 		}

@@ -120,7 +120,7 @@ func printSummary(w io.Writer, s reminder.Summary) {
 		fmt.Fprintf(w, "  skipped %-15s %d\n", r, s.Skipped[r])
 	}
 	for _, p := range s.Planned {
-		fmt.Fprintf(w, "%s to chat %d: %s %s\n", verb, p.ChatID, p.Kind, p.Month)
+		fmt.Fprintf(w, "%s to chat %s: %s %s\n", verb, p.Chat, p.Kind, p.Month)
 		for _, l := range strings.Split(p.Reply.Text, "\n") {
 			fmt.Fprintf(w, "    %s\n", l)
 		}

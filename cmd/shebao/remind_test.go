@@ -36,7 +36,7 @@ func TestRemindOnce(t *testing.T) {
 		until = time.Now().Add(24 * time.Hour)
 	}
 	for i, p := range records.Demo() {
-		if err := store.SetReminder(ctx, bot.ReminderSetting{ChatID: int64(i + 1), UserID: int64(i + 1),
+		if err := store.SetReminder(ctx, bot.ReminderSetting{Chat: tg(int64(i + 1)), User: tg(int64(i + 1)),
 			Slot: bot.SlotMorning, PersonID: p.ID, Until: until, Lang: "en"}); err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +50,7 @@ func TestRemindOnce(t *testing.T) {
 	if err := run(ctx, []string{"remind", "--once", "--dry-run", "--now", now}, env(vars), strings.NewReader(""), &out, &logs); err != nil {
 		t.Fatalf("dry run: %v\n%s", err, logs.String())
 	}
-	for _, want := range []string{"4 due, 0 sent", "would send to chat 2: window 2026-08", "would send to chat 3: missed 2026-10", "310104********0020"} {
+	for _, want := range []string{"4 due, 0 sent", "would send to chat tg:2: window 2026-08", "would send to chat tg:3: missed 2026-10", "310104********0020"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("dry-run output lacks %q:\n%s", want, out.String())
 		}
@@ -76,7 +76,7 @@ func TestRemindOnce(t *testing.T) {
 	if !strings.Contains(sent[0].ReplyMarkup, `"remind:off"`) || !strings.Contains(sent[0].ReplyMarkup, `"backpay:"`) {
 		t.Errorf("reminder buttons: %s", sent[0].ReplyMarkup)
 	}
-	if _, on, _ := store.Reminder(ctx, 3, 3); on {
+	if _, on, _ := store.Reminder(ctx, tg(3), tg(3)); on {
 		t.Error("reminders still on for the user who blocked the bot")
 	}
 
@@ -123,7 +123,7 @@ func TestRemindPermanentFailures(t *testing.T) {
 		until = time.Now().Add(24 * time.Hour)
 	}
 	for i, p := range records.Demo() {
-		if err := store.SetReminder(ctx, bot.ReminderSetting{ChatID: int64(i + 1), UserID: int64(i + 1),
+		if err := store.SetReminder(ctx, bot.ReminderSetting{Chat: tg(int64(i + 1)), User: tg(int64(i + 1)),
 			Slot: bot.SlotMorning, PersonID: p.ID, Until: until, Lang: "en"}); err != nil {
 			t.Fatal(err)
 		}
@@ -150,10 +150,10 @@ func TestRemindPermanentFailures(t *testing.T) {
 	if !strings.Contains(out.String(), "2 sent, 2 failed") || strings.Contains(out.String(), "incomplete") {
 		t.Errorf("pass output:\n%s", out.String())
 	}
-	if _, on, _ := store.Reminder(ctx, 4, 4); on {
+	if _, on, _ := store.Reminder(ctx, tg(4), tg(4)); on {
 		t.Error("reminders still on for a chat Telegram does not know")
 	}
-	if _, on, _ := store.Reminder(ctx, 5, 5); !on {
+	if _, on, _ := store.Reminder(ctx, tg(5), tg(5)); !on {
 		t.Error("reminders turned off for a message Telegram rejected")
 	}
 	before := sendsTo(5)
