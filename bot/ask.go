@@ -33,7 +33,9 @@ func runQuestion(ctx context.Context, t *turn, q string) error {
 	}
 	if a.Safety != "" {
 		// Help first, in a message of its own; a crisis gets nothing else.
-		t.say("<b>" + esc(faq.SafetyText(a.Safety, t.flang())) + "</b>")
+		var d doc
+		d.line(bold(faq.SafetyText(a.Safety, t.flang())))
+		t.replies = append(t.replies, d.reply())
 		if a.EntryID == "" {
 			return nil
 		}
@@ -65,22 +67,26 @@ func (t *turn) renderAnswer(a faq.Answer) Reply {
 	if a.Article != nil {
 		// A direct article request: the article with its heading and the
 		// status of each part of its English.
-		return Reply{Text: t.renderArticle(*a.Article, a.Notes)}
+		return t.renderArticle(*a.Article, a.Notes).reply()
 	}
-	var b strings.Builder
-	b.WriteString(esc(a.Text))
+	var d doc
+	d.text(a.Text)
 	if len(a.Citations) == 0 && a.EntryID != "" {
 		// An answer about practice rests on no article: say so rather
 		// than let it pass for law.
-		b.WriteString(t.l("\n\n<i>以上是常见做法的说明，不是法律条文。</i>", "\n\n<i>This describes common practice; it is not statute.</i>"))
+		d.blank()
+		d.line(ital(t.l("以上是常见做法的说明，不是法律条文。", "This describes common practice; it is not statute.")))
 	}
 	if len(a.Citations) > 0 {
-		b.WriteString("\n\n")
-		b.WriteString(t.l("<b>依据：</b>", "<b>Legal basis:</b> "))
-		b.WriteString(esc(t.e.cfg.FAQ.Labels(a.Citations, t.flang(), t.day)))
+		d.blank()
+		d.line(bold(t.l("依据：", "Legal basis:")), txt(t.l("", " ")+t.e.cfg.FAQ.Labels(a.Citations, t.flang(), t.day)))
 	}
-	t.writeNotes(&b, a.Notes)
-	r := Reply{Text: b.String(), Slow: true}
+	t.writeNotes(&d, a.Notes)
+	for _, c := range a.Citations {
+		d.cite(t.citation(c))
+	}
+	r := d.reply()
+	r.Slow = true
 	var row []Button
 	for i, c := range a.Citations {
 		if i == maxArticleButtons {
@@ -90,29 +96,50 @@ func (t *turn) renderAnswer(a faq.Answer) Reply {
 		if !t.inForce(c) {
 			label += t.l("（尚未施行）", " (not yet in force)")
 		}
-		row = append(row, Button{Text: label, Data: "art:" + t.e.cfg.FAQ.Key(c)})
+		row = append(row, btn(label, "art:"+t.e.cfg.FAQ.Key(c)))
 	}
 	if len(row) > 0 {
 		r.Buttons = append(r.Buttons, row)
 	}
 	if a.EntryID != "" && len(a.Related) > 0 {
-		r.Buttons = append(r.Buttons, []Button{{Text: t.l("相关问题", "Related questions"), Data: "rel:" + a.EntryID}})
+		r.Buttons = append(r.Buttons, []Button{btn(t.l("相关问题", "Related questions"), "rel:"+a.EntryID)})
 	}
 	return r
 }
 
+// citation is an article with its text, for channels that show it in
+// place.
+func (t *turn) citation(c faq.Citation) Citation {
+	out := Citation{Label: t.e.cfg.FAQ.Label(c, t.flang(), t.day), Key: t.e.cfg.FAQ.Key(c)}
+	if a, ok := t.e.cfg.FAQ.Article(c); ok {
+		out.Text = a.Text
+		if a.English != "" {
+			out.English = a.English
+			out.EnglishLabel = "English (unofficial translation)"
+			if a.Official {
+				out.EnglishLabel = "English (official translation)"
+			} else if a.OfficialParas > 0 {
+				out.EnglishLabel = "English (official translation of the first paragraph; the rest unofficial)"
+			}
+		}
+	}
+	return out
+}
+
 // writeNotes adds an answer's notes: a coming change (📅) or a caveat on
 // an article (⚠️), each with the articles it rests on.
-func (t *turn) writeNotes(b *strings.Builder, notes []faq.Note) {
+func (t *turn) writeNotes(d *doc, notes []faq.Note) {
 	for _, n := range notes {
 		mark := "⚠️ "
 		if t.day.Before(n.From) {
 			mark = "📅 "
 		}
-		b.WriteString("\n\n" + mark + esc(n.Text))
+		text := mark + n.Text
 		if len(n.Citations) > 0 {
-			b.WriteString(esc(t.cite(n.Citations)))
+			text += t.cite(n.Citations)
 		}
+		d.blank()
+		d.line(txt(text))
 	}
 }
 
@@ -133,9 +160,10 @@ func runArticleButton(ctx context.Context, t *turn, key string) error {
 // renderArticle shows an article: its label and the law's status on the
 // turn's day, the Chinese original, the English rendering labelled part by
 // part, and the notes on it.
-func (t *turn) renderArticle(a faq.Article, notes []faq.Note) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "<b>%s</b>\n%s", esc(t.e.cfg.FAQ.Label(a.Citation, faq.ZH, t.day)), esc(a.Text))
+func (t *turn) renderArticle(a faq.Article, notes []faq.Note) *doc {
+	var d doc
+	d.line(bold(t.e.cfg.FAQ.Label(a.Citation, faq.ZH, t.day)))
+	d.quote(a.Text)
 	if a.English != "" {
 		// The official translation may cover only the first paragraphs (SIL
 		// Art. 4); each part is labelled for what it is.
@@ -146,17 +174,22 @@ func (t *turn) renderArticle(a faq.Article, notes []faq.Note) string {
 		}
 		official = min(official, len(paras))
 		if t.lang == "en" {
-			fmt.Fprintf(&b, "\n\n<b>%s</b>", esc(t.e.cfg.FAQ.Label(a.Citation, faq.EN, t.day)))
+			d.blank()
+			d.line(bold(t.e.cfg.FAQ.Label(a.Citation, faq.EN, t.day)))
 		}
 		if official > 0 {
-			fmt.Fprintf(&b, "\n\n<i>English (official translation)</i>\n%s", esc(strings.Join(paras[:official], "\n")))
+			d.blank()
+			d.line(ital("English (official translation)"))
+			d.text(strings.Join(paras[:official], "\n"))
 		}
 		if official < len(paras) {
-			fmt.Fprintf(&b, "\n\n<i>English (unofficial translation)</i>\n%s", esc(strings.Join(paras[official:], "\n")))
+			d.blank()
+			d.line(ital("English (unofficial translation)"))
+			d.text(strings.Join(paras[official:], "\n"))
 		}
 	}
-	t.writeNotes(&b, notes)
-	return b.String()
+	t.writeNotes(&d, notes)
+	return &d
 }
 
 // runRelatedButton lists questions related to an entry as buttons.
@@ -170,7 +203,7 @@ func runRelatedButton(ctx context.Context, t *turn, id string) error {
 	var rows [][]Button
 	for _, rid := range t.e.cfg.FAQ.Related(e.ID, t.flang()) {
 		if re, ok := t.e.cfg.FAQ.Entry(rid); ok && rid != id {
-			rows = append(rows, []Button{{Text: truncateRunes(re.Question(t.flang()), 60), Data: "faq:" + rid}})
+			rows = append(rows, []Button{btn(truncateRunes(re.Question(t.flang()), 60), "faq:"+rid)})
 		}
 	}
 	if len(rows) == 0 {
@@ -200,20 +233,22 @@ func runLaw(ctx context.Context, t *turn, arg string) error {
 	if strings.TrimSpace(arg) != "" {
 		return runQuestion(ctx, t, arg)
 	}
-	var b strings.Builder
-	b.WriteString(t.l("<b>本助手依据的法律法规</b>\n", "<b>The laws and regulations my answers rest on</b>\n"))
+	var d doc
+	d.line(bold(t.l("本助手依据的法律法规", "The laws and regulations my answers rest on")))
+	d.blank()
 	for _, l := range t.e.cfg.FAQ.Laws() {
-		b.WriteString("\n• " + t.lawLine(l))
+		t.lawLines(&d, l)
 	}
-	b.WriteString(t.l(
-		"\n\n查看条文：输入“医保法第三十二条”“社会保险法第74条”等。法规原文以国家法律法规数据库为准。",
-		"\n\nTo read an article, type e.g. \"Medical Security Law Art. 32\" or \"Social Insurance Law Art. 74\". The official texts are in the national database of laws (flk.npc.gov.cn)."))
-	t.say(b.String())
+	d.blank()
+	d.line(txt(t.l(
+		"查看条文：输入“医保法第三十二条”“社会保险法第74条”等。法规原文以国家法律法规数据库为准。",
+		"To read an article, type e.g. \"Medical Security Law Art. 32\" or \"Social Insurance Law Art. 74\". The official texts are in the national database of laws (flk.npc.gov.cn).")))
+	t.replies = append(t.replies, d.reply())
 	return nil
 }
 
-// lawLine is one law of /law: its name, kind, dates and status.
-func (t *turn) lawLine(l faq.Law) string {
+// lawLines is one law of /law: its name, kind and status, then its dates.
+func (t *turn) lawLines(d *doc, l faq.Law) {
 	kind := t.l("法律", "law")
 	if l.Kind == faq.KindRegulation {
 		kind = t.l("行政法规", "State Council regulation")
@@ -232,7 +267,8 @@ func (t *turn) lawLine(l faq.Law) string {
 		if !l.EnglishOfficial {
 			name += " (unofficial translation of the name)"
 		}
-		s := fmt.Sprintf("<b>%s</b> (%s, %s; %s)\n  promulgated %s", esc(name), esc(l.FullName), kind, status, l.Promulgated.Label(faq.EN))
+		d.item(bold(name), txtf(" (%s, %s; %s)", l.FullName, kind, status))
+		s := "promulgated " + l.Promulgated.Label(faq.EN)
 		if !l.Amended.IsZero() {
 			s += ", amended " + l.Amended.Label(faq.EN)
 		}
@@ -240,13 +276,15 @@ func (t *turn) lawLine(l faq.Law) string {
 		if l.StatusOn(t.day) == faq.NotYet {
 			verb = "takes effect on "
 		}
-		return s + "; " + verb + l.Effective.Label(faq.EN)
+		d.line(txt("  " + s + "; " + verb + l.Effective.Label(faq.EN)))
+		return
 	}
-	s := fmt.Sprintf("<b>《%s》</b>（%s，%s）\n  %s公布", esc(l.FullName), kind, status, l.Promulgated.Label(faq.ZH))
+	d.item(bold("《"+l.FullName+"》"), txtf("（%s，%s）", kind, status))
+	s := l.Promulgated.Label(faq.ZH) + "公布"
 	if !l.Amended.IsZero() {
 		s += "，" + l.Amended.Label(faq.ZH) + "修正"
 	}
-	return s + "，" + l.Effective.Label(faq.ZH) + "起施行"
+	d.line(txt("  " + s + "，" + l.Effective.Label(faq.ZH) + "起施行"))
 }
 
 func truncateRunes(s string, n int) string {

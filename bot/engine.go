@@ -102,8 +102,13 @@ func (t *turn) l(zh, en string) string {
 
 // say appends a plain reply.
 func (t *turn) say(text string, rows ...[]Button) {
-	t.replies = append(t.replies, Reply{Text: text, Buttons: rows})
+	r := TextReply(text)
+	r.Buttons = rows
+	t.replies = append(t.replies, r)
 }
+
+// show appends a reply built with doc.
+func (t *turn) show(d *doc, rows ...[]Button) { t.replies = append(t.replies, d.reply(rows...)) }
 
 func (t *turn) setDialog(d Dialog) {
 	t.st.Dialog = d
@@ -143,17 +148,17 @@ func (e *Engine) Handle(ctx context.Context, m Message) ([]Reply, error) {
 	herr := e.dispatch(ctx, t)
 	if herr != nil {
 		t.outcome = "error"
-		t.replies = append(t.replies[:0:0], Reply{Text: t.l(
+		t.replies = append(t.replies[:0:0], TextReply(t.l(
 			"抱歉，系统出了点问题，请稍后再试。您的信息没有丢失。",
-			"Sorry, something went wrong on our side. Please try again in a moment; nothing you sent was lost.")})
+			"Sorry, something went wrong on our side. Please try again in a moment; nothing you sent was lost.")))
 	}
 	var serr error
 	if t.dirty != 0 && t.stateOK && herr == nil {
 		if serr = e.cfg.Sessions.Save(ctx, m.Chat, m.User, t.st, t.dirty); serr != nil {
 			t.outcome = "error"
-			t.replies = []Reply{{Text: t.l(
+			t.replies = []Reply{TextReply(t.l(
 				"抱歉，暂时无法保存您的进度，请稍后再试。",
-				"Sorry, I could not save your progress just now. Please try again in a moment.")}}
+				"Sorry, I could not save your progress just now. Please try again in a moment."))}
 			serr = fmt.Errorf("save state for chat %s: %w", m.Chat, serr)
 		}
 	}

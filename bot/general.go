@@ -2,13 +2,8 @@ package bot
 
 import (
 	"context"
-	"fmt"
-	"html"
 	"strings"
 )
-
-// esc escapes a user- or data-derived string for Telegram HTML.
-func esc(s string) string { return html.EscapeString(s) }
 
 func runStart(ctx context.Context, t *turn, _ string) error {
 	t.endDialog()
@@ -25,20 +20,21 @@ func runStart(ctx context.Context, t *turn, _ string) error {
 			"• after you verify who you are, show your own contributions and medical-account balance, find missed months, and tell you how to make them up and what to bring.\n\n"+
 			"Next: just type your question, e.g. \"Can I make up missed medical insurance months?\", or send /verify.\n"+
 			"Send /help for all commands, /lang to switch language."),
-		[]Button{{t.l("🔐 验证身份", "🔐 Verify"), "verify:"}, {t.l("English", "中文"), t.l("lang:en", "lang:zh")}})
+		[]Button{btn(t.l("🔐 验证身份", "🔐 Verify"), "verify:"), btn(t.l("English", "中文"), t.l("lang:en", "lang:zh"))})
 	return nil
 }
 
 func runHelp(ctx context.Context, t *turn, _ string) error {
-	var b strings.Builder
-	b.WriteString(t.l("<b>命令</b>\n", "<b>Commands</b>\n"))
+	var d doc
+	d.line(bold(t.l("命令", "Commands")))
 	for _, c := range Commands() {
-		fmt.Fprintf(&b, "/%s — %s\n", c.Name, t.l(c.ZH, c.EN))
+		d.line(txtf("/%s — %s", c.Name, t.l(c.ZH, c.EN)))
 	}
-	b.WriteString(t.l(
-		"\n也可以直接用文字提问，例如“查社保缴费记录要钱吗？”",
-		"\nOr just type a question, e.g. \"Is it free to look up my contribution records?\""))
-	t.say(b.String())
+	d.blank()
+	d.line(txt(t.l(
+		"也可以直接用文字提问，例如“查社保缴费记录要钱吗？”",
+		"Or just type a question, e.g. \"Is it free to look up my contribution records?\"")))
+	t.show(&d)
 	return nil
 }
 
@@ -50,7 +46,7 @@ func runLang(ctx context.Context, t *turn, arg string) error {
 		t.lang = "en"
 	default:
 		t.say(t.l("请选择语言：", "Choose a language:"),
-			[]Button{{"中文", "lang:zh"}, {"English", "lang:en"}})
+			[]Button{btn("中文", "lang:zh"), btn("English", "lang:en")})
 		return nil
 	}
 	t.st.Lang = t.lang
@@ -67,6 +63,7 @@ func runLang(ctx context.Context, t *turn, arg string) error {
 		}
 	}
 	t.say(t.l("好的，之后用中文回复您。", "OK, I will reply in English from now on."))
+	t.replacesMenu()
 	return nil
 }
 
@@ -80,7 +77,8 @@ func runCancel(ctx context.Context, t *turn, _ string) error {
 		return nil
 	}
 	t.endDialog()
-	t.replies = append(t.replies, Reply{RemoveKeyboard: true,
-		Text: t.l("已取消。有问题可以直接问我。", "Cancelled. Ask me anything.")})
+	r := TextReply(t.l("已取消。有问题可以直接问我。", "Cancelled. Ask me anything."))
+	r.RemoveKeyboard = true
+	t.replies = append(t.replies, r)
 	return nil
 }

@@ -31,10 +31,11 @@ func (t *turn) toPrivate(kind string) {
 	t.outcome = "group"
 	warn := t.l("请不要在群里发送身份证号码或手机号。", "Please never post your ID number or phone number in a group.")
 	if base := t.msg.PrivateChatURL; base != "" {
-		link := `<a href="` + esc(base+kind) + `">`
-		t.say(t.l(
-			"这涉及您的个人信息，请在私聊中继续："+link+"打开与我的私聊</a>。\n"+warn,
-			"This involves your personal information, so let's continue in a private chat: "+link+"open a private chat with me</a>.\n"+warn))
+		var d doc
+		d.line(txt(t.l("这涉及您的个人信息，请在私聊中继续：", "This involves your personal information, so let's continue in a private chat: ")),
+			link(t.l("打开与我的私聊", "open a private chat with me"), base+kind), txt(t.l("。", ".")))
+		d.line(txt(warn))
+		t.show(&d)
 		return
 	}
 	t.say(t.l(

@@ -61,26 +61,3 @@ type Contact struct {
 	User  string
 	Phone string
 }
-
-// Reply is one message to send. Text is in Telegram's HTML subset: every
-// user- or data-derived string inside it has been escaped, and tags never
-// span lines, so a transport may split it at line boundaries.
-type Reply struct {
-	Text string
-	// Buttons is an inline keyboard, row by row.
-	Buttons [][]Button
-	// AskContact asks the client to show a one-time reply keyboard with a
-	// single "share my phone number" button carrying this label.
-	AskContact string
-	// RemoveKeyboard removes a reply keyboard shown earlier.
-	RemoveKeyboard bool
-	// Slow hints that producing this reply took noticeable work; transports
-	// may have shown a "typing" indicator before it.
-	Slow bool
-}
-
-// Button is an inline button; Data is at most 64 bytes (Telegram's limit).
-type Button struct {
-	Text string
-	Data string
-}

@@ -53,7 +53,7 @@ func (t *turn) person(ctx context.Context) (records.Person, bool, error) {
 		t.say(t.l(
 			"查看个人记录前需要先验证身份，只有您本人能看到自己的记录。请发送 /verify 开始。",
 			"To see personal records, first verify who you are: only you can see your own records. Send /verify to start."),
-			[]Button{{t.l("🔐 验证身份", "🔐 Verify"), "verify:"}})
+			[]Button{btn(t.l("🔐 验证身份", "🔐 Verify"), "verify:")})
 		return records.Person{}, false, nil
 	}
 	p, err := t.e.cfg.Records.Person(ctx, l.PersonID)
@@ -118,7 +118,7 @@ func (t *turn) phoneChanged(ctx context.Context, cause error) {
 	t.say(t.l(
 		"您记录中的手机号与验证时的不同了（可能已在经办机构更新）。为保护您的信息，请重新验证身份后再查看记录：发送 /verify。",
 		"The phone number on your record is not the one you verified with (it may have been updated at the bureau). To protect your data, please verify again before seeing your records: send /verify."),
-		[]Button{{t.l("🔐 验证身份", "🔐 Verify"), "verify:"}})
+		[]Button{btn(t.l("🔐 验证身份", "🔐 Verify"), "verify:")})
 }
 
 // recordsFailed answers a failed read of the verified person's records. Only
@@ -181,11 +181,11 @@ func runRecords(ctx context.Context, t *turn, _ string) error {
 	if err != nil {
 		return t.recordsFailed(ctx, fmt.Errorf("read contributions: %w", err))
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, t.l("<b>%s 近%d个月缴费记录</b>（%s 至 %s）\n", "<b>Contributions of %s, last %d months</b> (%s to %s)\n"),
-		esc(records.MaskID(p.ID)), recordMonths, from, cur)
+	var d doc
+	d.line(boldf(t.l("%s 近%d个月缴费记录", "Contributions of %s, last %d months"), records.MaskID(p.ID), recordMonths),
+		txtf(t.l("（%s 至 %s）", " (%s to %s)"), from, cur))
 	if len(rows) == 0 {
-		b.WriteString(t.l("这段时间没有缴费记录。", "No contributions on record in this period."))
+		d.line(txt(t.l("这段时间没有缴费记录。", "No contributions on record in this period.")))
 	}
 	byIns := map[records.Insurance][]records.Contribution{}
 	for _, c := range rows {
@@ -220,26 +220,28 @@ func runRecords(ctx context.Context, t *turn, _ string) error {
 				missing = append(missing, m)
 			}
 		}
-		fmt.Fprintf(&b, "\n<b>%s</b>\n", t.insName(ins))
+		d.blank()
+		d.line(bold(t.insName(ins)))
 		if len(paid) > 0 {
-			fmt.Fprintf(&b, t.l("✅ 已缴：%s\n", "✅ Paid: %s\n"), monthRanges(paid, t))
+			d.line(txtf(t.l("✅ 已缴：%s", "✅ Paid: %s"), monthRanges(paid, t)))
 		}
 		if len(unpaid) > 0 {
 			anyProblem = true
-			fmt.Fprintf(&b, t.l("⚠️ 欠缴（应缴未缴）：%s\n", "⚠️ Unpaid (due but not paid): %s\n"), monthRanges(unpaid, t))
+			d.line(txtf(t.l("⚠️ 欠缴（应缴未缴）：%s", "⚠️ Unpaid (due but not paid): %s"), monthRanges(unpaid, t)))
 		}
 		if len(missing) > 0 {
 			anyProblem = true
-			fmt.Fprintf(&b, t.l("❌ 无缴费记录：%s\n", "❌ No record: %s\n"), monthRanges(missing, t))
+			d.line(txtf(t.l("❌ 无缴费记录：%s", "❌ No record: %s"), monthRanges(missing, t)))
 		}
 	}
-	b.WriteString(t.l("\n以上为记录数据，实际以参保地经办机构系统为准。",
-		"\nThis is what the record shows; the local bureau's system is authoritative."))
+	d.blank()
+	d.line(txt(t.l("以上为记录数据，实际以参保地经办机构系统为准。",
+		"This is what the record shows; the local bureau's system is authoritative.")))
 	var rows2 [][]Button
 	if anyProblem {
-		rows2 = append(rows2, []Button{{t.l("怎么补缴", "How to make it up"), "backpay:"}})
+		rows2 = append(rows2, []Button{btn(t.l("怎么补缴", "How to make it up"), "backpay:")})
 	}
-	t.say(b.String(), rows2...)
+	t.show(&d, rows2...)
 	return nil
 }
 
@@ -272,25 +274,26 @@ func runBalance(ctx context.Context, t *turn, _ string) error {
 	if err != nil {
 		return t.recordsFailed(ctx, fmt.Errorf("read balance: %w", err))
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, t.l("<b>医保个人账户余额：¥%s</b>\n", "<b>Medical personal-account balance: ¥%s</b>\n"), bal)
+	var d doc
+	d.line(boldf(t.l("医保个人账户余额：¥%s", "Medical personal-account balance: ¥%s"), bal))
 	if len(moves) == 0 {
-		b.WriteString(t.l("暂无账户收支记录。\n", "No account movements on record.\n"))
+		d.line(txt(t.l("暂无账户收支记录。", "No account movements on record.")))
 	} else {
-		b.WriteString(t.l("最近几笔：\n", "Latest movements:\n"))
+		d.line(txt(t.l("最近几笔：", "Latest movements:")))
 		for _, m := range moves {
 			sign := "+"
 			amt := m.Amount
 			if amt < 0 {
 				sign, amt = "−", -amt
 			}
-			fmt.Fprintf(&b, "%s  %s¥%s  %s\n", m.Date.Format("2006-01-02"), sign, amt, esc(m.Description))
+			d.line(txtf("%s  %s¥%s  %s", m.Date.Format("2006-01-02"), sign, amt, m.Description))
 		}
 	}
-	b.WriteString(t.l(
-		"\n余额多少取决于参保类型、缴费情况和当地划入政策，以医保部门系统为准；也可在“国家医保服务平台”App或微信/支付宝的医保电子凭证里查询，或拨打12393。",
-		"\nThe balance depends on your scheme, your contributions and local crediting rules; the medical-insurance bureau's system is authoritative. You can also check it in the 国家医保服务平台 app, the 医保电子凭证 (e-voucher) in WeChat/Alipay, or call 12393."))
-	t.say(b.String())
+	d.blank()
+	d.line(txt(t.l(
+		"余额多少取决于参保类型、缴费情况和当地划入政策，以医保部门系统为准；也可在“国家医保服务平台”App或微信/支付宝的医保电子凭证里查询，或拨打12393。",
+		"The balance depends on your scheme, your contributions and local crediting rules; the medical-insurance bureau's system is authoritative. You can also check it in the 国家医保服务平台 app, the 医保电子凭证 (e-voucher) in WeChat/Alipay, or call 12393.")))
+	t.show(&d)
 	return nil
 }
 
@@ -308,16 +311,18 @@ func runForget(ctx context.Context, t *turn, arg string) error {
 		// is still in the language the user chose.
 		t.st, t.dirty = State{}, 0
 		t.outcome = "forgotten"
-		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: t.l(
+		r := TextReply(t.l(
 			"已删除：身份验证关联、进行中的操作、提醒设置和语言选择。需要时可以重新 /verify。",
-			"Deleted: your verification link, any step in progress, your reminder settings and your language choice. You can /verify again any time.")})
+			"Deleted: your verification link, any step in progress, your reminder settings and your language choice. You can /verify again any time."))
+		r.RemoveKeyboard = true
+		t.replies = append(t.replies, r)
 	case "no":
 		t.say(t.l("好的，什么都没有删除。", "OK, nothing was deleted."))
 	default:
 		t.say(t.l(
 			"确定要删除您的身份验证关联、进行中的操作、提醒设置和语言选择吗？（不会影响社保部门的任何记录）",
 			"Delete your verification link, any step in progress, your reminder settings and your language choice? (Nothing at the insurance bureau changes.)"),
-			[]Button{{t.l("确定删除", "Yes, delete"), "forget:yes"}, {t.l("取消", "No, keep"), "forget:no"}})
+			[]Button{btn(t.l("确定删除", "Yes, delete"), "forget:yes"), btn(t.l("取消", "No, keep"), "forget:no")})
 	}
 	return nil
 }

@@ -75,7 +75,7 @@ func TestRecordsUnavailableKeepsVerification(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Handle: %v", err)
 			}
-			if len(replies) != 1 || !strings.Contains(replies[0].Text, "Your verification is kept") {
+			if len(replies) != 1 || !strings.Contains(bot.PlainText(replies[0]), "Your verification is kept") {
 				t.Errorf("replies = %+v", replies)
 			}
 			if !strings.HasSuffix(m.last(), "/unavailable") {
@@ -116,7 +116,7 @@ func TestNotOnRecordKeepsVerificationForAWeek(t *testing.T) {
 		if err != nil || len(replies) != 1 {
 			t.Fatalf("Handle: %+v, %v", replies, err)
 		}
-		return replies[0].Text
+		return bot.PlainText(replies[0])
 	}
 	want := testNow.Add(7 * 24 * time.Hour)
 	if got := ask(); !strings.Contains(got, "kept until 2026-12-03 10:00") {
@@ -212,12 +212,12 @@ func TestPhoneChangedOnRecordAsksToVerifyAgain(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(replies) != 1 || !strings.Contains(replies[0].Text, "please verify again") {
+			if len(replies) != 1 || !strings.Contains(bot.PlainText(replies[0]), "please verify again") {
 				t.Fatalf("replies = %+v", replies)
 			}
 			for _, shown := range []string{records.MaskID(p.ID), records.MaskPhone(p.Phone), records.MaskPhone("13912345678"), p.Name} {
-				if strings.Contains(replies[0].Text, shown) {
-					t.Errorf("reply shows %q: %q", shown, replies[0].Text)
+				if strings.Contains(bot.PlainText(replies[0]), shown) {
+					t.Errorf("reply shows %q: %q", shown, bot.PlainText(replies[0]))
 				}
 			}
 			if !strings.HasSuffix(m.last(), "/phone_changed") {
@@ -263,7 +263,7 @@ func TestPhoneTagAdoptedAndRotated(t *testing.T) {
 		if err != nil || len(replies) == 0 {
 			t.Fatalf("Handle: %+v, %v", replies, err)
 		}
-		return replies[0].Text
+		return bot.PlainText(replies[0])
 	}
 
 	store := newMemStore()

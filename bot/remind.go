@@ -84,7 +84,7 @@ func runRemind(ctx context.Context, t *turn, arg string) error {
 		t.say(t.l(
 			"缴费提醒需要先验证身份，这样我才知道该查看谁的记录。请发送 /verify 开始。",
 			"Reminders need you to verify first, so I know whose record to watch. Send /verify to start."),
-			[]Button{{t.l("🔐 验证身份", "🔐 Verify"), "verify:"}})
+			[]Button{btn(t.l("🔐 验证身份", "🔐 Verify"), "verify:")})
 		return nil
 	}
 	s := ReminderSetting{Chat: t.msg.Chat, User: t.msg.User, Slot: slot,
@@ -97,6 +97,7 @@ func runRemind(ctx context.Context, t *turn, arg string) error {
 		"🔔 已开启缴费提醒：每天%s（北京时间）检查一次，医保有未缴月份、快到缴费日还没缴，或断缴快超过补缴期限时提醒您。同一件事只提醒一次，晚上21点到早上8点不发。\n提醒到验证到期（%s）为止。",
 		"🔔 Reminders are on: checked every day at %s (Beijing time). I will tell you when a medical-insurance month is unpaid, when this month's payment is close to its due day, or when a gap is about to pass the back-payment deadline. Each thing is reminded once, never between 21:00 and 8:00.\nReminders last until your verification expires (%s)."),
 		t.slotLabel(slot), fmtUntil(s.Until)), t.reminderButtons(s, true)...)
+	t.replacesMenu()
 	return nil
 }
 
@@ -109,16 +110,26 @@ func (t *turn) reminderStoreErr(err error) error {
 }
 
 func (t *turn) showReminder(cur ReminderSetting, on bool) {
+	var d doc
 	if !on {
-		t.say(t.l(
-			"缴费提醒：<b>未开启</b>。\n开启后，医保有未缴月份、快到缴费日还没缴，或断缴快超过补缴期限时，我会提醒您（每件事只提醒一次）。",
-			"Reminders: <b>off</b>.\nWhen on, I tell you when a medical-insurance month is unpaid, when this month's payment is close to its due day, or when a gap is about to pass the back-payment deadline (each thing once)."),
-			t.reminderButtons(cur, false)...)
+		d.line(txt(t.l("缴费提醒：", "Reminders: ")), bold(t.l("未开启", "off")), txt(t.l("。", ".")))
+		d.line(txt(t.l("开启后，医保有未缴月份、快到缴费日还没缴，或断缴快超过补缴期限时，我会提醒您（每件事只提醒一次）。",
+			"When on, I tell you when a medical-insurance month is unpaid, when this month's payment is close to its due day, or when a gap is about to pass the back-payment deadline (each thing once).")))
+		t.show(&d, t.reminderButtons(cur, false)...)
 		return
 	}
-	t.say(fmt.Sprintf(t.l("缴费提醒：<b>已开启</b>，每天%s（北京时间）。可以改时间或关闭：",
-		"Reminders: <b>on</b>, daily at %s (Beijing time). Change the time or turn them off:"),
-		t.slotLabel(cur.Slot)), t.reminderButtons(cur, true)...)
+	d.line(txt(t.l("缴费提醒：", "Reminders: ")), bold(t.l("已开启", "on")),
+		txtf(t.l("，每天%s（北京时间）。可以改时间或关闭：", ", daily at %s (Beijing time). Change the time or turn them off:"), t.slotLabel(cur.Slot)))
+	t.show(&d, t.reminderButtons(cur, true)...)
+}
+
+// replacesMenu marks the turn's last reply as replacing the menu whose
+// button was pressed, so that a button flow edits its message instead of
+// stacking new ones.
+func (t *turn) replacesMenu() {
+	if t.msg.Callback != "" && len(t.replies) > 0 {
+		t.replies[len(t.replies)-1].Replaces = true
+	}
 }
 
 // reminderButtons offers the slots (the current one marked) and on/off.
@@ -129,12 +140,12 @@ func (t *turn) reminderButtons(cur ReminderSetting, on bool) [][]Button {
 		if on && n.slot == cur.Slot {
 			label = "✓ " + label
 		}
-		slots = append(slots, Button{label, "remind:" + n.slot})
+		slots = append(slots, btn(label, "remind:"+n.slot))
 	}
 	if on {
-		return [][]Button{slots, {{t.l("🔕 关闭提醒", "🔕 Stop reminders"), "remind:off"}}}
+		return [][]Button{slots, {btn(t.l("🔕 关闭提醒", "🔕 Stop reminders"), "remind:off")}}
 	}
-	return [][]Button{{{t.l("🔔 开启提醒（上午 9:00）", "🔔 Turn on (morning 9:00)"), "remind:on"}}, slots}
+	return [][]Button{{btn(t.l("🔔 开启提醒（上午 9:00）", "🔔 Turn on (morning 9:00)"), "remind:on")}, slots}
 }
 
 // offerReminders follows a successful verification when reminders exist.
@@ -144,7 +155,7 @@ func (t *turn) offerReminders() {
 	}
 	t.say(t.l("要我在医保断缴、快到缴费日或补缴期限将到时提醒您吗？随时可以关闭。",
 		"Shall I remind you when medical insurance is missed, a payment is nearly due, or a back-payment deadline is close? You can stop any time."),
-		[]Button{{t.l("🔔 开启提醒", "🔔 Turn on reminders"), "remind:on"}})
+		[]Button{btn(t.l("🔔 开启提醒", "🔔 Turn on reminders"), "remind:on")})
 }
 
 // ReminderKind is what a reminder is about.
@@ -187,52 +198,56 @@ func ReminderReply(n ReminderNote) Reply {
 	if t.lang != "en" {
 		t.lang = "zh"
 	}
-	var b strings.Builder
-	id := esc(records.MaskID(n.PersonID))
+	var d doc
+	id := records.MaskID(n.PersonID)
 	span := gapSpan(n.Gap)
 	switch n.Kind {
 	case RemindMissed:
-		fmt.Fprintf(&b, t.l("🔔 <b>医保缴费提醒</b>（%s）\n", "🔔 <b>Medical insurance reminder</b> (%s)\n"), id)
+		d.line(txt("🔔 "), bold(t.l("医保缴费提醒", "Medical insurance reminder")), txtf(t.l("（%s）", " (%s)"), id))
 		if len(n.Gap.Months) > 1 {
-			fmt.Fprintf(&b, t.l("记录显示 %s 共%d个月的医疗保险没有缴上（最近的是 %s）。\n",
-				"Your record shows %s, %d months of medical insurance, as not paid (the latest is %s).\n"),
-				span, len(n.Gap.Months), n.Month)
+			d.line(txtf(t.l("记录显示 %s 共%d个月的医疗保险没有缴上（最近的是 %s）。",
+				"Your record shows %s, %d months of medical insurance, as not paid (the latest is %s)."),
+				span, len(n.Gap.Months), n.Month))
 		} else {
-			fmt.Fprintf(&b, t.l("记录显示 %s 的医疗保险没有缴上。\n", "Your record shows %s medical insurance as not paid.\n"), n.Month)
+			d.line(txtf(t.l("记录显示 %s 的医疗保险没有缴上。", "Your record shows %s medical insurance as not paid."), n.Month))
 		}
 		// The same consequence /backpay gives, from the region's rule.
-		b.WriteString(strings.TrimSuffix(strings.TrimPrefix(consequence(t, len(n.Gap.Months), n.Rule), "• "), "\n"))
-		b.WriteString(windowLine(t, n))
+		d.line(txt(consequence(t, len(n.Gap.Months), n.Rule)))
+		if w := windowLine(t, n); w != "" {
+			d.line(txt(w))
+		}
 	case RemindDueSoon:
-		fmt.Fprintf(&b, t.l("🔔 <b>本月医保缴费提醒</b>（%s）\n", "🔔 <b>This month's medical insurance</b> (%s)\n"), id)
-		fmt.Fprintf(&b, t.l("%s 的医疗保险还没有到账记录。当地缴费截止日约为每月%d日（地方规定）。\n",
-			"No payment for %s has been posted yet. The local due day is about the %s of each month (local rule).\n"),
-			n.Month, dueDayArg(t, n.DueDay))
-		b.WriteString(t.l("如已缴费可忽略本提醒（到账可能有延迟）；如未缴，请在截止日前缴费，以免断缴。",
-			"If you have paid, ignore this (posting can lag); if not, pay before the due day to avoid a break."))
+		d.line(txt("🔔 "), bold(t.l("本月医保缴费提醒", "This month's medical insurance")), txtf(t.l("（%s）", " (%s)"), id))
+		d.line(txtf(t.l("%s 的医疗保险还没有到账记录。当地缴费截止日约为每月%d日（地方规定）。",
+			"No payment for %s has been posted yet. The local due day is about the %s of each month (local rule)."),
+			n.Month, dueDayArg(t, n.DueDay)))
+		d.line(txt(t.l("如已缴费可忽略本提醒（到账可能有延迟）；如未缴，请在截止日前缴费，以免断缴。",
+			"If you have paid, ignore this (posting can lag); if not, pay before the due day to avoid a break.")))
 	case RemindWindow:
-		fmt.Fprintf(&b, t.l("⏳ <b>补缴期限提醒</b>（%s）\n", "⏳ <b>Back-payment deadline</b> (%s)\n"), id)
-		fmt.Fprintf(&b, t.l("%s 的医疗保险断缴（%d个月），当地补缴期限约到 %s（地方规定）。\n",
-			"Medical insurance for %s is missing (%d months); the local back-payment window ends about %s (local rule).\n"),
-			span, len(n.Gap.Months), n.Gap.WindowEnds)
-		b.WriteString(t.l("过了期限可能无法再补缴，断缴时间长还可能有待遇等待期。",
-			"After that it may no longer be possible to make up, and a long break can bring a waiting period."))
+		d.line(txt("⏳ "), bold(t.l("补缴期限提醒", "Back-payment deadline")), txtf(t.l("（%s）", " (%s)"), id))
+		d.line(txtf(t.l("%s 的医疗保险断缴（%d个月），当地补缴期限约到 %s（地方规定）。",
+			"Medical insurance for %s is missing (%d months); the local back-payment window ends about %s (local rule)."),
+			span, len(n.Gap.Months), n.Gap.WindowEnds))
+		d.line(txt(t.l("过了期限可能无法再补缴，断缴时间长还可能有待遇等待期。",
+			"After that it may no longer be possible to make up, and a long break can bring a waiting period.")))
 	}
-	b.WriteString(t.l("\n以上依据记录数据，以参保地医保部门为准。", "\nBased on your record; your local bureau's system decides."))
+	d.blank()
+	last := t.l("以上依据记录数据，以参保地医保部门为准。", "Based on your record; your local bureau's system decides.")
 	if n.Rule.Example {
-		b.WriteString(t.l("（本地区规则为示例，未经核实。）", " (This region's rule is an example, not verified.)"))
+		last += t.l("（本地区规则为示例，未经核实。）", " (This region's rule is an example, not verified.)")
 	}
-	return Reply{Text: b.String(), Buttons: [][]Button{{
-		{t.l("怎么补缴", "How to make it up"), "backpay:"},
-		{t.l("🔕 停止提醒", "🔕 Stop reminders"), "remind:off"},
-	}}}
+	d.line(txt(last))
+	return d.reply([]Button{
+		btn(t.l("怎么补缴", "How to make it up"), "backpay:"),
+		btn(t.l("🔕 停止提醒", "🔕 Stop reminders"), "remind:off"),
+	})
 }
 
 func windowLine(t *turn, n ReminderNote) string {
 	if n.Rule.BackpayMonths == 0 || n.Gap.WindowEnds.IsZero() {
 		return ""
 	}
-	return fmt.Sprintf(t.l("\n当地补缴期限约到 %s（地方规定）。", "\nThe local back-payment window ends about %s (local rule)."), n.Gap.WindowEnds)
+	return fmt.Sprintf(t.l("当地补缴期限约到 %s（地方规定）。", "The local back-payment window ends about %s (local rule)."), n.Gap.WindowEnds)
 }
 
 func dueDayArg(t *turn, d int) any {

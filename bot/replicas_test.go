@@ -79,7 +79,7 @@ func say(t *testing.T, e *bot.Engine, now time.Time, user int64, text, phone str
 	}
 	var out []string
 	for _, r := range replies {
-		out = append(out, r.Text)
+		out = append(out, bot.PlainText(r))
 	}
 	return strings.Join(out, "\n")
 }

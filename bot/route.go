@@ -136,9 +136,9 @@ func (e *Engine) dispatch(ctx context.Context, t *turn) error {
 	}
 	if m.Contact != nil {
 		t.kind, t.outcome = "contact", "unexpected"
-		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: t.l(
+		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Body: body(t.l(
 			"收到了联系人，但现在不需要。要验证身份，请先发送 /verify。",
-			"Thanks, but I wasn't expecting a contact. To verify who you are, send /verify first.")})
+			"Thanks, but I wasn't expecting a contact. To verify who you are, send /verify first."))})
 		return nil
 	}
 	if m.Text == "" {

@@ -229,8 +229,11 @@ func recordsWithout(t *testing.T, gone records.DemoPerson) *records.DB {
 
 func renderReply(r bot.Reply) []string {
 	var out []string
-	if r.Text != "" {
-		for _, l := range strings.Split(r.Text, "\n") {
+	if r.Replaces {
+		out = append(out, "< {replaces the menu}")
+	}
+	if text := bot.Transcript(r); text != "" {
+		for _, l := range strings.Split(text, "\n") {
 			out = append(out, strings.TrimRight("< "+l, " "))
 		}
 	}

@@ -102,7 +102,7 @@ func runVerify(ctx context.Context, t *turn, _ string) error {
 		t.say(fmt.Sprintf(t.l(
 			"您已验证为 %s（有效至 %s）。\n可以查看 /records 缴费记录、/balance 余额、/backpay 补缴方案。要解除关联请发送 /forget。",
 			"You are verified as %s (until %s).\nSee /records, /balance or /backpay. To unlink, send /forget."),
-			esc(records.MaskID(t.st.Link.PersonID)), fmtUntil(t.st.Link.Until)), recordButtons(t)...)
+			records.MaskID(t.st.Link.PersonID), fmtUntil(t.st.Link.Until)), recordButtons(t)...)
 		return nil
 	}
 	if done, err := t.checkThrottled(ctx, userThrottleOf(t.msg.User)); done || err != nil {
@@ -138,10 +138,10 @@ func (t *turn) checkThrottled(ctx context.Context, ts ...Throttle) (bool, error)
 func (t *turn) paused(until time.Time) {
 	t.endDialog()
 	t.outcome = "locked"
-	t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: fmt.Sprintf(t.l(
+	t.replies = append(t.replies, Reply{RemoveKeyboard: true, Body: body(fmt.Sprintf(t.l(
 		"验证失败次数过多，为保护您的信息，验证已暂停。请在 %s（北京时间）之后再试。",
 		"Too many failed attempts. To protect your data, verification is paused. Please try again after %s (Beijing time)."),
-		fmtUntil(until))})
+		fmtUntil(until)))})
 }
 
 // finish settles a reservation; a failure to do so costs at most one
@@ -188,10 +188,10 @@ func verifyID(ctx context.Context, t *turn) error {
 	}
 	t.setDialog(Dialog{Name: dialogVerify, Step: stepContact, Data: map[string]string{"id": id}})
 	t.replies = append(t.replies, Reply{
-		Text: fmt.Sprintf(t.l(
+		Body: body(fmt.Sprintf(t.l(
 			"收到：%s。\n现在请点下方按钮“分享我的手机号”，我会核对它是否与记录中的手机号一致。",
 			"Got it: %s.\nNow tap the button below to share your phone number; I will check it against your record."),
-			esc(records.MaskID(id))),
+			records.MaskID(id))),
 		AskContact: t.l("📱 分享我的手机号", "📱 Share my phone number"),
 	})
 	return nil
@@ -250,8 +250,8 @@ func verifyContact(ctx context.Context, t *turn) error {
 	c := t.msg.Contact
 	if c == nil {
 		t.replies = append(t.replies, Reply{
-			Text: t.l("请点下方按钮分享您的手机号，或发送 /cancel 取消。",
-				"Please tap the button below to share your phone number, or send /cancel."),
+			Body: body(t.l("请点下方按钮分享您的手机号，或发送 /cancel 取消。",
+				"Please tap the button below to share your phone number, or send /cancel.")),
 			AskContact: t.l("📱 分享我的手机号", "📱 Share my phone number"),
 		})
 		return nil
@@ -259,8 +259,8 @@ func verifyContact(ctx context.Context, t *turn) error {
 	if c.User != t.msg.User {
 		t.outcome = "foreign_contact"
 		t.replies = append(t.replies, Reply{
-			Text: t.l("这不是您本人的联系人。请点下方按钮分享您自己的手机号。",
-				"That is not your own contact. Please tap the button below to share your own number."),
+			Body: body(t.l("这不是您本人的联系人。请点下方按钮分享您自己的手机号。",
+				"That is not your own contact. Please tap the button below to share your own number.")),
 			AskContact: t.l("📱 分享我的手机号", "📱 Share my phone number"),
 		})
 		return nil
@@ -295,10 +295,10 @@ func verifyContact(ctx context.Context, t *turn) error {
 		t.endDialog()
 		t.outcome = "verified"
 		t.e.log.Info("user verified", "user", t.msg.User)
-		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: fmt.Sprintf(t.l(
+		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Body: body(fmt.Sprintf(t.l(
 			"✅ 验证成功：%s。\n验证有效期90天。现在可以查看：",
 			"✅ Verified: %s.\nThe verification holds for 90 days. You can now see:"),
-			esc(records.MaskID(id)))})
+			records.MaskID(id)))})
 		t.say(t.l("请选择：", "Choose:"), recordButtons(t)...)
 		t.offerReminders()
 		return nil
@@ -313,22 +313,22 @@ func verifyContact(ctx context.Context, t *turn) error {
 	t.endDialog()
 	if until := r.Until; !until.IsZero() {
 		t.outcome = "locked"
-		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: fmt.Sprintf(t.l(
+		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Body: body(fmt.Sprintf(t.l(
 			"身份证号码与手机号不匹配。失败次数过多，验证已暂停，请在 %s（北京时间）之后再试。",
 			"The ID number and phone number do not match. Too many failed attempts: verification is paused until %s (Beijing time)."),
-			fmtUntil(until))})
+			fmtUntil(until)))})
 		return nil
 	}
-	t.replies = append(t.replies, Reply{RemoveKeyboard: true, Text: t.l(
+	t.replies = append(t.replies, Reply{RemoveKeyboard: true, Body: body(t.l(
 		"身份证号码与手机号不匹配，无法验证。请确认号码无误、分享的是登记时留的手机号，然后发送 /verify 重试。",
-		"The ID number and phone number do not match, so I cannot verify you. Check the number and share the phone you registered with, then send /verify to try again.")})
+		"The ID number and phone number do not match, so I cannot verify you. Check the number and share the phone you registered with, then send /verify to try again."))})
 	return nil
 }
 
 // recordButtons are the record commands as buttons.
 func recordButtons(t *turn) [][]Button {
 	return [][]Button{
-		{{t.l("缴费记录", "Records"), "records:"}, {t.l("账户余额", "Balance"), "balance:"}},
-		{{t.l("补缴方案", "Back-payment plan"), "backpay:"}, {t.l("所需材料", "Documents"), "documents:"}},
+		{btn(t.l("缴费记录", "Records"), "records:"), btn(t.l("账户余额", "Balance"), "balance:")},
+		{btn(t.l("补缴方案", "Back-payment plan"), "backpay:"), btn(t.l("所需材料", "Documents"), "documents:")},
 	}
 }

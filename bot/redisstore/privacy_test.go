@@ -72,7 +72,7 @@ func (fl *flow) send(user int64, in string) string {
 	}
 	var out []string
 	for _, r := range replies {
-		out = append(out, r.Text)
+		out = append(out, bot.PlainText(r))
 	}
 	return strings.Join(out, "\n")
 }

@@ -130,12 +130,12 @@ func TestReminderMessage(t *testing.T) {
 	}
 	for _, m := range f.send.msgs {
 		for _, id := range []string{f.people[m.chat-1].ID} {
-			if strings.Contains(m.reply.Text, id) {
+			if strings.Contains(bot.PlainText(m.reply), id) {
 				t.Errorf("chat %d: full ID number in the reminder", m.chat)
 			}
 		}
-		if !strings.Contains(m.reply.Text, records.MaskID(f.people[m.chat-1].ID)) {
-			t.Errorf("chat %d: masked ID missing:\n%s", m.chat, m.reply.Text)
+		if !strings.Contains(bot.PlainText(m.reply), records.MaskID(f.people[m.chat-1].ID)) {
+			t.Errorf("chat %d: masked ID missing:\n%s", m.chat, bot.PlainText(m.reply))
 		}
 		var data []string
 		for _, row := range m.reply.Buttons {
@@ -147,14 +147,14 @@ func TestReminderMessage(t *testing.T) {
 			t.Errorf("chat %d buttons (-want +got):\n%s", m.chat, diff)
 		}
 		en := (m.chat-1)%2 == 1
-		if en != strings.Contains(m.reply.Text, "reminder") && en != strings.Contains(m.reply.Text, "deadline") {
-			t.Errorf("chat %d: wrong language:\n%s", m.chat, m.reply.Text)
+		if en != strings.Contains(bot.PlainText(m.reply), "reminder") && en != strings.Contains(bot.PlainText(m.reply), "deadline") {
+			t.Errorf("chat %d: wrong language:\n%s", m.chat, bot.PlainText(m.reply))
 		}
 	}
 	// The window reminder names the local rule as local.
 	for _, m := range f.send.msgs {
-		if m.chat == li && !strings.Contains(m.reply.Text, "local rule") {
-			t.Errorf("window reminder does not mark the local rule:\n%s", m.reply.Text)
+		if m.chat == li && !strings.Contains(bot.PlainText(m.reply), "local rule") {
+			t.Errorf("window reminder does not mark the local rule:\n%s", bot.PlainText(m.reply))
 		}
 	}
 }

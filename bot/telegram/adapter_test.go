@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"html"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -37,13 +36,13 @@ func (h *echoHandler) Handle(ctx context.Context, m bot.Message) ([]bot.Reply, e
 	h.mu.Unlock()
 	switch {
 	case m.Limited:
-		return []bot.Reply{{Text: "slow down " + html.EscapeString(m.Text)}}, nil
+		return []bot.Reply{bot.TextReply("slow down " + m.Text)}, nil
 	case m.Callback != "":
-		return []bot.Reply{{Text: "cb " + html.EscapeString(m.Callback)}}, nil
+		return []bot.Reply{bot.TextReply("cb " + m.Callback)}, nil
 	case m.Contact != nil:
-		return []bot.Reply{{Text: "contact", RemoveKeyboard: true}}, nil
+		return []bot.Reply{{Body: bot.TextReply("contact").Body, RemoveKeyboard: true}}, nil
 	}
-	return []bot.Reply{{Text: "echo " + html.EscapeString(m.Text)}}, nil
+	return []bot.Reply{bot.TextReply("echo " + m.Text)}, nil
 }
 
 func (h *echoHandler) messages() []bot.Message {
@@ -233,7 +232,7 @@ func TestSendRetries429WithRetryAfter(t *testing.T) {
 	metrics := &countMetrics{}
 	e := newEnv(t, func(o *Options) { o.Metrics = metrics })
 	e.fake.FailNext("sendMessage", 2, 429, 3)
-	if err := e.a.Send(testCtx(t), tg(7), []bot.Reply{{Text: "hi"}}); err != nil {
+	if err := e.a.Send(testCtx(t), tg(7), []bot.Reply{bot.TextReply("hi")}); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	if got := e.fake.Sent(); len(got) != 1 || got[0].Text != "hi" {
@@ -251,7 +250,7 @@ func TestSendBlockedMarksAndStops(t *testing.T) {
 	bl := &fakeBlocklist{blocked: map[int64]bool{}}
 	e := newEnv(t, func(o *Options) { o.Blocklist = bl })
 	e.fake.Block(7)
-	err := e.a.Send(testCtx(t), tg(7), []bot.Reply{{Text: "one"}, {Text: "two"}})
+	err := e.a.Send(testCtx(t), tg(7), []bot.Reply{bot.TextReply("one"), bot.TextReply("two")})
 	if !errors.Is(err, ErrBlocked) {
 		t.Fatalf("Send to a blocked chat: %v, want ErrBlocked", err)
 	}
@@ -267,12 +266,14 @@ func TestSendBlockedMarksAndStops(t *testing.T) {
 
 func TestSendLongTextSplitsAtLinesWithKeyboardLast(t *testing.T) {
 	e := newEnv(t, nil)
+	var body []bot.Block
 	var lines []string
 	for i := range 300 {
-		lines = append(lines, "第"+strings.Repeat("行", i%40)+" <b>&lt;粗&gt;</b> &amp; end")
+		l := "第" + strings.Repeat("行", i%40)
+		body = append(body, bot.Block{Spans: []bot.Span{{Text: l}, {Text: " <粗>", Bold: true}, {Text: " & end"}}})
+		lines = append(lines, l+"<b> &lt;粗&gt;</b> &amp; end")
 	}
-	text := strings.Join(lines, "\n")
-	reply := bot.Reply{Text: text, Buttons: [][]bot.Button{{{Text: "下一步 Next", Data: "next"}}}}
+	reply := bot.Reply{Body: body, Buttons: [][]bot.Button{{{Text: "下一步 Next", Data: "next"}}}}
 	if err := e.a.Send(testCtx(t), tg(9), []bot.Reply{reply}); err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +295,7 @@ func TestSendLongTextSplitsAtLinesWithKeyboardLast(t *testing.T) {
 		}
 		texts = append(texts, m.Text)
 	}
-	if got := strings.Join(texts, "\n"); got != text {
+	if got, want := strings.Join(texts, "\n"), strings.Join(lines, "\n"); got != want {
 		t.Error("parts joined at newlines differ from the reply")
 	}
 }
@@ -302,8 +303,8 @@ func TestSendLongTextSplitsAtLinesWithKeyboardLast(t *testing.T) {
 func TestSendKeyboards(t *testing.T) {
 	e := newEnv(t, nil)
 	replies := []bot.Reply{
-		{Text: "请分享手机号 <b>Share</b> &amp; go", AskContact: "分享手机号 Share phone"},
-		{Text: "谢谢", RemoveKeyboard: true},
+		{Body: []bot.Block{{Spans: []bot.Span{{Text: "请分享手机号 "}, {Text: "<Share>", Bold: true}, {Text: " & go"}}}}, AskContact: "分享手机号 Share phone"},
+		{Body: bot.TextReply("谢谢").Body, RemoveKeyboard: true},
 	}
 	if err := e.a.Send(testCtx(t), tg(9), replies); err != nil {
 		t.Fatal(err)
@@ -312,8 +313,8 @@ func TestSendKeyboards(t *testing.T) {
 	if len(sent) != 2 {
 		t.Fatalf("sent %d, want 2", len(sent))
 	}
-	if sent[0].Text != replies[0].Text {
-		t.Errorf("text %q, want HTML kept as is %q", sent[0].Text, replies[0].Text)
+	if want := "请分享手机号 <b>&lt;Share&gt;</b> &amp; go"; sent[0].Text != want {
+		t.Errorf("text %q, want escaped HTML %q", sent[0].Text, want)
 	}
 	for _, want := range []string{`"request_contact":true`, `"one_time_keyboard":true`, `"resize_keyboard":true`, `分享手机号 Share phone`} {
 		if !strings.Contains(sent[0].ReplyMarkup, want) {

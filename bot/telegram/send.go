@@ -36,7 +36,7 @@ func (a *Adapter) Send(ctx context.Context, chat string, replies []bot.Reply) er
 func (a *Adapter) send(ctx context.Context, chatID int64, replies []bot.Reply) error {
 	delivered := false
 	for i, r := range replies {
-		parts := splitHTML(r.Text, maxMessageLen)
+		parts := splitHTML(renderHTML(r), maxMessageLen)
 		if len(parts) == 0 {
 			a.log.Warn("skip reply without text", "reply", i)
 			continue

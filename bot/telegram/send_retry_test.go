@@ -86,7 +86,7 @@ func sendAll(a *Adapter, n int) []error {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			errs[i] = a.Send(context.Background(), tg(int64(i+1)), []bot.Reply{{Text: fmt.Sprintf("reply %d", i)}})
+			errs[i] = a.Send(context.Background(), tg(int64(i+1)), []bot.Reply{bot.TextReply(fmt.Sprintf("reply %d", i))})
 		})
 	}
 	wg.Wait()
@@ -160,7 +160,7 @@ func TestSendDeliveredThen502RepeatsOnlyProbes(t *testing.T) {
 				if i >= 5 {
 					time.Sleep(time.Duration(i) * 400 * time.Millisecond)
 				}
-				errs[i] = a.Send(context.Background(), tg(int64(i+1)), []bot.Reply{{Text: fmt.Sprintf("reply %d", i)}})
+				errs[i] = a.Send(context.Background(), tg(int64(i+1)), []bot.Reply{bot.TextReply(fmt.Sprintf("reply %d", i))})
 			})
 		}
 		wg.Wait()
@@ -188,7 +188,7 @@ func TestSendGivesUpAfterAboutAMinute(t *testing.T) {
 		sim := &apiSim{fail: func(time.Duration) (int, bool) { return http.StatusInternalServerError, false }}
 		a := simAdapter(t, sim)
 		start := time.Now()
-		err := a.Send(context.Background(), tg(1), []bot.Reply{{Text: "hi"}})
+		err := a.Send(context.Background(), tg(1), []bot.Reply{bot.TextReply("hi")})
 		took := time.Since(start)
 		if err == nil {
 			t.Fatal("Send succeeded against an API that always fails")
@@ -211,7 +211,7 @@ func TestSendRefusalsAreNotRetried(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			sim := &apiSim{fail: func(time.Duration) (int, bool) { return code, false }}
 			a := simAdapter(t, sim)
-			err := a.Send(context.Background(), tg(1), []bot.Reply{{Text: "hi"}})
+			err := a.Send(context.Background(), tg(1), []bot.Reply{bot.TextReply("hi")})
 			if err == nil || sim.attempts != 1 {
 				t.Errorf("%d: err %v after %d attempts, want one attempt and an error", code, err, sim.attempts)
 			}

@@ -25,7 +25,7 @@ func (h *politeFailure) Handle(ctx context.Context, m bot.Message) ([]bot.Reply,
 	h.mu.Lock()
 	h.ctxs = append(h.ctxs, ctx)
 	h.mu.Unlock()
-	return []bot.Reply{{Text: "抱歉，出了点问题，请稍后再试。Sorry, something went wrong; please try again later."}},
+	return []bot.Reply{bot.TextReply("抱歉，出了点问题，请稍后再试。Sorry, something went wrong; please try again later.")},
 		errors.New("load state for chat 5: redis: connection refused")
 }
 
@@ -101,7 +101,7 @@ func TestTemporaryAndGone(t *testing.T) {
 			e := newEnv(t, nil)
 			e.a.maxAttempts = 2
 			tt.setup(e)
-			err := e.a.Send(testCtx(t), tg(7), []bot.Reply{{Text: "提醒 reminder"}})
+			err := e.a.Send(testCtx(t), tg(7), []bot.Reply{bot.TextReply("提醒 reminder")})
 			if err == nil {
 				t.Fatal("Send succeeded")
 			}
@@ -134,7 +134,7 @@ func TestTemporaryFalseOncePartSent(t *testing.T) {
 		}
 		return http.DefaultTransport.RoundTrip(r)
 	})}
-	err := e.a.Send(testCtx(t), tg(7), []bot.Reply{{Text: long}})
+	err := e.a.Send(testCtx(t), tg(7), []bot.Reply{bot.TextReply(long)})
 	if err == nil || len(e.fake.Sent()) != 1 {
 		t.Fatalf("Send = %v with %d parts sent; want the second part to fail", err, len(e.fake.Sent()))
 	}
@@ -160,7 +160,7 @@ func TestTemporaryFalseAfterAttemptTimedOut(t *testing.T) {
 		}
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
 	})}
-	err := e.a.Send(testCtx(t), tg(7), []bot.Reply{{Text: "提醒 reminder"}})
+	err := e.a.Send(testCtx(t), tg(7), []bot.Reply{bot.TextReply("提醒 reminder")})
 	if err == nil || calls != 3 {
 		t.Fatalf("Send = %v after %d attempts, want a failure after 3", err, calls)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/terminal"
 	"github.com/shebao/shebao/faq"
 )
 
@@ -77,7 +78,7 @@ func runAsk(ctx context.Context, args []string, getenv func(string) string, stdo
 		return fmt.Errorf("ask: %w", err)
 	}
 	var text strings.Builder
-	printReply(&text, bot.AnswerReply(f, a, string(l)), nil)
+	terminal.Print(&text, bot.AnswerReply(f, a, string(l)), nil)
 	if *asJSON {
 		out := askJSON{Date: day.String(), Answer: a.Text, Citations: a.Citations, Labels: []string{}, Notes: []askNote{},
 			Entry: a.EntryID, Score: a.Score, Abstained: a.Abstained, Reply: strings.TrimSpace(text.String())}

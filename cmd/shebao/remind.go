@@ -121,7 +121,7 @@ func printSummary(w io.Writer, s reminder.Summary) {
 	}
 	for _, p := range s.Planned {
 		fmt.Fprintf(w, "%s to chat %s: %s %s\n", verb, p.Chat, p.Kind, p.Month)
-		for _, l := range strings.Split(p.Reply.Text, "\n") {
+		for _, l := range strings.Split(bot.PlainText(p.Reply), "\n") {
 			fmt.Fprintf(w, "    %s\n", l)
 		}
 	}
