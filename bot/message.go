@@ -36,6 +36,10 @@ type Message struct {
 	// "https://t.me/SomeBot?start=". In a group the engine sends personal
 	// commands there. Empty when the transport cannot link to one.
 	PrivateChatURL string
+	// Remote is the client's network address (an IP) where the channel
+	// sees one (the web chat): it keys the per-address limit on SMS codes
+	// and is never logged or stored readable. "" elsewhere.
+	Remote string
 	// Limited is set by the transport when the per-user rate limit (Limit)
 	// refused the message and the user is to be told once: the engine
 	// answers with that notice and does nothing else.

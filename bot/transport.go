@@ -87,3 +87,41 @@ var (
 	// ErrCannotPush: the channel only answers; it cannot send first.
 	ErrCannotPush = errors.New("channel cannot send first")
 )
+
+// Caps are what a channel's clients and platform can do. The engine looks
+// them up by the identity's channel (CapsOf) before it offers something
+// that needs one, so transports set nothing.
+type Caps struct {
+	// Contact: the client can share the user's own phone number as the
+	// platform verified it (Telegram's request_contact). Verification
+	// takes it as the second factor; without it a one-time code goes by
+	// SMS to the phone on record.
+	Contact bool
+	// Push: the bot can write first, as reminders need.
+	Push bool
+}
+
+// channelCaps are the capabilities of each channel. The terminal's
+// "/contact PHONE" stands in for Telegram's contact button; it runs no
+// reminder scanner. The web chat only answers. WeChat's are decided with
+// its adapter.
+var channelCaps = map[string]Caps{
+	ChannelTelegram: {Contact: true, Push: true},
+	ChannelTerminal: {Contact: true},
+	ChannelWeb:      {},
+	ChannelWeChat:   {},
+}
+
+// CapsOf is what the channel can do; an unknown channel can do nothing.
+func CapsOf(channel string) Caps { return channelCaps[channel] }
+
+// PushChannels are the channels that can send reminders.
+func PushChannels() []string {
+	var out []string
+	for _, ch := range []string{ChannelTelegram, ChannelWeChat, ChannelWeb, ChannelTerminal} {
+		if channelCaps[ch].Push {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
