@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/shebao/shebao/bot/keyring"
+	"github.com/shebao/shebao/bot/sms"
 	"github.com/shebao/shebao/faq"
 	"github.com/shebao/shebao/records"
 )
@@ -31,6 +32,10 @@ type Config struct {
 	// Records holds the agency's records; nil disables the record
 	// commands (they then say so).
 	Records *records.DB
+	// SMS delivers one-time codes to the phone on record, for channels
+	// that cannot share a contact (CapsOf); nil means verification there
+	// is not offered. bot/sms has a signed webhook and a demo printer.
+	SMS CodeSender
 	// Keys tags the phone a link was verified with (SHEBAO_KEYS); nil
 	// means a key made for this Engine, so that tags do not survive it.
 	Keys *keyring.Ring
@@ -39,6 +44,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics receives counts of what happened; nil discards them.
 	Metrics Metrics
+}
+
+// CodeSender delivers a one-time verification code (sms.Webhook,
+// sms.Demo).
+type CodeSender interface {
+	Send(ctx context.Context, m sms.Message) error
 }
 
 // Metrics is told what the engine did, for /metrics.

@@ -314,7 +314,7 @@ func runForget(ctx context.Context, t *turn, arg string) error {
 		r := TextReply(t.l(
 			"已删除：身份验证关联、进行中的操作、提醒设置和语言选择。需要时可以重新 /verify。",
 			"Deleted: your verification link, any step in progress, your reminder settings and your language choice. You can /verify again any time."))
-		r.RemoveKeyboard = true
+		r.RemoveKeyboard, r.EndSession = true, true
 		t.replies = append(t.replies, r)
 	case "no":
 		t.say(t.l("好的，什么都没有删除。", "OK, nothing was deleted."))

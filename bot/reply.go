@@ -26,6 +26,10 @@ type Reply struct {
 	// pressed (a language or time choice editing its own menu) instead of
 	// coming as a new message; channels that cannot edit send it anew.
 	Replaces bool
+	// EndSession says the user asked to be forgotten and everything the
+	// engine kept is gone: a channel that keeps a session of its own (the
+	// web chat's cookie) ends it too.
+	EndSession bool
 	// Slow hints that producing this reply took noticeable work; channels
 	// may have shown a "typing" indicator before it.
 	Slow bool
