@@ -249,6 +249,16 @@ func (a *Adapter) identify(ctx context.Context) error {
 	return nil
 }
 
+// StartURL opens a private chat with the bot when a start payload is
+// appended ("https://t.me/ShebaoBot?start="); "" until the bot's name is
+// known (Run asks for it first).
+func (a *Adapter) StartURL() string {
+	if me := a.username.Load(); me != nil && *me != "" {
+		return "https://t.me/" + *me + "?start="
+	}
+	return ""
+}
+
 // SetCommands publishes the command menu: zh for Chinese clients and as the
 // default, en for English clients.
 func (a *Adapter) SetCommands(ctx context.Context, zh, en []Command) error {
@@ -308,9 +318,7 @@ type incoming struct {
 func (a *Adapter) convert(u *models.Update) (in incoming, ok bool) {
 	in.updateID = u.ID
 	in.msg.Time = a.now()
-	if me := a.username.Load(); me != nil && *me != "" {
-		in.msg.PrivateChatURL = "https://t.me/" + *me + "?start="
-	}
+	in.msg.PrivateChatURL = a.StartURL()
 	switch {
 	case u.CallbackQuery != nil:
 		q := u.CallbackQuery

@@ -161,11 +161,25 @@ func replyMarkup(r bot.Reply) models.ReplyMarkup {
 		for _, row := range r.Buttons {
 			out := make([]models.InlineKeyboardButton, 0, len(row))
 			for _, b := range row {
-				out = append(out, models.InlineKeyboardButton{Text: b.Text, CallbackData: b.Data})
+				switch b.Kind {
+				case bot.Callback:
+					out = append(out, models.InlineKeyboardButton{Text: b.Text, CallbackData: b.Data})
+				case bot.URL:
+					if u := safeURL(b.Data); u != "" {
+						out = append(out, models.InlineKeyboardButton{Text: b.Text, URL: u})
+					}
+				}
+				// A Code button needs nothing on Telegram: the user types
+				// the code.
 			}
-			rows = append(rows, out)
+			if len(out) > 0 {
+				rows = append(rows, out)
+			}
 		}
-		return &models.InlineKeyboardMarkup{InlineKeyboard: rows}
+		if len(rows) > 0 {
+			return &models.InlineKeyboardMarkup{InlineKeyboard: rows}
+		}
+		return nil
 	case r.AskContact != "":
 		return &models.ReplyKeyboardMarkup{
 			Keyboard:        [][]models.KeyboardButton{{{Text: r.AskContact, RequestContact: true}}},

@@ -34,7 +34,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	log := newLogger(stdout, c.LogLevel)
 	m := newMetrics()
-	parts, err := openEngine(ctx, c, log, m)
+	parts, err := openEngine(ctx, c, log, m, stderr)
 	if err != nil {
 		return err
 	}
@@ -51,6 +51,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	parts.setPushLinks(func() []bot.PushLink {
+		if u := tg.StartURL(); u != "" {
+			return []bot.PushLink{{Channel: bot.ChannelTelegram, URL: u}}
+		}
+		return nil
+	})
 
 	hl := newHealth(log,
 		healthCheck{"redis", parts.store.Ping},
