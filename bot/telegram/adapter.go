@@ -299,6 +299,7 @@ type incoming struct {
 	kind       string // see Metrics
 	msg        bot.Message
 	callbackID string // to answer, even for duplicates
+	pressed    int    // the message whose button was pressed; 0 when unknown
 	typing     bool   // the handler may be slow: show "typing" first
 }
 
@@ -325,6 +326,7 @@ func (a *Adapter) convert(u *models.Update) (in incoming, ok bool) {
 		switch {
 		case q.Message.Message != nil:
 			in.msg.ChatType = chatType(q.Message.Message.Chat.Type)
+			in.pressed = q.Message.Message.ID
 		case q.Message.InaccessibleMessage != nil && q.Message.InaccessibleMessage.Chat.ID != 0:
 			in.msg.ChatType = chatType(q.Message.InaccessibleMessage.Chat.Type)
 		}
@@ -566,7 +568,7 @@ func (a *Adapter) handle(ctx context.Context, in incoming) outcome {
 		// engine's contract); the detail is for the operator.
 		a.log.Warn("handler failed", "kind", in.kind, "update_id", in.updateID, "err", herr)
 	}
-	err := a.send(ctx, chatID, replies)
+	err := a.send(ctx, chatID, in.pressed, replies)
 	switch {
 	case err == nil && herr != nil:
 		return outcomeError
