@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-telegram/bot/models"
+
 	"github.com/shebao/shebao/bot"
 	"github.com/shebao/shebao/bot/redisstore"
 	"github.com/shebao/shebao/bot/telegram/telegramtest"
@@ -124,5 +126,59 @@ func TestReminderMenuEditedInPlace(t *testing.T) {
 	}
 	if n := len(e.fake.Chat(5)); n != before {
 		t.Errorf("chat grew from %d to %d messages; button presses must not stack new ones", before, n)
+	}
+}
+
+// A deep link t.me/<bot>?start=<payload> (a QR code on a bureau's page)
+// opens the private chat with "/start <payload>" and runs that route;
+// an unknown payload gets the normal welcome.
+func TestStartDeepLinks(t *testing.T) {
+	e, w := engineEnv(t)
+	w.deliver(telegramtest.TextUpdate(5, "/start verify"))
+	if m := last(t, e, 5); !strings.Contains(m.Text, "18位居民身份证号码") {
+		t.Errorf("/start verify shows %q, want the verification prompt", m.Text)
+	}
+	w.deliver(telegramtest.TextUpdate(5, "/cancel"))
+
+	w.deliver(telegramtest.TextUpdate(6, "/start xyz"))
+	if m := last(t, e, 6); !strings.Contains(m.Text, "社保医保小助手") {
+		t.Errorf("/start xyz shows %q, want the welcome", m.Text)
+	}
+	addressed := telegramtest.TextUpdate(7, "/start@"+telegramtest.BotUsername+" verify")
+	w.deliver(addressed)
+	if m := last(t, e, 7); !strings.Contains(m.Text, "18位居民身份证号码") {
+		t.Errorf("/start@bot verify shows %q, want the verification prompt", m.Text)
+	}
+
+	verify(t, e, w, 8)
+	w.deliver(telegramtest.TextUpdate(8, "/start records"))
+	if m := last(t, e, 8); !strings.Contains(m.Text, "近24个月缴费记录") {
+		t.Errorf("/start records shows %q, want the records", m.Text)
+	}
+}
+
+// In a group a start payload is not acted on: nothing personal is asked
+// there. A personal command there points to the private chat by a deep
+// link, and that link's payload runs the command in private.
+func TestStartDeepLinkInGroup(t *testing.T) {
+	e, w := engineEnv(t)
+	group := func(text string) models.Update {
+		u := telegramtest.TextUpdate(-100, text)
+		u.Message.Chat = models.Chat{ID: -100, Type: models.ChatTypeSupergroup, Title: "社保交流群"}
+		u.Message.From.ID = 5
+		return u
+	}
+	w.deliver(group("/start@" + telegramtest.BotUsername + " verify"))
+	if m := last(t, e, -100); strings.Contains(m.Text, "身份证号码。") || !strings.Contains(m.Text, "社保医保小助手") {
+		t.Errorf("/start verify in a group shows %q, want the welcome and no verification", m.Text)
+	}
+	w.deliver(group("/verify@" + telegramtest.BotUsername))
+	link := "https://t.me/" + telegramtest.BotUsername + "?start=verify"
+	if m := last(t, e, -100); !strings.Contains(m.Text, `href="`+link+`"`) {
+		t.Fatalf("/verify in a group shows %q, want a link to %s", m.Text, link)
+	}
+	w.deliver(telegramtest.TextUpdate(5, "/start verify"))
+	if m := last(t, e, 5); !strings.Contains(m.Text, "18位居民身份证号码") {
+		t.Errorf("following the group's link shows %q, want the verification prompt", m.Text)
 	}
 }
