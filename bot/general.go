@@ -24,6 +24,35 @@ func runStart(ctx context.Context, t *turn, _ string) error {
 	return nil
 }
 
+// Description is how a messenger introduces the bot before anyone writes
+// to it: Text on the empty chat (Telegram's description, at most 512
+// characters) and Short on the bot's profile and in shared links (at most
+// 120).
+type Description struct {
+	Text, Short string
+}
+
+// Descriptions is the bot's introduction in Chinese and in English. It
+// promises only what every deployment does: records and reminders are
+// offered where they are configured.
+func Descriptions() (zh, en Description) {
+	zh = Description{
+		Text: "您好！我是社保医保小助手，回答社会保险、医疗保险的政策问题，并注明依据的法律条文。\n" +
+			"验证身份后，可以查看本人的缴费记录和医保个人账户余额，找出断缴月份，了解怎么补缴、要带什么材料。\n" +
+			"我的回复中，身份证号和手机号都打码显示；发送 /forget 可删除验证关联和设置。\n" +
+			"具体办理以当地社保、医保经办机构为准。",
+		Short: "社保医保政策问答，注明法律依据；验证身份后可查本人缴费记录和补缴办法。身份证号、手机号打码显示。",
+	}
+	en = Description{
+		Text: "Hello! I answer questions about social and medical insurance in China, citing the articles of law my answers rest on.\n" +
+			"Once you verify who you are, I show your own contributions and medical-account balance, find missed months, and tell you how to make them up and what to bring.\n" +
+			"My replies show ID numbers and phone numbers masked; /forget deletes your verification link and settings.\n" +
+			"Your local social or medical insurance office has the final word.",
+		Short: "Social and medical insurance in China: answers citing the law, and your records once verified. IDs and phones masked.",
+	}
+	return zh, en
+}
+
 func runHelp(ctx context.Context, t *turn, _ string) error {
 	var d doc
 	d.line(bold(t.l("命令", "Commands")))

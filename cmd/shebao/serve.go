@@ -132,8 +132,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return srv.Shutdown(sctx)
 	})
 	g.Go(func() error {
+		// The bot's profile: none of it is worth failing the start for.
 		if err := tg.SetCommands(gctx, commands("zh"), commands("en")); err != nil && gctx.Err() == nil {
 			log.Warn("set bot commands", "err", err)
+		}
+		zh, en := bot.Descriptions()
+		if err := tg.SetDescriptions(gctx, zh, en); err != nil && gctx.Err() == nil {
+			log.Warn("set bot descriptions", "err", err)
 		}
 		return nil
 	})
