@@ -20,7 +20,7 @@ func runStart(ctx context.Context, t *turn, _ string) error {
 			"• after you verify who you are, show your own contributions and medical-account balance, find missed months, and tell you how to make them up and what to bring.\n\n"+
 			"Next: just type your question, e.g. \"Can I make up missed medical insurance months?\", or send /verify.\n"+
 			"Send /help for all commands, /lang to switch language."),
-		[]Button{btn(t.l("🔐 验证身份", "🔐 Verify"), "verify:"), btn(t.l("English", "中文"), t.l("lang:en", "lang:zh"))})
+		[]Button{btn(t.l("🔐 验证身份", "🔐 Verify"), "verify:"), btn(t.l("English", "中文"), t.l("lang:en:start", "lang:zh:start"))})
 	return nil
 }
 
@@ -68,6 +68,9 @@ func runHelp(ctx context.Context, t *turn, _ string) error {
 }
 
 func runLang(ctx context.Context, t *turn, arg string) error {
+	// "lang:en:start" is the welcome's button: the welcome is shown again
+	// in the language chosen, in its place.
+	arg, then, _ := strings.Cut(arg, ":")
 	switch strings.ToLower(strings.TrimSpace(arg)) {
 	case "zh", "cn", "中文", "chinese":
 		t.lang = "zh"
@@ -91,7 +94,13 @@ func runLang(ctx context.Context, t *turn, arg string) error {
 			t.e.log.Warn("update reminder language", "chat", t.msg.Chat, "err", err)
 		}
 	}
-	t.say(t.l("好的，之后用中文回复您。", "OK, I will reply in English from now on."))
+	if then == "start" {
+		if err := runStart(ctx, t, ""); err != nil {
+			return err
+		}
+	} else {
+		t.say(t.l("好的，之后用中文回复您。", "OK, I will reply in English from now on."))
+	}
 	t.replacesMenu()
 	return nil
 }

@@ -348,11 +348,19 @@ func (t *turn) verified(ctx context.Context, r Reservation, id, phone string) {
 	t.endDialog()
 	t.outcome = "verified"
 	t.e.log.Info("user verified", "user", t.msg.User)
-	t.replies = append(t.replies, Reply{RemoveKeyboard: true, Body: body(fmt.Sprintf(t.l(
-		"✅ 验证成功：%s。\n验证有效期90天。现在可以查看：",
-		"✅ Verified: %s.\nThe verification holds for 90 days. You can now see:"),
-		records.MaskID(id)))})
-	t.say(t.l("请选择：", "Choose:"), recordButtons(t)...)
+	done := fmt.Sprintf(t.l(
+		"✅ 验证成功：%s。\n验证有效期90天。现在可以查看您的缴费记录、医保账户余额和补缴方案。",
+		"✅ Verified: %s.\nThe verification holds for 90 days. You can now see your contributions, medical-account balance and back-payment plan."),
+		records.MaskID(id))
+	if CapsOf(ChannelOf(t.msg.User)).Contact {
+		// The contact keyboard goes with a message of its own: a
+		// Telegram message removes a reply keyboard or carries inline
+		// buttons, not both.
+		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Body: body(done)})
+		t.say(t.l("想先看哪一项？", "What would you like to see first?"), recordButtons(t)...)
+	} else {
+		t.say(done, recordButtons(t)...)
+	}
 	t.offerReminders()
 }
 

@@ -287,8 +287,8 @@ func TestChat(t *testing.T) {
 	got := out.String()
 	for _, want := range []string{
 		"[1] 🔐 验证身份", "[2] English", // buttons are numbered
-		"OK, I will reply in English", // ... and chosen by number
-		"350102********0037",          // masked
+		"Hello! I help with questions", // ... and chosen by number: the welcome again, in English
+		"350102********0037",           // masked
 		"Verified",
 		"Medical personal-account balance",
 	} {
