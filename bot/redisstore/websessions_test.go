@@ -9,8 +9,10 @@ import (
 
 	"github.com/shebao/shebao/bot"
 	"github.com/shebao/shebao/bot/keyring"
+	"github.com/shebao/shebao/bot/web"
 )
 
+var _ web.Sessions = (*Store)(nil)
 
 const webDomain = "websession" // any domain: the adapter picks its own
 

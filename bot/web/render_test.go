@@ -282,4 +282,3 @@ func fuzzReply(data []byte, mult int) bot.Reply {
 	r.Replaces = len(data)%2 == 1
 	return r
 }
-

@@ -118,7 +118,7 @@
     return node;
   }
 
-  // Only http(s) may become a link: a javascript: or data: URL from a
+  // Only http(s) may become a link: a script or data URL from a
   // compromised or buggy server must stay inert text.
   function safeURL(s) {
     if (typeof s !== 'string') return null;
