@@ -12,12 +12,12 @@
     zh: {
       title: '社保医保助手',
       privacy: '身份证号和手机号只用于核对，显示时会隐藏部分数字',
-      label: '输入你的问题',
-      placeholder: '请输入你的问题',
+      label: '输入您的问题',
+      placeholder: '请输入您的问题',
       codePlaceholder: '6位验证码',
       send: '发送',
       typing: '正在输入…',
-      you: '你：',
+      you: '您：',
       bot: '助手：',
       pending: '等待发送，连接恢复后会自动发出',
       offline: '暂时连不上，正在重试…',
@@ -25,6 +25,8 @@
       reconnected: '已重新连接',
       english: '英文',
       conversation: '对话记录',
+      tooLong: '消息太长了，请分几次发送。',
+      idle: '已暂停连接，输入内容时会自动恢复',
     },
     en: {
       title: 'Social & medical insurance assistant',
@@ -42,6 +44,8 @@
       reconnected: 'Reconnected',
       english: 'English',
       conversation: 'Conversation',
+      tooLong: 'That message is too long; please send it in parts.',
+      idle: 'Paused; it reconnects when you type',
     },
   };
   const LANG_KEY = 'shebao.lang';
@@ -50,6 +54,13 @@
   // reply does not leave the user watching dots forever.
   const TYPING_TIMEOUT = 45000;
   const NOTICE_MS = 8000;
+  // The server closes a socket on a frame over 8 KiB; check before sending.
+  const MAX_FRAME = 8192;
+  // Close codes (PROTOCOL.md): the session ended (after /forget): reconnect
+  // at once for a new one; idle: reconnect when the user is back.
+  const CLOSE_ENDED = 4000;
+  const CLOSE_IDLE = 4001;
+  const CLOSE_GOING_AWAY = 1001;
 
   const $ = (id) => document.getElementById(id);
   const main = $('main');
@@ -71,8 +82,14 @@
   let statusTimer = 0;
   let statusKey = null;     // set when the status line is ours, so a language switch can redo it
   let codeMode = false;
-  const queue = [];         // {msg, li} not yet sent, in the order the user produced them
+  let idle = false;         // the server closed an idle socket: reconnect on activity
+  // Messages not yet acknowledged, in the order the user produced them:
+  // {msg, li, sent}. Each has an id, so a message resent after a reconnect
+  // is answered once; the server acks it when it is settled.
+  const outbox = [];
   const lastPress = new WeakMap();
+  const idRand = () => Math.random().toString(36).slice(2, 10);
+  const encoder = new TextEncoder();
 
   // ---- language -------------------------------------------------------------
 
@@ -206,9 +223,14 @@
   function renderBlocks(parent, blocks) {
     let list = null; // consecutive "li" blocks share one <ul>
     for (const block of blocks) {
-      if (!block || !Array.isArray(block.spans)) continue;
-      const spans = block.spans.filter((s) => s && typeof s === 'object');
-      const cites = spans.filter((s) => s.cite && typeof s.cite === 'object').map((s) => s.cite);
+      if (!block || typeof block !== 'object') continue;
+      if (block.kind === 'cite') {
+        // A citation is a block of its own: an expandable article.
+        list = null;
+        if (block.cite && typeof block.cite === 'object') parent.append(renderCite(block.cite));
+        continue;
+      }
+      const spans = Array.isArray(block.spans) ? block.spans.filter((s) => s && typeof s === 'object') : [];
       let box;
       if (block.kind === 'li') {
         if (!list) { list = el('ul'); parent.append(list); }
@@ -219,16 +241,7 @@
         box = el(block.kind === 'quote' ? 'blockquote' : 'p');
         parent.append(box);
       }
-      // A block that is nothing but a citation would repeat its label twice;
-      // show just the expandable citation.
-      const onlyCite = spans.length === 1 && cites.length === 1 &&
-        (!spans[0].text || spans[0].text === cites[0].label);
-      if (!onlyCite) for (const s of spans) box.append(renderSpan(s));
-      // <details> is not allowed inside <p>, so after a paragraph its
-      // citations follow it; bullets and quotes can hold them.
-      const holder = box.tagName === 'P' ? parent : box;
-      for (const c of cites) holder.append(renderCite(c));
-      if (onlyCite && box.tagName === 'P') box.remove();
+      for (const s of spans) box.append(renderSpan(s));
     }
   }
 
@@ -332,26 +345,47 @@
 
   // ---- connection --------------------------------------------------------------
 
+  function newID() { return `${Date.now()}.${idRand()}`; }
+
+  // send gives a message an id and puts it in the outbox; it goes out now
+  // if the socket is ready, else on the next welcome. It stays in the
+  // outbox until the server acks it, and is sent again after a reconnect.
   function send(msg, li) {
+    msg.id = newID();
+    const item = { msg, li, sent: false };
+    outbox.push(item);
     if (ready && ws && ws.readyState === WebSocket.OPEN) {
-      ws.send(JSON.stringify(msg));
+      transmit(item);
       showTyping();
     } else {
       // send() on a closing socket drops data silently, so anything not
       // surely going out now waits for the next welcome.
-      queue.push({ msg, li });
       if (li) setPending(li, true);
+      if (idle) { idle = false; connect(); }
     }
   }
 
+  function transmit(item) {
+    ws.send(JSON.stringify(item.msg));
+    item.sent = true;
+    if (item.li) setPending(item.li, false);
+  }
+
+  // fits: the frame of text is within what the server reads.
+  function fits(text) {
+    return encoder.encode(JSON.stringify({ type: 'text', id: newID(), text })).length <= MAX_FRAME;
+  }
+
   function flush() {
-    if (!queue.length) return;
-    while (queue.length) {
-      const { msg, li } = queue.shift();
-      ws.send(JSON.stringify(msg));
-      if (li) setPending(li, false);
-    }
+    if (!outbox.length) return;
+    for (const item of outbox) transmit(item);
     showTyping();
+  }
+
+  function acked(id) {
+    const i = outbox.findIndex((item) => item.msg.id === id);
+    if (i >= 0) outbox.splice(i, 1);
+    if (!outbox.some((item) => item.sent)) hideTyping();
   }
 
   function connect() {
@@ -369,11 +403,23 @@
     sock.addEventListener('open', () => sock.send(JSON.stringify({ type: 'hello', lang })));
     sock.addEventListener('message', (e) => { if (ws === sock) onFrame(e.data); });
     // "error" is always followed by "close", so only close is handled.
-    sock.addEventListener('close', () => {
+    sock.addEventListener('close', (e) => {
       if (ws !== sock) return;
       ws = null;
       ready = false;
       hideTyping();
+      if (e.code === CLOSE_ENDED) {
+        // A new session, at once and without alarm: the old one is gone.
+        attempt = 0;
+        connect();
+        return;
+      }
+      if (e.code === CLOSE_IDLE && !outbox.length) {
+        idle = true;
+        setStatus(t('idle'), 'idle');
+        return;
+      }
+      if (e.code === CLOSE_GOING_AWAY) attempt = 0; // a restart: another server is there
       setStatus(t(everReady ? 'disconnected' : 'offline'), everReady ? 'disconnected' : 'offline');
       scheduleReconnect();
     });
@@ -390,7 +436,7 @@
   // Phones suspend background tabs and drop sockets; do not make the user wait
   // out a long backoff once the page is visible or the network is back.
   function reconnectNow() {
-    if (!ws && reconnectTimer) connect();
+    if (!ws && (reconnectTimer || idle)) { idle = false; connect(); }
   }
 
   function onFrame(data) {
@@ -404,12 +450,20 @@
         if ((m.lang === 'zh' || m.lang === 'en') && m.lang !== lang) setLang(m.lang, false);
         if (everReady && statusKey === 'disconnected') setStatus(t('reconnected'), 'reconnected', 3000);
         else if (statusKey) setStatus('');
+        idle = false;
         everReady = true;
         flush();
         break;
       case 'reply':
         hideTyping();
         showReply(m);
+        break;
+      case 'ack':
+        if (typeof m.for === 'string') acked(m.for);
+        break;
+      case 'lang':
+        // The conversation switched language (a language button): follow.
+        if ((m.lang === 'zh' || m.lang === 'en') && m.lang !== lang) setLang(m.lang, true);
         break;
       case 'typing':
         showTyping();
@@ -448,10 +502,11 @@
     const now = Date.now();
     if (now - (lastPress.get(btn) || 0) < 1000) return;
     lastPress.set(btn, now);
-    const li = btn.closest('li');
+    const li = btn.closest('li.msg');
     if (li) for (const b of li.querySelectorAll('.btn.chosen')) b.classList.remove('chosen');
     btn.classList.add('chosen');
-    send({ type: 'button', data });
+    // msg: the message whose button this is, which the answer may replace.
+    send({ type: 'button', data, msg: li && li.dataset.id ? li.dataset.id : undefined });
     input.focus();
   }
 
@@ -462,6 +517,11 @@
 
   function submit() {
     const text = input.value.trim();
+    if (text && !fits(text)) {
+      setStatus(t('tooLong'), 'tooLong', NOTICE_MS);
+      input.focus();
+      return;
+    }
     if (text) {
       send({ type: 'text', text }, showUser(text));
       input.value = '';
@@ -479,9 +539,17 @@
     submit();
   });
   input.addEventListener('input', autoGrow);
+  // The toggle switches the page and the conversation: the server keeps
+  // the choice (as the bot's own language buttons do) and confirms it.
   for (const b of document.querySelectorAll('.langs button')) {
-    b.addEventListener('click', () => setLang(b.dataset.lang, true));
+    b.addEventListener('click', () => {
+      const next = b.dataset.lang;
+      if (next === lang) return;
+      setLang(next, true);
+      send({ type: 'button', data: `lang:${next}` });
+    });
   }
+  input.addEventListener('focus', reconnectNow);
   window.addEventListener('online', reconnectNow);
   document.addEventListener('visibilitychange', () => { if (!document.hidden) reconnectNow(); });
 
