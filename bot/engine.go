@@ -36,6 +36,15 @@ type Config struct {
 	// that cannot share a contact (CapsOf); nil means verification there
 	// is not offered. bot/sms has a signed webhook and a demo printer.
 	SMS CodeSender
+	// SMSHourlyCap is how many codes may go out in an hour, all users
+	// together (SMS_HOURLY_CAP); 0 means DefaultSMSHourlyCap.
+	SMSHourlyCap int
+	// PushLinks lists, for a channel that cannot write first (the web
+	// chat), where this service runs on channels that can: each link opens
+	// the bot there when a start payload is appended
+	// ("https://t.me/ShebaoBot?start="). Called at each use, so a link
+	// learnt after start-up (the Telegram bot's name) shows; nil means none.
+	PushLinks func() []PushLink
 	// Keys tags the phone a link was verified with (SHEBAO_KEYS); nil
 	// means a key made for this Engine, so that tags do not survive it.
 	Keys *keyring.Ring
@@ -44,6 +53,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics receives counts of what happened; nil discards them.
 	Metrics Metrics
+}
+
+// PushLink is where a channel that can send reminders opens the bot.
+type PushLink struct {
+	Channel string // ChannelTelegram, ChannelWeChat
+	URL     string // a start payload is appended
 }
 
 // CodeSender delivers a one-time verification code (sms.Webhook,

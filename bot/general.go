@@ -20,8 +20,37 @@ func runStart(ctx context.Context, t *turn, _ string) error {
 			"• after you verify who you are, show your own contributions and medical-account balance, find missed months, and tell you how to make them up and what to bring.\n\n"+
 			"Next: just type your question, e.g. \"Can I make up missed medical insurance months?\", or send /verify.\n"+
 			"Send /help for all commands, /lang to switch language."),
-		[]Button{btn(t.l("🔐 验证身份", "🔐 Verify"), "verify:"), btn(t.l("English", "中文"), t.l("lang:en", "lang:zh"))})
+		[]Button{btn(t.l("🔐 验证身份", "🔐 Verify"), "verify:"), btn(t.l("English", "中文"), t.l("lang:en:start", "lang:zh:start"))})
 	return nil
+}
+
+// Description is how a messenger introduces the bot before anyone writes
+// to it: Text on the empty chat (Telegram's description, at most 512
+// characters) and Short on the bot's profile and in shared links (at most
+// 120).
+type Description struct {
+	Text, Short string
+}
+
+// Descriptions is the bot's introduction in Chinese and in English. It
+// promises only what every deployment does: records and reminders are
+// offered where they are configured.
+func Descriptions() (zh, en Description) {
+	zh = Description{
+		Text: "您好！我是社保医保小助手，回答社会保险、医疗保险的政策问题，并注明依据的法律条文。\n" +
+			"验证身份后，可以查看本人的缴费记录和医保个人账户余额，找出断缴月份，了解怎么补缴、要带什么材料。\n" +
+			"我的回复中，身份证号和手机号都打码显示；发送 /forget 可删除验证关联和设置。\n" +
+			"具体办理以当地社保、医保经办机构为准。",
+		Short: "社保医保政策问答，注明法律依据；验证身份后可查本人缴费记录和补缴办法。身份证号、手机号打码显示。",
+	}
+	en = Description{
+		Text: "Hello! I answer questions about social and medical insurance in China, citing the articles of law my answers rest on.\n" +
+			"Once you verify who you are, I show your own contributions and medical-account balance, find missed months, and tell you how to make them up and what to bring.\n" +
+			"My replies show ID numbers and phone numbers masked; /forget deletes your verification link and settings.\n" +
+			"Your local social or medical insurance office has the final word.",
+		Short: "Social and medical insurance in China: answers citing the law, and your records once verified. IDs and phones masked.",
+	}
+	return zh, en
 }
 
 func runHelp(ctx context.Context, t *turn, _ string) error {
@@ -39,6 +68,9 @@ func runHelp(ctx context.Context, t *turn, _ string) error {
 }
 
 func runLang(ctx context.Context, t *turn, arg string) error {
+	// "lang:en:start" is the welcome's button: the welcome is shown again
+	// in the language chosen, in its place.
+	arg, then, _ := strings.Cut(arg, ":")
 	switch strings.ToLower(strings.TrimSpace(arg)) {
 	case "zh", "cn", "中文", "chinese":
 		t.lang = "zh"
@@ -62,7 +94,13 @@ func runLang(ctx context.Context, t *turn, arg string) error {
 			t.e.log.Warn("update reminder language", "chat", t.msg.Chat, "err", err)
 		}
 	}
-	t.say(t.l("好的，之后用中文回复您。", "OK, I will reply in English from now on."))
+	if then == "start" {
+		if err := runStart(ctx, t, ""); err != nil {
+			return err
+		}
+	} else {
+		t.say(t.l("好的，之后用中文回复您。", "OK, I will reply in English from now on."))
+	}
 	t.replacesMenu()
 	return nil
 }

@@ -47,6 +47,10 @@ func runRemind(ctx context.Context, t *turn, arg string) error {
 		return nil
 	}
 	arg = strings.ToLower(strings.TrimSpace(arg))
+	if !CapsOf(ChannelOf(t.msg.User)).Push && arg != "off" && arg != "stop" {
+		t.remindElsewhere()
+		return nil
+	}
 	if arg == "off" || arg == "stop" {
 		// No verification needed to stop: whoever gets reminders in
 		// this chat may end them.
@@ -101,6 +105,43 @@ func runRemind(ctx context.Context, t *turn, arg string) error {
 	return nil
 }
 
+// remindElsewhere answers /remind on a channel that cannot write first
+// (the web chat): it says so and links to the channels that can.
+func (t *turn) remindElsewhere() {
+	t.outcome = "cannot_push"
+	var links []PushLink
+	if t.e.cfg.PushLinks != nil {
+		links = t.e.cfg.PushLinks()
+	}
+	msg := t.l("这里只能回答您发来的消息，不能主动给您发消息，所以在这里无法开启缴费提醒。",
+		"Here I can only answer what you send; I cannot write to you first, so reminders cannot be turned on here.")
+	if len(links) == 0 {
+		t.say(msg + t.l("\n您可以随时回来发送 /backpay，看看有没有未缴月份和补缴期限。",
+			"\nYou can come back any time and send /backpay to see missed months and back-payment deadlines."))
+		return
+	}
+	var row []Button
+	for _, l := range links {
+		name := channelName(t, l.Channel)
+		row = append(row, Button{Text: t.l("在"+name+"开启提醒", "Reminders on "+name), Data: l.URL + "remind", Kind: URL})
+	}
+	t.say(msg+t.l("\n可以在下面的渠道开启（在那里验证身份后发送 /remind）：",
+		"\nYou can turn them on here instead (verify there, then send /remind):"), row)
+}
+
+// channelName is a channel as users know it.
+func channelName(t *turn, ch string) string {
+	switch ch {
+	case ChannelTelegram:
+		return "Telegram"
+	case ChannelWeChat:
+		return t.l("微信", "WeChat")
+	case ChannelWeb:
+		return t.l("网页", "the web chat")
+	}
+	return ch
+}
+
 func (t *turn) reminderStoreErr(err error) error {
 	if errors.Is(err, ErrUnavailable) {
 		t.unavailable()
@@ -150,7 +191,7 @@ func (t *turn) reminderButtons(cur ReminderSetting, on bool) [][]Button {
 
 // offerReminders follows a successful verification when reminders exist.
 func (t *turn) offerReminders() {
-	if t.e.cfg.Reminders == nil {
+	if t.e.cfg.Reminders == nil || !CapsOf(ChannelOf(t.msg.User)).Push {
 		return
 	}
 	t.say(t.l("要我在医保断缴、快到缴费日或补缴期限将到时提醒您吗？随时可以关闭。",

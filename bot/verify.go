@@ -17,6 +17,7 @@ const (
 	dialogVerify = "verify"
 	stepID       = "id"
 	stepContact  = "contact"
+	stepCode     = "code"
 
 	// linkTTL is how long a verification holds before the user must
 	// verify again.
@@ -93,10 +94,23 @@ func fmtUntil(u time.Time) string { return u.In(shanghai).Format("2006-01-02 15:
 func userThrottleOf(id string) Throttle   { return Throttle{Key: userKey(id), Policy: userThrottle} }
 func idThrottleOf(person string) Throttle { return Throttle{Key: idKey(person), Policy: idThrottle} }
 
-func runVerify(ctx context.Context, t *turn, _ string) error {
+func runVerify(ctx context.Context, t *turn, arg string) error {
 	if t.e.cfg.Records == nil || t.e.cfg.Attempts == nil {
 		t.say(t.l("抱歉，本服务暂未接入个人记录。", "Sorry, personal records are not available on this service."))
 		return nil
+	}
+	byCode := !CapsOf(ChannelOf(t.msg.User)).Contact
+	if byCode && t.e.cfg.SMS == nil {
+		t.outcome = "no_sms"
+		t.say(t.l(
+			"抱歉，在这里验证身份需要短信验证码，本服务尚未开通短信。政策问题可以直接问我。",
+			"Sorry, verifying here needs a text-message code, and this service has no text messaging set up. You can still ask me policy questions."))
+		return nil
+	}
+	if arg == "resend" {
+		if d := t.st.Dialog; d.Name == dialogVerify && d.Step == stepCode && !t.st.Link.Valid(t.now) {
+			return t.sendCode(ctx, d.Data["id"])
+		}
 	}
 	if t.st.Link.Valid(t.now) {
 		t.say(fmt.Sprintf(t.l(
@@ -109,6 +123,12 @@ func runVerify(ctx context.Context, t *turn, _ string) error {
 		return err
 	}
 	t.setDialog(Dialog{Name: dialogVerify, Step: stepID})
+	if byCode {
+		t.say(t.l(
+			"请发送您的18位居民身份证号码。\n核对后，我会向记录中登记的手机号发送短信验证码。号码只用于核对，我不会完整显示它。发送 /cancel 可随时取消。",
+			"Please send your 18-character resident ID number.\nI will then text a code to the phone number on your record. The ID number is only used to match your record and is never shown in full. Send /cancel at any time to stop."))
+		return nil
+	}
 	t.say(t.l(
 		"请发送您的18位居民身份证号码。\n号码只用于和记录核对，我不会完整显示它。发送 /cancel 可随时取消。",
 		"Please send your 18-character resident ID number.\nIt is only used to match your record and is never shown in full. Send /cancel at any time to stop."))
@@ -159,6 +179,8 @@ func stepVerify(ctx context.Context, t *turn) error {
 		return verifyID(ctx, t)
 	case stepContact:
 		return verifyContact(ctx, t)
+	case stepCode:
+		return verifyCode(ctx, t)
 	}
 	t.endDialog()
 	return runVerify(ctx, t, "")
@@ -185,6 +207,9 @@ func verifyID(ctx context.Context, t *turn) error {
 	}
 	if done, err := t.checkThrottled(ctx, userThrottleOf(t.msg.User), idThrottleOf(id)); done || err != nil {
 		return err
+	}
+	if !CapsOf(ChannelOf(t.msg.User)).Contact {
+		return t.sendCode(ctx, id)
 	}
 	t.setDialog(Dialog{Name: dialogVerify, Step: stepContact, Data: map[string]string{"id": id}})
 	t.replies = append(t.replies, Reply{
@@ -284,23 +309,7 @@ func verifyContact(ctx context.Context, t *turn) error {
 	p, err := t.e.cfg.Records.Person(ctx, id)
 	switch {
 	case err == nil && records.NormalizePhone(c.Phone) == records.NormalizePhone(p.Phone):
-		// The owner proved themselves: the ID number's throttle is
-		// cleared, whoever charged it. The user's earlier failures still
-		// count for the day (else verifying oneself would reset a budget
-		// for probing others); only this attempt's charge is withdrawn.
-		t.finish(ctx, Reservation{OK: true, Throttles: r.Throttles[1:], Token: r.Token}, Succeeded)
-		t.finish(ctx, Reservation{OK: true, Throttles: r.Throttles[:1], Token: r.Token}, NotEvaluated)
-		t.st.Link = Link{PersonID: id, Until: t.now.Add(linkTTL), PhoneTag: PhoneTag(t.e.cfg.Keys, id, p.Phone)}
-		t.dirty |= PartLink
-		t.endDialog()
-		t.outcome = "verified"
-		t.e.log.Info("user verified", "user", t.msg.User)
-		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Body: body(fmt.Sprintf(t.l(
-			"✅ 验证成功：%s。\n验证有效期90天。现在可以查看：",
-			"✅ Verified: %s.\nThe verification holds for 90 days. You can now see:"),
-			records.MaskID(id)))})
-		t.say(t.l("请选择：", "Choose:"), recordButtons(t)...)
-		t.offerReminders()
+		t.verified(ctx, r, id, p.Phone)
 		return nil
 	case err != nil && !errors.Is(err, records.ErrNotFound):
 		t.finish(context.WithoutCancel(ctx), r, NotEvaluated)
@@ -323,6 +332,36 @@ func verifyContact(ctx context.Context, t *turn) error {
 		"身份证号码与手机号不匹配，无法验证。请确认号码无误、分享的是登记时留的手机号，然后发送 /verify 重试。",
 		"The ID number and phone number do not match, so I cannot verify you. Check the number and share the phone you registered with, then send /verify to try again."))})
 	return nil
+}
+
+// verified links the user to the person whose second factor they just
+// gave, settling reservation r of [user, ID number] throttles. The owner
+// proved themselves: the ID number's throttle is cleared, whoever charged
+// it. The user's earlier failures still count for the day (else verifying
+// oneself would reset a budget for probing others); only this attempt's
+// charge is withdrawn.
+func (t *turn) verified(ctx context.Context, r Reservation, id, phone string) {
+	t.finish(ctx, Reservation{OK: true, Throttles: r.Throttles[1:], Token: r.Token}, Succeeded)
+	t.finish(ctx, Reservation{OK: true, Throttles: r.Throttles[:1], Token: r.Token}, NotEvaluated)
+	t.st.Link = Link{PersonID: id, Until: t.now.Add(linkTTL), PhoneTag: PhoneTag(t.e.cfg.Keys, id, phone)}
+	t.dirty |= PartLink
+	t.endDialog()
+	t.outcome = "verified"
+	t.e.log.Info("user verified", "user", t.msg.User)
+	done := fmt.Sprintf(t.l(
+		"✅ 验证成功：%s。\n验证有效期90天。现在可以查看您的缴费记录、医保账户余额和补缴方案。",
+		"✅ Verified: %s.\nThe verification holds for 90 days. You can now see your contributions, medical-account balance and back-payment plan."),
+		records.MaskID(id))
+	if CapsOf(ChannelOf(t.msg.User)).Contact {
+		// The contact keyboard goes with a message of its own: a
+		// Telegram message removes a reply keyboard or carries inline
+		// buttons, not both.
+		t.replies = append(t.replies, Reply{RemoveKeyboard: true, Body: body(done)})
+		t.say(t.l("想先看哪一项？", "What would you like to see first?"), recordButtons(t)...)
+	} else {
+		t.say(done, recordButtons(t)...)
+	}
+	t.offerReminders()
 }
 
 // recordButtons are the record commands as buttons.

@@ -427,6 +427,12 @@ var (
 // understand finds the entry that answers a cleaned message, if one does:
 // the classifier and BM25 together, over the message's clauses.
 func (f *FAQ) understand(ctx context.Context, text string, lang Lang) match {
+	if _, ok := f.index.exact[keyOfNormalized(normalize(text))]; ok {
+		// A curated wording, word for word, before any clause is
+		// dropped: "insured in one province but got sick in another"
+		// is one question, not its last clause.
+		return f.match(text)
+	}
 	parts := clauses(text)
 	whole := strings.Join(parts, "，")
 	if f.cls == nil {

@@ -24,6 +24,8 @@ import (
 //	<p>:{p:<tag>}:idx          the names of that person's marks, so that
 //	                           Forget and a key rotation find them all
 //	<p>:{m:<mark>}             a mark about no one (a slot done for the day)
+//	<p>:{p:<tag>}:chosen       the chat the person last turned reminders on
+//	                           in, sealed, expiring with that setting
 //
 // The per-user key is the truth; the slot sets are an index for the pass
 // and may hold members whose setting is gone (link expiry). Scan drops
@@ -104,10 +106,117 @@ func (s *Store) decodeReminder(chat, user string, v string) (bot.ReminderSetting
 		Lang: j.Lang, PhoneTag: j.PhoneTag}, true
 }
 
+// chosenJSON is the stored form of a person's chosen reminder chat. The
+// value is "<name>.<sealed JSON>", name being the keyed tag of the chat's
+// index member, so that Forget can delete a pointer to its own chat in
+// Lua without reading it.
+type chosenJSON struct {
+	Chat string `json:"chat"`
+	User string `json:"user"`
+}
+
+const chosenDomain = "chosen"
+
+func (s *Store) chosenKey(person string) string {
+	return s.personKey(s.personTags(person)[0], "chosen")
+}
+
+// chosenValue is the stored value of c under key.
+func (s *Store) chosenValue(key string, c chosenJSON) ([]byte, error) {
+	b, err := s.sealJSON(key, c)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(s.keys.Name(chosenDomain, member(c.Chat, c.User))+"."), b...), nil
+}
+
+// openChosen decodes a stored value of key.
+func (s *Store) openChosen(key, v string) (chosenJSON, error) {
+	var c chosenJSON
+	_, sealed, ok := strings.Cut(v, ".")
+	if !ok {
+		return c, errors.New("no name")
+	}
+	_, err := s.openJSON(key, []byte(sealed), &c)
+	return c, err
+}
+
+// forgetChosenScript deletes a pointer whose name is ARGV[1].
+var forgetChosenScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. '.' then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`)
+
+// moveChosen moves a person's chosen reminder chat from tag from to tag
+// to, sealed and named again under the current key, keeping its expiry;
+// one already under the new tag wins. Interrupted, it is simply run again.
+func (s *Store) moveChosen(ctx context.Context, from, to string) error {
+	fk, tk := s.personKey(from, "chosen"), s.personKey(to, "chosen")
+	octx, cancel := s.op(ctx)
+	defer cancel()
+	v, err := s.rdb.Get(octx, fk).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return s.classify(err)
+	}
+	ttl, err := s.rdb.PTTL(octx, fk).Result()
+	if err != nil {
+		return s.classify(err)
+	}
+	if c, err := s.openChosen(fk, v); err == nil && ttl > 0 {
+		b, err := s.chosenValue(tk, c)
+		if err != nil {
+			return err
+		}
+		if err := s.rdb.SetNX(octx, tk, b, ttl).Err(); err != nil {
+			return s.classify(err)
+		}
+	}
+	return s.classify(s.rdb.Del(octx, fk).Err())
+}
+
+// chosen returns the chat the person last turned reminders on in.
+func (s *Store) chosen(ctx context.Context, person string) (chosenJSON, bool, error) {
+	if s.rotating.Load() {
+		tags := s.personTags(person)
+		for _, old := range tags[1:] {
+			if err := s.moveChosen(ctx, old, tags[0]); err != nil {
+				return chosenJSON{}, false, err
+			}
+		}
+	}
+	k := s.chosenKey(person)
+	octx, cancel := s.op(ctx)
+	v, err := s.rdb.Get(octx, k).Result()
+	cancel()
+	if errors.Is(err, redis.Nil) {
+		return chosenJSON{}, false, nil
+	}
+	if err != nil {
+		return chosenJSON{}, false, s.classify(err)
+	}
+	c, err := s.openChosen(k, v)
+	if err != nil {
+		s.log.Warn("ignoring undecodable chosen reminder chat", "err", err)
+		return chosenJSON{}, false, nil
+	}
+	return c, true, nil
+}
+
 // SetReminder stores the setting, expiring with the verification at Until,
-// and moves the user to the slot's index. The two writes go in one pipeline
+// and moves the user to the slot's index. The writes go in one pipeline
 // but not one transaction (they live in different cluster slots): the
 // setting is written first, and a pass trusts the setting over the index.
+//
+// The chat becomes the person's one reminder chat: a person verified in
+// two chats (two channels, two accounts) is reminded once, where they
+// last turned reminders on, so a setting of the same person in another
+// chat is stopped. A key rotation moves the pointer with the person's
+// marks.
 func (s *Store) SetReminder(ctx context.Context, r bot.ReminderSetting) error {
 	if !bot.ValidSlot(r.Slot) {
 		return fmt.Errorf("set reminder of chat %s: unknown slot %q", r.Chat, r.Slot)
@@ -117,11 +226,36 @@ func (s *Store) SetReminder(ctx context.Context, r bot.ReminderSetting) error {
 	if err != nil {
 		return fmt.Errorf("set reminder of chat %s: %w", r.Chat, err)
 	}
+	var chosen []byte
+	if r.PersonID != "" {
+		prev, ok, err := s.chosen(ctx, r.PersonID)
+		if err != nil {
+			return fmt.Errorf("set reminder of chat %s: %w", r.Chat, err)
+		}
+		if ok && (prev.Chat != r.Chat || prev.User != r.User) {
+			old, on, err := s.Reminder(ctx, prev.Chat, prev.User)
+			if err != nil {
+				return fmt.Errorf("set reminder of chat %s: %w", r.Chat, err)
+			}
+			if on && old.PersonID == r.PersonID {
+				if err := s.StopReminder(ctx, prev.Chat, prev.User); err != nil {
+					return fmt.Errorf("set reminder of chat %s: %w", r.Chat, err)
+				}
+			}
+		}
+		if chosen, err = s.chosenValue(s.chosenKey(r.PersonID), chosenJSON{Chat: r.Chat, User: r.User}); err != nil {
+			return fmt.Errorf("set reminder of chat %s: %w", r.Chat, err)
+		}
+	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, k, b, 0)
 		p.PExpireAt(ctx, k, r.Until)
+		if chosen != nil {
+			p.Set(ctx, s.chosenKey(r.PersonID), chosen, 0)
+			p.PExpireAt(ctx, s.chosenKey(r.PersonID), r.Until)
+		}
 		for _, slot := range allSlots {
 			if slot != r.Slot {
 				p.SRem(ctx, s.slotKey(slot), m)

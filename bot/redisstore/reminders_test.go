@@ -107,7 +107,7 @@ func TestReminderScanManyWithoutLoss(t *testing.T) {
 	ctx := context.Background()
 	const n = 2500
 	for i := int64(1); i <= n; i++ {
-		if err := s.SetReminder(ctx, bot.ReminderSetting{Chat: tg(i), User: tg(i), Slot: bot.SlotMorning, PersonID: "p", Until: time.Now().Add(time.Hour)}); err != nil {
+		if err := s.SetReminder(ctx, bot.ReminderSetting{Chat: tg(i), User: tg(i), Slot: bot.SlotMorning, PersonID: fmt.Sprint("p", i), Until: time.Now().Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -189,7 +189,7 @@ func TestReminderOfOtherChannels(t *testing.T) {
 	ctx := context.Background()
 	until := time.Now().Add(time.Hour).Truncate(time.Second)
 	for _, id := range []string{"wx:oAbC-9z", tg(5)} {
-		if err := s.SetReminder(ctx, bot.ReminderSetting{Chat: id, User: id, Slot: bot.SlotMorning, PersonID: "350203199309200053",
+		if err := s.SetReminder(ctx, bot.ReminderSetting{Chat: id, User: id, Slot: bot.SlotMorning, PersonID: "350203199309200053/" + id,
 			Until: until, Lang: "zh"}); err != nil {
 			t.Fatal(err)
 		}
@@ -214,5 +214,65 @@ func TestReminderOfOtherChannels(t *testing.T) {
 	}
 	if batch, _, _ := s.ScanReminders(ctx, bot.SlotMorning, 0, 100); len(batch) != 1 || batch[0].Chat != tg(5) {
 		t.Errorf("after stop: %+v", batch)
+	}
+}
+
+// A person verified in two chats is reminded in one: where they last
+// turned reminders on. Forgetting that chat lets the other be chosen.
+func TestReminderOneChatPerPerson(t *testing.T) {
+	s, _, _ := testStore(t)
+	ctx := context.Background()
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
+	person := "350203199309200053"
+	web := bot.ID(bot.ChannelWeb, "abc")
+	set := func(chat, person string) {
+		t.Helper()
+		if err := s.SetReminder(ctx, bot.ReminderSetting{Chat: chat, User: chat, Slot: bot.SlotMorning, PersonID: person, Until: until}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	on := func(chat string) bool {
+		t.Helper()
+		_, on, err := s.Reminder(ctx, chat, chat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return on
+	}
+	set(tg(1), person)
+	set(web, person)
+	if on(tg(1)) || !on(web) {
+		t.Errorf("after turning on in a second chat: first on=%v, second on=%v; want only the second", on(tg(1)), on(web))
+	}
+	if got := scanAll(t, s, bot.SlotMorning); len(got) != 1 {
+		t.Errorf("morning lists %v, want one setting", got)
+	}
+	// Changing the slot in the chosen chat keeps it chosen.
+	set(web, person)
+	// Another person in another chat is not affected.
+	set(tg(2), "110105198803120014")
+	if !on(web) || !on(tg(2)) {
+		t.Error("a setting of someone else was stopped")
+	}
+	// A chat that verified as someone else since is left alone.
+	set(tg(1), person)
+	if err := s.SetReminder(ctx, bot.ReminderSetting{Chat: tg(1), User: tg(1), Slot: bot.SlotMorning, PersonID: "11010819750630006X", Until: until}); err != nil {
+		t.Fatal(err)
+	}
+	set(web, person)
+	if !on(tg(1)) {
+		t.Error("a chat now reminding another person was stopped")
+	}
+	// Forgetting the chosen chat deletes the pointer, nothing else.
+	set(tg(3), person)
+	if err := s.Forget(ctx, tg(3), tg(3)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.rdb.Exists(ctx, s.chosenKey(person)).Result(); n != 0 {
+		t.Error("the chosen-chat pointer outlived Forget of that chat")
+	}
+	set(web, person)
+	if !on(web) {
+		t.Error("turning on again after Forget failed")
 	}
 }

@@ -812,6 +812,9 @@ func (s *Store) rotate(ctx context.Context, token string) (bool, error) {
 					return err
 				}
 				p.counts["marks_moved"] += n
+				if err := s.moveChosen(ctx, old, tags[0]); err != nil {
+					return err
+				}
 			}
 		}
 		if batches++; batches%20 == 0 {

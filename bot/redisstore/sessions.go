@@ -176,12 +176,16 @@ func (s *Store) Forget(ctx context.Context, chat, user string) error {
 	m := member(chat, user)
 	_, err = s.rdb.Pipelined(octx, func(p redis.Pipeliner) error {
 		p.Del(octx, s.userKey(chat, user, langKey), s.userKey(chat, user, dialogKey), link, remind)
+
 		for _, slot := range allSlots {
 			p.SRem(octx, s.slotKey(slot), m)
 		}
+		names := s.keys.Names(chosenDomain, m)
 		for id := range persons {
-			for _, tag := range s.personTags(id) {
+			for i, tag := range s.personTags(id) {
 				forgetMarksScript.Eval(octx, p, []string{s.personKey(tag, "idx")}, s.personKey(tag, "m:"))
+				// The person's chosen reminder chat, if it is this one.
+				forgetChosenScript.Eval(octx, p, []string{s.personKey(tag, "chosen")}, names[i])
 			}
 		}
 		return nil

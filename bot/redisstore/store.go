@@ -411,6 +411,7 @@ func isUnavailable(err error) bool {
 //	<p>:{t:<tag>}:hold              a lockout carried over from the previous release
 //	<p>:{p:<tag>}:m:<mark>          a reminder mark about one person (reminders.go)
 //	<p>:{p:<tag>}:idx               the names of that person's marks
+//	<p>:{p:<tag>}:chosen            sealed chat the person last turned reminders on in (reminders.go)
 //	<p>:{m:<mark>}                  a mark about no one (a slot done for the day)
 //	<p>:{remind}:slot:<slot>        who opted in to a slot: "<user>:<chat>" (Telegram), "<user>|<chat>"
 //	<p>:{c:<chat>}:done:<update>    update answered, DedupeTTL

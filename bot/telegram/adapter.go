@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -249,23 +250,156 @@ func (a *Adapter) identify(ctx context.Context) error {
 	return nil
 }
 
-// SetCommands publishes the command menu: zh for Chinese clients and as the
-// default, en for English clients.
+// StartURL opens a private chat with the bot when a start payload is
+// appended ("https://t.me/ShebaoBot?start="); "" until the bot's name is
+// known (Run asks for it first).
+func (a *Adapter) StartURL() string {
+	if me := a.username.Load(); me != nil && *me != "" {
+		return "https://t.me/" + *me + "?start="
+	}
+	return ""
+}
+
+// SetCommands publishes the command menu of private chats: zh for Chinese
+// clients and as the default, en for English clients. Group chats get no
+// menu: its commands are personal and there only point to a private chat,
+// so the menus an earlier release set for every chat (the default scope)
+// are deleted. What Telegram already has is not written again, so that
+// many replicas starting at once stay clear of its rate limits. It stops
+// when Telegram does not answer and returns every failure; none matters
+// beyond the menu.
 func (a *Adapter) SetCommands(ctx context.Context, zh, en []Command) error {
+	private := &models.BotCommandScopeAllPrivateChats{}
+	var steps []profileStep
 	for _, set := range []struct {
 		lang string
 		cmds []Command
 	}{{"", zh}, {"zh", zh}, {"en", en}} {
-		params := &tgbot.SetMyCommandsParams{Commands: botCommands(set.cmds), LanguageCode: set.lang}
-		err := a.call(ctx, "setMyCommands", viaLibrary(func(ctx context.Context) error {
-			_, err := a.tg.SetMyCommands(ctx, params)
-			return err
-		}))
-		if err != nil {
-			return fmt.Errorf("set commands for language %q: %w", set.lang, err)
-		}
+		want := botCommands(set.cmds)
+		steps = append(steps, profileStep{
+			what: fmt.Sprintf("private-chat commands for language %q", set.lang),
+			same: func(ctx context.Context) (bool, error) {
+				have, err := a.commands(ctx, private, set.lang)
+				return slices.Equal(have, want), err
+			},
+			set: func(ctx context.Context) error {
+				_, err := a.tg.SetMyCommands(ctx, &tgbot.SetMyCommandsParams{Commands: want, Scope: private, LanguageCode: set.lang})
+				return err
+			},
+			method: "setMyCommands",
+		})
 	}
-	return nil
+	for _, lang := range []string{"", "zh", "en"} {
+		steps = append(steps, profileStep{
+			what: fmt.Sprintf("default commands for language %q", lang),
+			same: func(ctx context.Context) (bool, error) {
+				have, err := a.commands(ctx, &models.BotCommandScopeDefault{}, lang)
+				return len(have) == 0, err
+			},
+			set: func(ctx context.Context) error {
+				_, err := a.tg.DeleteMyCommands(ctx, &tgbot.DeleteMyCommandsParams{Scope: &models.BotCommandScopeDefault{}, LanguageCode: lang})
+				return err
+			},
+			method: "deleteMyCommands",
+		})
+	}
+	return a.ensureProfile(ctx, steps)
+}
+
+// SetDescriptions publishes what Telegram shows before anyone writes to
+// the bot: the description (on the empty chat, above the Start button)
+// and the short description (on the bot's profile and in shared links),
+// zh for Chinese clients and as the default, en for English clients. Like
+// SetCommands it writes only what differs from what Telegram has.
+func (a *Adapter) SetDescriptions(ctx context.Context, zh, en bot.Description) error {
+	var steps []profileStep
+	for _, set := range []struct {
+		lang string
+		d    bot.Description
+	}{{"", zh}, {"zh", zh}, {"en", en}} {
+		steps = append(steps, profileStep{
+			what: fmt.Sprintf("description for language %q", set.lang),
+			same: func(ctx context.Context) (bool, error) {
+				var have models.BotDescription
+				err := a.call(ctx, "getMyDescription", viaLibrary(func(ctx context.Context) error {
+					var err error
+					have, err = a.tg.GetMyDescription(ctx, &tgbot.GetMyDescriptionParams{LanguageCode: set.lang})
+					return err
+				}))
+				return have.Description == set.d.Text, err
+			},
+			set: func(ctx context.Context) error {
+				_, err := a.tg.SetMyDescription(ctx, &tgbot.SetMyDescriptionParams{Description: set.d.Text, LanguageCode: set.lang})
+				return err
+			},
+			method: "setMyDescription",
+		}, profileStep{
+			what: fmt.Sprintf("short description for language %q", set.lang),
+			same: func(ctx context.Context) (bool, error) {
+				var have models.BotShortDescription
+				err := a.call(ctx, "getMyShortDescription", viaLibrary(func(ctx context.Context) error {
+					var err error
+					have, err = a.tg.GetMyShortDescription(ctx, &tgbot.GetMyShortDescriptionParams{LanguageCode: set.lang})
+					return err
+				}))
+				return have.ShortDescription == set.d.Short, err
+			},
+			set: func(ctx context.Context) error {
+				_, err := a.tg.SetMyShortDescription(ctx, &tgbot.SetMyShortDescriptionParams{ShortDescription: set.d.Short, LanguageCode: set.lang})
+				return err
+			},
+			method: "setMyShortDescription",
+		})
+	}
+	return a.ensureProfile(ctx, steps)
+}
+
+// profileStep is one setting of the bot's profile (a command menu, a
+// description): same reads what Telegram has and compares, set writes it
+// through the library under method's name.
+type profileStep struct {
+	what   string
+	same   func(ctx context.Context) (bool, error)
+	set    func(ctx context.Context) error
+	method string
+}
+
+// ensureProfile runs the steps in order, writing each setting whose read
+// shows it differs, or could not be read because Telegram refused (an API
+// server without the read method). It goes on past refusals and stops at
+// the first failure that means Telegram is not answering: the next start
+// tries again.
+func (a *Adapter) ensureProfile(ctx context.Context, steps []profileStep) error {
+	var errs []error
+	for _, st := range steps {
+		same, err := st.same(ctx)
+		switch {
+		case err == nil && same:
+			continue
+		case err != nil && !refused(err):
+			return errors.Join(append(errs, fmt.Errorf("read %s: %w", st.what, err))...)
+		}
+		if err := a.call(ctx, st.method, viaLibrary(st.set)); err != nil {
+			errs = append(errs, fmt.Errorf("set %s: %w", st.what, err))
+			if !refused(err) {
+				return errors.Join(errs...)
+			}
+			continue
+		}
+		a.log.Info("bot profile updated", "setting", st.what)
+	}
+	return errors.Join(errs...)
+}
+
+// commands reads the command menu of a scope and language.
+func (a *Adapter) commands(ctx context.Context, scope models.BotCommandScope, lang string) ([]models.BotCommand, error) {
+	var have []models.BotCommand
+	err := a.call(ctx, "getMyCommands", viaLibrary(func(ctx context.Context) error {
+		var err error
+		have, err = a.tg.GetMyCommands(ctx, &tgbot.GetMyCommandsParams{Scope: scope, LanguageCode: lang})
+		return err
+	}))
+	return have, err
 }
 
 func botCommands(cmds []Command) []models.BotCommand {
@@ -299,6 +433,7 @@ type incoming struct {
 	kind       string // see Metrics
 	msg        bot.Message
 	callbackID string // to answer, even for duplicates
+	pressed    int    // the message whose button was pressed; 0 when unknown
 	typing     bool   // the handler may be slow: show "typing" first
 }
 
@@ -308,9 +443,7 @@ type incoming struct {
 func (a *Adapter) convert(u *models.Update) (in incoming, ok bool) {
 	in.updateID = u.ID
 	in.msg.Time = a.now()
-	if me := a.username.Load(); me != nil && *me != "" {
-		in.msg.PrivateChatURL = "https://t.me/" + *me + "?start="
-	}
+	in.msg.PrivateChatURL = a.StartURL()
 	switch {
 	case u.CallbackQuery != nil:
 		q := u.CallbackQuery
@@ -325,6 +458,7 @@ func (a *Adapter) convert(u *models.Update) (in incoming, ok bool) {
 		switch {
 		case q.Message.Message != nil:
 			in.msg.ChatType = chatType(q.Message.Message.Chat.Type)
+			in.pressed = q.Message.Message.ID
 		case q.Message.InaccessibleMessage != nil && q.Message.InaccessibleMessage.Chat.ID != 0:
 			in.msg.ChatType = chatType(q.Message.InaccessibleMessage.Chat.Type)
 		}
@@ -566,7 +700,7 @@ func (a *Adapter) handle(ctx context.Context, in incoming) outcome {
 		// engine's contract); the detail is for the operator.
 		a.log.Warn("handler failed", "kind", in.kind, "update_id", in.updateID, "err", herr)
 	}
-	err := a.send(ctx, chatID, replies)
+	err := a.send(ctx, chatID, in.pressed, replies)
 	switch {
 	case err == nil && herr != nil:
 		return outcomeError

@@ -326,30 +326,6 @@ func TestSendKeyboards(t *testing.T) {
 	}
 }
 
-func TestSetCommands(t *testing.T) {
-	e := newEnv(t, nil)
-	zh := []Command{{Name: "start", Description: "开始"}}
-	en := []Command{{Name: "/start", Description: "Start"}}
-	if err := e.a.SetCommands(testCtx(t), zh, en); err != nil {
-		t.Fatal(err)
-	}
-	calls := e.fake.Calls("setMyCommands")
-	if len(calls) != 3 {
-		t.Fatalf("%d setMyCommands calls, want 3", len(calls))
-	}
-	want := map[string]string{"": "开始", "zh": "开始", "en": "Start"}
-	for _, c := range calls {
-		lang := c.Params["language_code"]
-		if !strings.Contains(c.Params["commands"], `"command":"start"`) || !strings.Contains(c.Params["commands"], want[lang]) {
-			t.Errorf("language %q: commands %s", lang, c.Params["commands"])
-		}
-		delete(want, lang)
-	}
-	if len(want) != 0 {
-		t.Errorf("languages not set: %v", want)
-	}
-}
-
 func equalDurations(a, b []time.Duration) bool {
 	if len(a) != len(b) {
 		return false

@@ -23,23 +23,47 @@ import (
 // Send sends replies to a chat in order, splitting long texts. It stops at
 // the first reply that cannot be sent. When the user blocked the bot it
 // marks the chat in the Blocklist and returns an error matching ErrBlocked.
-// Temporary and Gone classify its errors.
+// Temporary and Gone classify its errors. It never edits a message: a
+// reminder answers no button.
 func (a *Adapter) Send(ctx context.Context, chat string, replies []bot.Reply) error {
 	chatID, err := chatIDOf(chat)
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	return a.send(ctx, chatID, replies)
+	return a.send(ctx, chatID, 0, replies)
 }
 
-// send is Send to a Bot API chat id.
-func (a *Adapter) send(ctx context.Context, chatID int64, replies []bot.Reply) error {
+// send is Send to a Bot API chat id. pressed, when not 0, is the message
+// whose button the turn answers: the first reply that Replaces it is
+// shown by editing that message (see edit), if it can be, instead of
+// coming as a new one.
+func (a *Adapter) send(ctx context.Context, chatID int64, pressed int, replies []bot.Reply) error {
 	delivered := false
 	for i, r := range replies {
 		parts := splitHTML(renderHTML(r), maxMessageLen)
 		if len(parts) == 0 {
 			a.log.Warn("skip reply without text", "reply", i)
 			continue
+		}
+		if pressed != 0 && r.Replaces && editable(r, parts) {
+			target := pressed
+			pressed = 0 // one edit a turn: a second would overwrite the first
+			edited, err := a.edit(ctx, chatID, target, parts[0], r)
+			if errors.Is(err, ErrBlocked) {
+				a.markBlocked(ctx, chatID)
+			}
+			if err != nil {
+				err = fmt.Errorf("edit message with reply %d: %w", i, err)
+				if delivered {
+					err = &mayBeDeliveredError{err}
+				}
+				return err
+			}
+			if edited {
+				delivered = true
+				continue
+			}
+			a.log.Debug("message cannot be edited; sending the reply anew", "reply", i)
 		}
 		for j, p := range parts {
 			params := &tgbot.SendMessageParams{
@@ -73,6 +97,57 @@ func (a *Adapter) send(ctx context.Context, chatID int64, replies []bot.Reply) e
 		}
 	}
 	return nil
+}
+
+// editable reports whether a reply can take the place of a message by an
+// edit: it fits one message, and it needs no reply keyboard (an edited
+// message carries only inline buttons).
+func editable(r bot.Reply, parts []string) bool {
+	return len(parts) == 1 && r.AskContact == "" && !r.RemoveKeyboard
+}
+
+// edit shows a reply in place of message id of the chat: its text and
+// inline keyboard (none when the reply has no buttons). edited is false,
+// with no error, when Telegram refused the edit with a 400: the message
+// can no longer be edited (older than 48 hours), is gone (the user
+// deleted it) or holds no text; the caller then sends the reply anew, and
+// since a refused edit changed nothing, the reply is not shown twice. An
+// edit is retried like any call; repeating one is harmless, and
+// Telegram's "message is not modified" (the chat already shows the reply,
+// maybe from an earlier attempt) is success. An edit that may have been
+// applied (an attempt timed out or met a 5xx) is never reported as
+// refused, whatever a later attempt says, so that no duplicate follows it.
+func (a *Adapter) edit(ctx context.Context, chatID int64, id int, text string, r bot.Reply) (edited bool, err error) {
+	params := &tgbot.EditMessageTextParams{
+		ChatID:             chatID,
+		MessageID:          id,
+		Text:               text,
+		ParseMode:          models.ParseModeHTML,
+		LinkPreviewOptions: &models.LinkPreviewOptions{IsDisabled: tgbot.True()},
+		ReplyMarkup:        replyMarkup(r),
+	}
+	err = a.call(ctx, "editMessageText", func(ctx context.Context) (int, error) {
+		return a.postJSON(ctx, "editMessageText", params, nil)
+	})
+	desc, bad := badRequest(err)
+	var maybe *mayBeDeliveredError
+	switch {
+	case err == nil, bad && strings.Contains(desc, "message is not modified"):
+		return true, nil
+	case bad && !errors.As(err, &maybe):
+		return false, nil
+	}
+	return false, err
+}
+
+// badRequest reports whether err is a 400 answer of the Bot API, and its
+// description in lower case.
+func badRequest(err error) (desc string, ok bool) {
+	var be *botError
+	if !errors.As(err, &be) || be.code != http.StatusBadRequest {
+		return "", false
+	}
+	return strings.ToLower(be.desc), true
 }
 
 // Temporary reports whether a failed Send is worth trying again later and
@@ -161,11 +236,25 @@ func replyMarkup(r bot.Reply) models.ReplyMarkup {
 		for _, row := range r.Buttons {
 			out := make([]models.InlineKeyboardButton, 0, len(row))
 			for _, b := range row {
-				out = append(out, models.InlineKeyboardButton{Text: b.Text, CallbackData: b.Data})
+				switch b.Kind {
+				case bot.Callback:
+					out = append(out, models.InlineKeyboardButton{Text: b.Text, CallbackData: b.Data})
+				case bot.URL:
+					if u := safeURL(b.Data); u != "" {
+						out = append(out, models.InlineKeyboardButton{Text: b.Text, URL: u})
+					}
+				}
+				// A Code button needs nothing on Telegram: the user types
+				// the code.
 			}
-			rows = append(rows, out)
+			if len(out) > 0 {
+				rows = append(rows, out)
+			}
 		}
-		return &models.InlineKeyboardMarkup{InlineKeyboard: rows}
+		if len(rows) > 0 {
+			return &models.InlineKeyboardMarkup{InlineKeyboard: rows}
+		}
+		return nil
 	case r.AskContact != "":
 		return &models.ReplyKeyboardMarkup{
 			Keyboard:        [][]models.KeyboardButton{{{Text: r.AskContact, RequestContact: true}}},

@@ -350,8 +350,14 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	case "deleteWebhook":
 		f.setWebhook("", "")
 		writeAPI(w, http.StatusOK, `{"ok":true,"result":true}`)
-	case "answerCallbackQuery", "sendChatAction", "setMyCommands":
+	case "answerCallbackQuery", "sendChatAction", "setMyCommands", "deleteMyCommands", "setMyDescription", "setMyShortDescription":
 		writeAPI(w, http.StatusOK, `{"ok":true,"result":true}`)
+	case "getMyCommands":
+		writeAPI(w, http.StatusOK, `{"ok":true,"result":[]}`)
+	case "getMyDescription":
+		writeAPI(w, http.StatusOK, `{"ok":true,"result":{"description":""}}`)
+	case "getMyShortDescription":
+		writeAPI(w, http.StatusOK, `{"ok":true,"result":{"short_description":""}}`)
 	case "getMe":
 		writeAPI(w, http.StatusOK, `{"ok":true,"result":{"id":42,"is_bot":true,"first_name":"Load","username":"shebao_load_bot"}}`)
 	default:

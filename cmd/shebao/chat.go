@@ -28,7 +28,7 @@ func runChat(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	// The terminal is for the conversation; only problems go to stderr.
 	log := newLogger(stderr, max(c.LogLevel, slog.LevelWarn))
-	parts, err := openEngine(ctx, c, log, nil)
+	parts, err := openEngine(ctx, c, log, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,12 @@ type config struct {
 	LLMTimeout    time.Duration
 	// Keys is SHEBAO_KEYS, parsed; nil when unset (see needKeys).
 	Keys *keyring.Ring
+	// SMSWebhookURL and SMSWebhookSecret deliver verification codes for
+	// channels without a shared contact (sms.Webhook); SMSHourlyCap
+	// bounds how many go out in an hour.
+	SMSWebhookURL    string
+	SMSWebhookSecret string
+	SMSHourlyCap     int
 	// RatePolicy is the per-user limit: USER_RATE_LIMIT messages a minute
 	// after a burst of USER_RATE_BURST; 0 turns it off.
 	RatePolicy bot.RatePolicy
@@ -62,6 +68,9 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 		OpenAIKey:     getenv("OPENAI_API_KEY"),
 		OpenAIModel:   strings.TrimSpace(getenv("OPENAI_MODEL")),
 		LLMTimeout:    15 * time.Second,
+
+		SMSWebhookURL:    strings.TrimSpace(getenv("SMS_WEBHOOK_URL")),
+		SMSWebhookSecret: getenv("SMS_WEBHOOK_SECRET"),
 	}
 	var errs []error
 	c.MaxConns = defaultMaxConns
@@ -78,6 +87,24 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 			errs = append(errs, errors.New("DRAIN_DELAY: want a duration from 0s to 1m, such as 5s"))
 		}
 		c.DrainDelay = d
+	}
+	if c.SMSWebhookURL != "" {
+		if err := checkURL(c.SMSWebhookURL); err != nil {
+			errs = append(errs, fmt.Errorf("SMS_WEBHOOK_URL: %w", err))
+		}
+		if len(c.SMSWebhookSecret) < 32 {
+			errs = append(errs, errors.New("SMS_WEBHOOK_SECRET: required with SMS_WEBHOOK_URL, at least 32 characters (e.g. openssl rand -hex 32)"))
+		}
+	} else if c.SMSWebhookSecret != "" {
+		errs = append(errs, errors.New("SMS_WEBHOOK_SECRET is set but SMS_WEBHOOK_URL is not"))
+	}
+	c.SMSHourlyCap = bot.DefaultSMSHourlyCap
+	if v := strings.TrimSpace(getenv("SMS_HOURLY_CAP")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1_000_000 {
+			errs = append(errs, errors.New("SMS_HOURLY_CAP: want codes an hour, 1 or more"))
+		}
+		c.SMSHourlyCap = n
 	}
 	if c.DebugAddr != "" {
 		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {

@@ -7,11 +7,13 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/shebao/shebao/bot"
 	"github.com/shebao/shebao/bot/keyring"
 	"github.com/shebao/shebao/bot/redisstore"
+	"github.com/shebao/shebao/bot/sms"
 	"github.com/shebao/shebao/faq"
 	"github.com/shebao/shebao/records"
 )
@@ -177,6 +179,9 @@ type engineParts struct {
 	faq     *faq.FAQ
 	engine  *bot.Engine
 	closers []func()
+	// pushLinks says where reminders can be turned on, once a channel
+	// that can send them is running (serve sets it).
+	pushLinks atomic.Pointer[func() []bot.PushLink]
 }
 
 func (p *engineParts) close() {
@@ -185,9 +190,22 @@ func (p *engineParts) close() {
 	}
 }
 
+// setPushLinks tells the engine where reminders can be turned on.
+func (p *engineParts) setPushLinks(f func() []bot.PushLink) { p.pushLinks.Store(&f) }
+
+func (p *engineParts) links() []bot.PushLink {
+	if f := p.pushLinks.Load(); f != nil {
+		return (*f)()
+	}
+	return nil
+}
+
 // openEngine opens the store, the records and the FAQ and builds the
 // engine over them. On error everything opened so far is closed.
-func openEngine(ctx context.Context, c config, log *slog.Logger, m bot.Metrics) (_ *engineParts, err error) {
+//
+// demoOut is where the demo SMS sender prints codes when the records are
+// the demo's; nil for none.
+func openEngine(ctx context.Context, c config, log *slog.Logger, m bot.Metrics, demoOut io.Writer) (_ *engineParts, err error) {
 	p := &engineParts{}
 	defer func() {
 		if err != nil {
@@ -209,6 +227,23 @@ func openEngine(ctx context.Context, c config, log *slog.Logger, m bot.Metrics) 
 	}
 	p.engine = bot.New(bot.Config{
 		Sessions: store, Attempts: store, Reminders: store, FAQ: p.faq, Records: db, Keys: store.Keys(), Logger: log, Metrics: m,
+		SMS: codeSender(c, log, demoOut), SMSHourlyCap: c.SMSHourlyCap, PushLinks: p.links,
 	})
 	return p, nil
+}
+
+// codeSender delivers verification codes: through SMS_WEBHOOK_URL when
+// set; with the demo records only, printed to demoOut and marked as a
+// demo (never with real records); otherwise none, and channels without a
+// shared contact say verification is not offered.
+func codeSender(c config, log *slog.Logger, demoOut io.Writer) bot.CodeSender {
+	switch {
+	case c.SMSWebhookURL != "":
+		log.Info("verification codes go through SMS_WEBHOOK_URL")
+		return &sms.Webhook{URL: c.SMSWebhookURL, Secret: []byte(c.SMSWebhookSecret)}
+	case c.RecordsDB == "" && demoOut != nil:
+		log.Info("demo records: verification codes are printed on this terminal, not sent")
+		return &sms.Demo{Out: demoOut}
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shebao/shebao/bot"
 	"github.com/shebao/shebao/bot/telegram/telegramtest"
 )
 
@@ -116,6 +117,20 @@ func TestServePolling(t *testing.T) {
 	}
 	if n := len(fake.Calls("setMyCommands")); n < 2 {
 		t.Errorf("setMyCommands called %d times, want zh and en", n)
+	}
+	// The profile: the menu in private chats only, the descriptions in
+	// zh (the default) and en. The last short description is the last
+	// call; everything before it has been answered.
+	if _, err := fake.WaitCalls(ctx, "setMyShortDescription", 3); err != nil {
+		t.Error(err)
+	}
+	zhDesc, enDesc := bot.Descriptions()
+	if fake.Description("") != zhDesc.Text || fake.Description("en") != enDesc.Text || fake.ShortDescription("zh") != zhDesc.Short {
+		t.Errorf("descriptions: %q / %q, want zh as the default and en", fake.Description(""), fake.Description("en"))
+	}
+	if len(fake.BotCommands("all_private_chats", "en")) == 0 || len(fake.BotCommands("default", "")) != 0 {
+		t.Errorf("command menus: private %v, default %v; want private chats only",
+			fake.BotCommands("all_private_chats", "en"), fake.BotCommands("default", ""))
 	}
 
 	resp, err := http.Get("http://" + addr + "/healthz")
@@ -272,8 +287,8 @@ func TestChat(t *testing.T) {
 	got := out.String()
 	for _, want := range []string{
 		"[1] 🔐 验证身份", "[2] English", // buttons are numbered
-		"OK, I will reply in English", // ... and chosen by number
-		"350102********0037",          // masked
+		"Hello! I help with questions", // ... and chosen by number: the welcome again, in English
+		"350102********0037",           // masked
 		"Verified",
 		"Medical personal-account balance",
 	} {

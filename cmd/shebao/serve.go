@@ -34,7 +34,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	log := newLogger(stdout, c.LogLevel)
 	m := newMetrics()
-	parts, err := openEngine(ctx, c, log, m)
+	parts, err := openEngine(ctx, c, log, m, stderr)
 	if err != nil {
 		return err
 	}
@@ -51,6 +51,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	parts.setPushLinks(func() []bot.PushLink {
+		if u := tg.StartURL(); u != "" {
+			return []bot.PushLink{{Channel: bot.ChannelTelegram, URL: u}}
+		}
+		return nil
+	})
 
 	hl := newHealth(log,
 		healthCheck{"redis", parts.store.Ping},
@@ -126,8 +132,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return srv.Shutdown(sctx)
 	})
 	g.Go(func() error {
+		// The bot's profile: none of it is worth failing the start for.
 		if err := tg.SetCommands(gctx, commands("zh"), commands("en")); err != nil && gctx.Err() == nil {
 			log.Warn("set bot commands", "err", err)
+		}
+		zh, en := bot.Descriptions()
+		if err := tg.SetDescriptions(gctx, zh, en); err != nil && gctx.Err() == nil {
+			log.Warn("set bot descriptions", "err", err)
 		}
 		return nil
 	})

@@ -1,7 +1,9 @@
 // Package telegramtest is a fake Telegram Bot API server for tests and load
 // runs: it queues updates for getUpdates (long polling, offsets and
 // confirmation as Telegram does them), records every call, answers the
-// methods the bot uses and can be told to fail. Point an adapter at URL.
+// methods the bot uses, keeps what each chat shows (edits applied) and the
+// bot's profile (command menus by scope and language, descriptions), and
+// can be told to fail. Point an adapter at URL.
 package telegramtest
 
 import (
@@ -12,12 +14,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/go-telegram/bot/models"
 )
@@ -32,13 +36,22 @@ type Call struct {
 	Params map[string]string
 }
 
-// Message is a message the bot sent with sendMessage.
+// Message is a message the bot sent with sendMessage, or an edit of one
+// with editMessageText.
 type Message struct {
-	ChatID      int64
+	ChatID int64
+	// ID is the message_id the fake gave it. IDs are unique across chats
+	// and start at 1.
+	ID          int
 	Text        string
 	ParseMode   string
 	ReplyMarkup string // JSON, "" when none
 }
+
+// UnknownMessageID is the message a button of CallbackUpdate sits on: one
+// the fake never sent (a message from before it started), so an edit of
+// it is answered "message to edit not found".
+const UnknownMessageID = 1 << 30
 
 // Server is the fake. Its methods are safe for concurrent use.
 type Server struct {
@@ -53,11 +66,20 @@ type Server struct {
 	nextID    int64
 	confirmed int64 // highest offset seen; updates below it are confirmed
 	calls     []Call
-	sent      []Message
+	sent      []Message // as sent; sent[i] has message_id i+1
+	shown     []Message // as the chat shows it now: edits applied
+	deleted   map[int]bool
+	edits     []Message
 	failures  map[string][]failure
 	blocked   map[int64]bool
 	chatFails map[int64]chatFailure
+	editFails map[int64]chatFailure
 	holds     map[string]chan struct{}
+	// The bot's profile: commands by scope and language ("default/",
+	// "all_private_chats/en"), descriptions by language.
+	commands map[string][]models.BotCommand
+	descs    map[string]string
+	shorts   map[string]string
 }
 
 type queued struct {
@@ -85,7 +107,12 @@ func New(token string) *Server {
 		failures:  make(map[string][]failure),
 		blocked:   make(map[int64]bool),
 		chatFails: make(map[int64]chatFailure),
+		editFails: make(map[int64]chatFailure),
+		deleted:   make(map[int]bool),
 		holds:     make(map[string]chan struct{}),
+		commands:  make(map[string][]models.BotCommand),
+		descs:     make(map[string]string),
+		shorts:    make(map[string]string),
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
@@ -151,17 +178,59 @@ func TextUpdate(chatID int64, text string) models.Update {
 	return models.Update{Message: message(chatID, func(m *models.Message) { m.Text = text })}
 }
 
-// CallbackUpdate is a press of an inline button carrying data.
+// CallbackUpdate is a press of an inline button carrying data, on a
+// message the fake never sent (UnknownMessageID). Press is a press on a
+// message the bot sent.
 func CallbackUpdate(chatID int64, data string) models.Update {
 	return models.Update{CallbackQuery: &models.CallbackQuery{
 		ID:   "cb" + strconv.FormatInt(chatID, 10) + "-" + data,
 		From: user(chatID),
 		Message: models.MaybeInaccessibleMessage{
-			Type:    models.MaybeInaccessibleMessageTypeMessage,
-			Message: message(chatID, func(m *models.Message) { m.Text = "…" }),
+			Type: models.MaybeInaccessibleMessageTypeMessage,
+			Message: message(chatID, func(m *models.Message) {
+				m.ID = UnknownMessageID
+				m.Text = "…"
+			}),
 		},
 		Data: data,
 	}}
+}
+
+// PressUpdate is user chatID pressing the button carrying data under the
+// bot's message m (as Sent or Chat return it), in their private chat.
+func PressUpdate(m Message, data string) models.Update {
+	u := CallbackUpdate(m.ChatID, data)
+	u.CallbackQuery.ID = "cb" + strconv.FormatInt(m.ChatID, 10) + "-" + strconv.Itoa(m.ID) + "-" + data
+	msg := u.CallbackQuery.Message.Message
+	msg.ID = m.ID
+	msg.Text = m.Text // the HTML source; Telegram would send the plain text and entities
+	msg.From = &models.User{ID: 42, IsBot: true, FirstName: "Shebao", Username: BotUsername}
+	return u
+}
+
+// PushPress queues a press of the button carrying data under the bot's
+// message m (see PressUpdate). It does not check that m has that button;
+// Buttons lists them.
+func (s *Server) PushPress(m Message, data string) int64 { return s.Push(PressUpdate(m, data)) }
+
+// Buttons returns the callback data of the inline buttons of m, row after
+// row, and their texts.
+func Buttons(m Message) (data, text []string) {
+	var markup struct {
+		InlineKeyboard [][]struct {
+			Text         string `json:"text"`
+			CallbackData string `json:"callback_data"`
+		} `json:"inline_keyboard"`
+	}
+	if m.ReplyMarkup == "" || json.Unmarshal([]byte(m.ReplyMarkup), &markup) != nil {
+		return nil, nil
+	}
+	for _, row := range markup.InlineKeyboard {
+		for _, b := range row {
+			data, text = append(data, b.CallbackData), append(text, b.Text)
+		}
+	}
+	return data, text
 }
 
 // ContactUpdate is a shared contact card.
@@ -215,11 +284,92 @@ func (s *Server) Pending() int {
 	return len(s.queue)
 }
 
-// Sent returns the messages sent so far, in order.
+// Sent returns the messages sent so far with sendMessage, in order, as
+// they were sent (see Chat for what they show after edits).
 func (s *Server) Sent() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.sent)
+}
+
+// Edits returns the edits applied with editMessageText so far, in order,
+// each as the message's new content.
+func (s *Server) Edits() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.edits)
+}
+
+// Chat returns what the user of chatID sees: the bot's messages in the
+// chat in order, with edits applied and without deleted ones.
+func (s *Server) Chat(chatID int64) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Message
+	for _, m := range s.shown {
+		if m.ChatID == chatID && !s.deleted[m.ID] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Delete removes the bot's message id from the chat, as a user who
+// deletes it does: an edit of it is then "message to edit not found".
+func (s *Server) Delete(chatID int64, id int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id >= 1 && id <= len(s.shown) && s.shown[id-1].ChatID == chatID {
+		s.deleted[id] = true
+	}
+}
+
+// FailEdits makes every editMessageText in chatID fail with code and
+// description, as Telegram answers 400 "Bad Request: message can't be
+// edited" for a message older than 48 hours.
+func (s *Server) FailEdits(chatID int64, code int, description string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.editFails[chatID] = chatFailure{code: code, desc: description}
+}
+
+// BotCommands returns the command menu set for scope ("default",
+// "all_private_chats", …) and language ("" for all), as getMyCommands
+// would.
+func (s *Server) BotCommands(scope, lang string) []models.BotCommand {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.commands[scope+"/"+lang])
+}
+
+// SetBotCommands sets a command menu as an earlier release of the bot
+// would have left it.
+func (s *Server) SetBotCommands(scope, lang string, cmds []models.BotCommand) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.commands[scope+"/"+lang] = slices.Clone(cmds)
+}
+
+// Description returns the bot's description for lang ("" for all).
+func (s *Server) Description(lang string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.descs[lang]
+}
+
+// ShortDescription returns the bot's short description for lang.
+func (s *Server) ShortDescription(lang string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shorts[lang]
+}
+
+// SetDescriptions sets the bot's description and short description for
+// lang, as an earlier start of the bot would have left them.
+func (s *Server) SetDescriptions(lang, description, short string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.descs[lang], s.shorts[lang] = description, short
 }
 
 // Calls returns the recorded calls of method, or all calls when method is "".
@@ -256,6 +406,24 @@ func (s *Server) WaitSent(ctx context.Context, n int) ([]Message, error) {
 	}
 }
 
+// WaitEdits waits until at least n edits were applied and returns them
+// all.
+func (s *Server) WaitEdits(ctx context.Context, n int) ([]Message, error) {
+	for {
+		s.mu.Lock()
+		edits, ch := slices.Clone(s.edits), s.changed
+		s.mu.Unlock()
+		if len(edits) >= n {
+			return edits, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return edits, fmt.Errorf("wait for %d edits, have %d: %w", n, len(edits), ctx.Err())
+		}
+	}
+}
+
 // WaitCalls waits until method was called at least n times.
 func (s *Server) WaitCalls(ctx context.Context, method string, n int) ([]Call, error) {
 	for {
@@ -281,18 +449,18 @@ func (s *Server) FailNext(method string, k, code, retryAfter int) {
 	s.failures[method] = append(s.failures[method], failure{left: k, code: code, retryAfter: retryAfter})
 }
 
-// Block makes sendMessage and sendChatAction to chatID fail with 403, as
-// when the user blocked the bot.
+// Block makes sendMessage, editMessageText and sendChatAction to chatID
+// fail with 403, as when the user blocked the bot.
 func (s *Server) Block(chatID int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.blocked[chatID] = true
 }
 
-// FailChat makes every sendMessage and sendChatAction to chatID fail with
-// code and description, as Telegram answers for a chat that is gone (400
-// "Bad Request: chat not found") or a deleted account (400 "Bad Request:
-// user is deactivated").
+// FailChat makes every sendMessage, editMessageText and sendChatAction to
+// chatID fail with code and description, as Telegram answers for a chat
+// that is gone (400 "Bad Request: chat not found") or a deleted account
+// (400 "Bad Request: user is deactivated").
 func (s *Server) FailChat(chatID int64, code int, description string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -406,17 +574,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if method == "sendMessage" {
-			// Like Telegram, refuse text that is not valid in its parse mode
-			// or is too long, so tests catch what users would never see.
-			text := params["text"]
-			if params["parse_mode"] == "HTML" {
-				if _, err := CheckHTML(text); err != nil {
-					writeError(w, http.StatusBadRequest, "Bad Request: can't parse entities: "+err.Error(), 0)
-					return
-				}
-			}
-			if n := len(utf16.Encode([]rune(text))); n > 4096 || strings.TrimSpace(text) == "" {
-				writeError(w, http.StatusBadRequest, "Bad Request: message is too long or empty", 0)
+			if desc := checkText(params); desc != "" {
+				writeError(w, http.StatusBadRequest, desc, 0)
 				return
 			}
 		}
@@ -429,9 +588,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !blocked && method == "sendMessage" {
-			s.sent = append(s.sent, Message{
-				ChatID: chatID, Text: params["text"], ParseMode: params["parse_mode"], ReplyMarkup: params["reply_markup"],
-			})
+			m := Message{
+				ChatID: chatID, ID: len(s.sent) + 1, Text: params["text"], ParseMode: params["parse_mode"], ReplyMarkup: params["reply_markup"],
+			}
+			s.sent = append(s.sent, m)
+			s.shown = append(s.shown, m)
 			s.notifyLocked()
 		}
 		n := len(s.sent)
@@ -448,8 +609,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 				"text": params["text"],
 			}})
 		}
-	case "answerCallbackQuery", "setWebhook", "deleteWebhook", "setMyCommands":
+	case "editMessageText":
+		s.editMessageText(w, params)
+	case "answerCallbackQuery", "setWebhook", "deleteWebhook":
 		writeJSON(w, http.StatusOK, apiResponse{OK: true, Result: true})
+	case "setMyCommands", "deleteMyCommands", "getMyCommands":
+		s.myCommands(w, method, params)
+	case "setMyDescription", "getMyDescription", "setMyShortDescription", "getMyShortDescription":
+		s.myDescription(w, method, params)
 	case "getMe":
 		writeJSON(w, http.StatusOK, apiResponse{OK: true, Result: map[string]any{
 			"id": 42, "is_bot": true, "first_name": "Shebao", "username": BotUsername,
@@ -457,6 +624,176 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, http.StatusNotFound, "Not Found: method not found", 0)
 	}
+}
+
+// checkText refuses, like Telegram, text that is not valid in its parse
+// mode or is too long, so tests catch what users would never see. It
+// returns the error description, "" when the text is fine.
+func checkText(params map[string]string) string {
+	text := params["text"]
+	if params["parse_mode"] == "HTML" {
+		if _, err := CheckHTML(text); err != nil {
+			return "Bad Request: can't parse entities: " + err.Error()
+		}
+	}
+	if n := len(utf16.Encode([]rune(text))); n > 4096 || strings.TrimSpace(text) == "" {
+		return "Bad Request: message is too long or empty"
+	}
+	return ""
+}
+
+// editMessageText follows Telegram for a message of a chat: refused for a
+// message the fake did not send there or that was deleted (400 "message
+// to edit not found"), for a chat told so by FailEdits, and for an edit
+// that changes nothing (400 "message is not modified"). Without a
+// reply_markup the message loses its inline keyboard, as on Telegram.
+func (s *Server) editMessageText(w http.ResponseWriter, params map[string]string) {
+	chatID, err := strconv.ParseInt(params["chat_id"], 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "Bad Request: chat_id is empty", 0)
+		return
+	}
+	id, err := strconv.Atoi(params["message_id"])
+	if err != nil || id <= 0 {
+		writeError(w, http.StatusBadRequest, "Bad Request: message identifier is not specified", 0)
+		return
+	}
+	if desc := checkText(params); desc != "" {
+		writeError(w, http.StatusBadRequest, desc, 0)
+		return
+	}
+	if markup := params["reply_markup"]; markup != "" && !strings.Contains(markup, `"inline_keyboard"`) {
+		writeError(w, http.StatusBadRequest, "Bad Request: inline keyboard expected", 0)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.blocked[chatID] {
+		writeError(w, http.StatusForbidden, "Forbidden: bot was blocked by the user", 0)
+		return
+	}
+	if f, ok := s.chatFails[chatID]; ok {
+		writeError(w, f.code, f.desc, 0)
+		return
+	}
+	if f, ok := s.editFails[chatID]; ok {
+		writeError(w, f.code, f.desc, 0)
+		return
+	}
+	if id > len(s.shown) || s.shown[id-1].ChatID != chatID || s.deleted[id] {
+		writeError(w, http.StatusBadRequest, "Bad Request: message to edit not found", 0)
+		return
+	}
+	cur := s.shown[id-1]
+	m := Message{ChatID: chatID, ID: id, Text: params["text"], ParseMode: params["parse_mode"], ReplyMarkup: params["reply_markup"]}
+	if m.Text == cur.Text && m.ReplyMarkup == cur.ReplyMarkup {
+		writeError(w, http.StatusBadRequest, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message", 0)
+		return
+	}
+	s.shown[id-1] = m
+	s.edits = append(s.edits, m)
+	s.notifyLocked()
+	writeJSON(w, http.StatusOK, apiResponse{OK: true, Result: map[string]any{
+		"message_id": id, "date": time.Now().Unix(), "edit_date": time.Now().Unix(),
+		"chat": map[string]any{"id": chatID, "type": "private"},
+		"text": m.Text,
+	}})
+}
+
+// scopeOf is the key of a command scope parameter: its type, and its chat
+// for the scopes of one chat. No scope is "default".
+func scopeOf(param string) (string, error) {
+	if param == "" {
+		return "default", nil
+	}
+	var sc struct {
+		Type   string          `json:"type"`
+		ChatID json.RawMessage `json:"chat_id"`
+	}
+	if err := json.Unmarshal([]byte(param), &sc); err != nil || sc.Type == "" {
+		return "", fmt.Errorf("can't parse scope")
+	}
+	if len(sc.ChatID) > 0 {
+		return sc.Type + ":" + string(sc.ChatID), nil
+	}
+	return sc.Type, nil
+}
+
+var commandName = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
+
+// myCommands keeps the command menus by scope and language, and refuses
+// commands Telegram refuses.
+func (s *Server) myCommands(w http.ResponseWriter, method string, params map[string]string) {
+	scope, err := scopeOf(params["scope"])
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "Bad Request: "+err.Error(), 0)
+		return
+	}
+	key := scope + "/" + params["language_code"]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch method {
+	case "getMyCommands":
+		cmds := s.commands[key]
+		if cmds == nil {
+			cmds = []models.BotCommand{}
+		}
+		writeJSON(w, http.StatusOK, apiResponse{OK: true, Result: cmds})
+		return
+	case "deleteMyCommands":
+		delete(s.commands, key)
+	default:
+		var cmds []models.BotCommand
+		if err := json.Unmarshal([]byte(params["commands"]), &cmds); err != nil || len(cmds) > 100 {
+			writeError(w, http.StatusBadRequest, "Bad Request: can't parse commands", 0)
+			return
+		}
+		for _, c := range cmds {
+			if n := utf8.RuneCountInString(c.Description); !commandName.MatchString(c.Command) || n == 0 || n > 256 {
+				writeError(w, http.StatusBadRequest, "Bad Request: BOT_COMMAND_INVALID", 0)
+				return
+			}
+		}
+		if len(cmds) == 0 {
+			delete(s.commands, key)
+		} else {
+			s.commands[key] = cmds
+		}
+	}
+	s.notifyLocked()
+	writeJSON(w, http.StatusOK, apiResponse{OK: true, Result: true})
+}
+
+// myDescription keeps the descriptions (at most 512 characters) and short
+// descriptions (at most 120) by language.
+func (s *Server) myDescription(w http.ResponseWriter, method string, params map[string]string) {
+	lang := params["language_code"]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch method {
+	case "getMyDescription":
+		writeJSON(w, http.StatusOK, apiResponse{OK: true, Result: map[string]string{"description": s.descs[lang]}})
+		return
+	case "getMyShortDescription":
+		writeJSON(w, http.StatusOK, apiResponse{OK: true, Result: map[string]string{"short_description": s.shorts[lang]}})
+		return
+	case "setMyDescription":
+		d := params["description"]
+		if len(utf16.Encode([]rune(d))) > 512 {
+			writeError(w, http.StatusBadRequest, "Bad Request: description is too long", 0)
+			return
+		}
+		s.descs[lang] = d
+	case "setMyShortDescription":
+		d := params["short_description"]
+		if len(utf16.Encode([]rune(d))) > 120 {
+			writeError(w, http.StatusBadRequest, "Bad Request: short description is too long", 0)
+			return
+		}
+		s.shorts[lang] = d
+	}
+	s.notifyLocked()
+	writeJSON(w, http.StatusOK, apiResponse{OK: true, Result: true})
 }
 
 // getUpdates follows Telegram: an offset confirms every update below it;
