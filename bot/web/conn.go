@@ -492,7 +492,7 @@ func (c *conn) process(in inbound) {
 		}
 		end = end || r.EndSession
 	}
-	if lang, ok := strings.CutPrefix(in.data, "lang:"); ok && (lang == "zh" || lang == "en") && in.kind == "button" {
+	if lang, ok := langButton(in); ok {
 		// The conversation's language changed: the page follows.
 		c.lang.Store(&lang)
 		c.write(Frame{Type: "lang", Lang: lang})
@@ -501,6 +501,14 @@ func (c *conn) process(in inbound) {
 	if end {
 		c.endSession(true)
 	}
+}
+
+// langButton reports a press of one of the engine's language buttons
+// ("lang:en", "lang:en:start") and the language it picks.
+func langButton(in inbound) (string, bool) {
+	rest, ok := strings.CutPrefix(in.data, "lang:")
+	lang, _, _ := strings.Cut(rest, ":")
+	return lang, ok && in.kind == "button" && (lang == "zh" || lang == "en")
 }
 
 type touch struct {

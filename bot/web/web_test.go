@@ -656,7 +656,7 @@ func TestReplacesAndLanguage(t *testing.T) {
 	e := newEnv(t, h, nil)
 	c := e.dial(nil, "zh")
 	greeting := next(t, c, "reply")
-	id, err := c.Press(ctxT(t), "lang:en", greeting.ID)
+	id, err := c.Press(ctxT(t), "lang:en:start", greeting.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -667,7 +667,7 @@ func TestReplacesAndLanguage(t *testing.T) {
 	if len(fs) != 3 || fs[0].Type != "reply" || fs[0].Replaces != greeting.ID || fs[1].Type != "lang" || fs[1].Lang != "en" {
 		t.Errorf("frames %+v; want the reply replacing %s, a lang frame and the ack", fs, greeting.ID)
 	}
-	if got := h.messages()[1]; got.Callback != "lang:en" {
+	if got := h.messages()[1]; got.Callback != "lang:en:start" {
 		t.Errorf("handler got %+v", got)
 	}
 	// From then on messages carry the new language.

@@ -28,6 +28,9 @@ type metrics struct {
 	reminders *prometheus.CounterVec
 	passes    *prometheus.CounterVec
 	rateLimit *prometheus.CounterVec
+	// The web chat's (web.Metrics, web.go).
+	webMessages *prometheus.CounterVec
+	webConns    *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -56,7 +59,13 @@ func newMetrics() *metrics {
 	m.rateLimit = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "shebao_rate_limit_total", Help: "Per-user rate limit verdicts (admitted, notified, skipped), by where they were decided (redis, or local while Redis was down).",
 	}, []string{"verdict", "decided"})
-	m.reg.MustRegister(m.updates, m.outcomes, m.apiErrors, m.latency, m.reminders, m.passes, m.rateLimit,
+	m.webMessages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shebao_web_messages_total", Help: "Web chat messages by kind (text, button, start) and outcome (handled, duplicate, limited, ip_limited, too_long, busy, ended, aborted, error).",
+	}, []string{"kind", "outcome"})
+	m.webConns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shebao_web_connections_total", Help: "Web chat connections by outcome: opened, closed, or refused_<why> (origin, full, ip, draining).",
+	}, []string{"outcome"})
+	m.reg.MustRegister(m.updates, m.outcomes, m.apiErrors, m.latency, m.reminders, m.passes, m.rateLimit, m.webMessages, m.webConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
