@@ -17,11 +17,18 @@ const (
 var (
 	emergencyWords = []string{"胸口疼", "胸口痛", "胸痛", "心口疼", "喘不上气", "喘不过气", "呼吸困难", "上不来气", "昏迷", "晕倒", "昏倒", "不省人事", "抽搐",
 		"大出血", "流血不止", "吐血", "中风", "脑梗", "心梗", "心脏病发", "休克", "没有意识", "没意识了", "叫不醒", "快不行了", "窒息", "噎住", "中毒", "烧伤",
+		"胸闷得厉害", "心脏骤停", "不能呼吸", "嘴唇发紫", "口吐白沫", "癫痫发作", "溺水", "过敏性休克", "误服", "吃错药", "喝了农药",
+		"煤气中毒", "一氧化碳", "羊水破了", "摔倒了起不来", "没反应了", "没有呼吸", "没呼吸", "心跳停", "喘不动",
 		"chest pain", "can't breathe", "cannot breathe", "can not breathe", "not breathing", "unconscious", "passed out", "fainted",
-		"collapsed", "seizure", "bleeding heavily", "heavy bleeding", "a stroke", "heart attack", "overdose", "choking", "poisoned"}
+		"collapsed", "seizure", "bleeding heavily", "heavy bleeding", "a stroke", "heart attack", "overdose", "choking", "poisoned",
+		"difficulty breathing", "trouble breathing", "struggling to breathe", "short of breath", "shortness of breath", "unresponsive",
+		"not responding", "won't wake up", "will not wake up", "drowning", "anaphylactic", "anaphylaxis",
+		"swallowed poison", "bleeding a lot", "losing a lot of blood", "water broke", "waters broke", "convulsing", "convulsions", "cardiac arrest"}
 	crisisWords = []string{"想死", "不想活", "活不下去", "活着没意思", "自杀", "轻生", "结束生命", "结束自己", "寻死", "跳楼", "割腕", "了结自己", "去死",
+		"活够了", "一了百了", "死了算了", "不想再活", "撑不下去了", "想消失",
 		"kill myself", "killing myself", "suicide", "suicidal", "end my life", "want to die", "don't want to live", "do not want to live",
-		"take my own life", "hurt myself", "self harm", "self-harm"}
+		"take my own life", "hurt myself", "self harm", "self-harm", "end it all", "better off dead", "no reason to live",
+		"don't want to be alive", "do not want to be alive", "can't go on", "cannot go on"}
 )
 
 // safety returns the kind of care a cleaned message needs first, or "".

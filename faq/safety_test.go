@@ -16,7 +16,12 @@ func TestSafetyComesFirst(t *testing.T) {
 		{"my mom collapsed and is unconscious, will insurance cover it", SafetyEmergency},
 		{"我不想活了", SafetyCrisis},
 		{"I want to kill myself", SafetyCrisis},
+		{"我爸被车撞了，流血不止，医保能报吗", SafetyEmergency},
+		{"grandpa has trouble breathing and won't wake up, do we need insurance first", SafetyEmergency},
+		{"活够了，一了百了", SafetyCrisis},
+		{"I can't go on anymore, everyone is better off without me", SafetyCrisis},
 		{"医保断缴了还能补吗", ""},
+		{"车祸受伤住院，医保和车险怎么报", ""}, // after the fact: no 120 line
 		{"医保卡丢了怎么办", ""},
 	} {
 		a, err := f.Answer(context.Background(), Query{Text: tt.q, Day: testDay})
