@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/shebao/shebao/bot/sms"
 	"github.com/shebao/shebao/bot/web"
+	"github.com/shebao/shebao/records"
 )
 
 // demoID is a demo person (records.Demo): 王五, phone 13900000033, whose
@@ -75,9 +77,15 @@ type chatClient struct {
 
 func dialChat(t *testing.T, base string) *chatClient {
 	t.Helper()
+	return dialChatWith(t, base, nil)
+}
+
+// dialChatWith dials with more handshake headers (X-Forwarded-For).
+func dialChatWith(t *testing.T, base string, h http.Header) *chatClient {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	c, err := web.Dial(ctx, base, web.DialOptions{Origin: base})
+	c, err := web.Dial(ctx, base, web.DialOptions{Origin: base, Header: h})
 	if err != nil {
 		t.Fatalf("dial the web chat: %v", err)
 	}
@@ -279,4 +287,81 @@ func TestWebConfig(t *testing.T) {
 			t.Errorf("%v: no error", bad)
 		}
 	}
+}
+
+// The per-address limit on SMS codes counts the web chat's client address:
+// the peer's, or what a trusted proxy (WEB_TRUST_PROXY) says in
+// X-Forwarded-For, and never X-Forwarded-For from anyone else. Twenty
+// codes a day are free per address; a new session (a cleared cookie) does
+// not reset it.
+func TestWebSMSLimitPerAddress(t *testing.T) {
+	limited := "验证码发送太频繁"
+	ids := madeUpIDs(t, 3*22)
+	askCode := func(base, xff string) string {
+		t.Helper()
+		var h http.Header
+		if xff != "" {
+			h = http.Header{"X-Forwarded-For": {xff}}
+		}
+		cc := dialChatWith(t, base, h)
+		defer cc.c.CloseNow()
+		cc.say("/verify")
+		id := ids[0]
+		ids = ids[1:]
+		texts, _ := cc.say(id)
+		return strings.Join(texts, "")
+	}
+	for _, tc := range []struct {
+		name, trust string
+		// xff for the first 20 sessions, the 21st, and one from elsewhere;
+		// elsewhereOK: whether that one gets a code.
+		xff, again, elsewhere string
+		elsewhereOK           bool
+	}{
+		{"behind a trusted proxy", "127.0.0.1", "198.51.100.7", "198.51.100.7", "198.51.100.8", true},
+		{"a header from an untrusted peer", "10.0.0.0/8", "198.51.100.7", "198.51.100.9", "203.0.113.1", false},
+		{"no proxy trusted", "", "", "", "198.51.100.8", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs, stop := startServe(t, map[string]string{
+				"WEB_CHAT": "on", "LISTEN_ADDR": "127.0.0.1:0", "WEB_TRUST_PROXY": tc.trust,
+			})
+			base := "http://" + listenAddr(t, logs)
+			for i := range 20 {
+				xff := tc.xff
+				if tc.trust != "127.0.0.1" {
+					xff = fmt.Sprintf("198.51.100.%d", 10+i) // believed by no one
+				}
+				if got := askCode(base, xff); !strings.Contains(got, "验证码已通过短信发到") {
+					t.Fatalf("code %d: %q; want it sent", i+1, got)
+				}
+			}
+			if got := askCode(base, tc.again); !strings.Contains(got, limited) {
+				t.Errorf("the 21st code from one address: %q; want the limit", got)
+			}
+			got := askCode(base, tc.elsewhere)
+			if sent := strings.Contains(got, "验证码已通过短信发到"); sent != tc.elsewhereOK || sent == strings.Contains(got, limited) {
+				t.Errorf("a code asked with X-Forwarded-For %s: %q; want sent %v", tc.elsewhere, got, tc.elsewhereOK)
+			}
+			if err := stop(); err != nil {
+				t.Errorf("serve returned %v", err)
+			}
+		})
+	}
+}
+
+// madeUpIDs are valid ID numbers that are on no record.
+func madeUpIDs(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	for i := 0; len(out) < n; i++ {
+		base := fmt.Sprintf("110101199001%02d%03d", 1+i%28, 100+i)
+		for _, last := range "0123456789X" {
+			if id, err := records.CheckID(base + string(last)); err == nil && id != demoID {
+				out = append(out, id)
+				break
+			}
+		}
+	}
+	return out
 }
