@@ -40,12 +40,28 @@ type webOptions struct {
 	rate     float64       // questions a second, all sessions together
 	dialRate float64       // new sessions a second while connecting
 	connect  time.Duration // how long connecting all sessions may take
+	env      envList       // more environment for the serve process
+}
+
+// envList is a repeatable KEY=VALUE flag.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+
+func (e *envList) Set(v string) error {
+	k, _, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, not %q", v)
+	}
+	*e = append(*e, v)
+	return nil
 }
 
 func (w *webOptions) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&w.rate, "web-rate", 200, "in --scenario web, questions a second over all sessions (open loop)")
 	fs.Float64Var(&w.dialRate, "web-dial-rate", 500, "in --scenario web, sessions opened a second before the questions start")
 	fs.DurationVar(&w.connect, "web-connect-timeout", 2*time.Minute, "in --scenario web, how long opening all sessions may take")
+	fs.Var(&w.env, "web-serve-env", "in --scenario web, KEY=VALUE added to the serve process's environment (repeatable), e.g. GOMEMLIMIT=250MiB")
 }
 
 func (w *webOptions) check() error {
@@ -64,11 +80,12 @@ func (w *webOptions) check() error {
 
 // webReport is what a web run found.
 type webReport struct {
-	Command  string  `json:"command"`
-	Cores    int     `json:"cores"`
-	Sessions int     `json:"sessions"`
-	Rate     float64 `json:"target_rate_per_sec"`
-	Seconds  float64 `json:"seconds"`
+	Command  string     `json:"command"`
+	Load1    [2]float64 `json:"load_average_1m_start_end"` // the machine's, others' work included
+	Cores    int        `json:"cores"`
+	Sessions int        `json:"sessions"`
+	Rate     float64    `json:"target_rate_per_sec"`
+	Seconds  float64    `json:"seconds"`
 
 	Connected    int       `json:"sessions_connected"`
 	ConnectFails int       `json:"connect_failures"`
@@ -140,10 +157,13 @@ func (h *harness) webLoad(ctx context.Context, stdout io.Writer) error {
 		"REDIS_URL=" + h.redisURL, "SHEBAO_KEYS=load:c2hlYmFvLWxvYWQtaGFybmVzcy1maXhlZC1rZXktMDE=",
 	}
 	b.env = append(b.env, h.limitEnv()...)
+	b.env = append(b.env, o.web.env...)
 	if err := b.start(ctx, h.cs, h.dir); err != nil {
 		return err
 	}
 	rep.RSSIdleKiB, _, _ = memory(b.proc.pid())
+	rep.Load1[0] = loadAverage()
+	h.log.Info("bot ready", "name", b.name, "debug_addr", b.debug)
 
 	st := &webStats{notices: map[string]int{}, closes: map[int]int{}}
 	sessions, greet, fails := h.webConnect(ctx, b.base(), st)
@@ -232,6 +252,7 @@ func (h *harness) webLoad(ctx context.Context, stdout io.Writer) error {
 	}
 	rep.RSSEndKiB, rep.HWMKiB, _ = memory(b.proc.pid())
 	rep.ServeCPUSec = cpuSeconds(b.proc.pid())
+	rep.Load1[1] = loadAverage()
 
 	st.mu.Lock()
 	rep.Answered = st.answered
@@ -411,7 +432,7 @@ func (r *webReport) problems() []string {
 func (r *webReport) writeText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n", r.Command)
-	fmt.Fprintf(&b, "web chat, one replica, %d cores shared with the harness\n", r.Cores)
+	fmt.Fprintf(&b, "web chat, one replica, %d cores shared with the harness; load average (1 min) %.1f at the start, %.1f at the end\n", r.Cores, r.Load1[0], r.Load1[1])
 	fmt.Fprintf(&b, "sessions: %d of %d connected in %.1fs (%d failed); dial to greeting p50 %.1fms p99 %.1fms max %.1fms\n",
 		r.Connected, r.Sessions, r.ConnectSec, r.ConnectFails, r.Greeting.P50, r.Greeting.P99, r.Greeting.Max)
 	fmt.Fprintf(&b, "questions: %d sent in %.1fs at a target %.0f/s (%d ticks found no idle session), %d answered (%.1f/s), %d lost\n",
@@ -476,4 +497,19 @@ func cpuSeconds(pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	stt, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + stt) / 100 // USER_HZ
+}
+
+// loadAverage is the machine's one-minute load average: on shared cores
+// it says how much of them the run had.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
