@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/shebao/shebao/bot/keyring"
 )
 
 // State a webhook channel keeps for itself (bot/wechat): it acknowledges a
@@ -239,30 +237,34 @@ func (s *Store) Queued(ctx context.Context, chat string, update int64) (bool, er
 	return n == 1, nil
 }
 
-// PopPart takes the chat's oldest queued reply off its outbox. Taking it
+// PopPart takes the chat's oldest queued reply off its outbox and says
+// how many are left after it; part is nil when there was none. Taking it
 // off before it is sent is what makes a send at most once: a replica that
 // dies while sending leaves nothing to send again.
-func (s *Store) PopPart(ctx context.Context, chat string) (part []byte, ok bool, err error) {
-	octx, cancel := s.op(ctx)
-	defer cancel()
-	key := s.outKey(chat)
-	raw, err := s.rdb.LPop(octx, key).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, false, nil
+func (s *Store) PopPart(ctx context.Context, chat string) (part []byte, rest int, err error) {
+	for {
+		octx, cancel := s.op(ctx)
+		key := s.outKey(chat)
+		pipe := s.rdb.TxPipeline()
+		pop := pipe.LPop(octx, key)
+		n := pipe.LLen(octx, key)
+		_, err := pipe.Exec(octx)
+		cancel()
+		if errors.Is(err, redis.Nil) {
+			return nil, 0, nil
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("take queued reply of chat %s: %w", chat, s.classify(err))
+		}
+		raw, _ := pop.Bytes()
+		plain, _, err := s.keys.Open(s.ad(key), raw)
+		if err != nil {
+			// Not ours to send; the next one may be.
+			s.log.Warn("dropping a queued reply that does not open", "chat", chat, "err", err)
+			continue
+		}
+		return plain, int(n.Val()), nil
 	}
-	if err != nil {
-		return nil, false, fmt.Errorf("take queued reply of chat %s: %w", chat, s.classify(err))
-	}
-	if !keyring.IsSealed(raw) {
-		return nil, false, fmt.Errorf("queued reply of chat %s is not sealed", chat)
-	}
-	plain, _, err := s.keys.Open(s.ad(key), raw)
-	if err != nil {
-		// Not ours to send; the next one may be.
-		s.log.Warn("dropping a queued reply that does not open", "chat", chat, "err", err)
-		return s.PopPart(ctx, chat)
-	}
-	return plain, true, nil
 }
 
 // UnpopPart puts back a reply PopPart took that was certainly not sent,

@@ -87,20 +87,20 @@ func TestOutbox(t *testing.T) {
 	if ok, err := s.Queued(ctx, chat, 5); !ok || err != nil {
 		t.Fatalf("Queued = %v, %v", ok, err)
 	}
-	p, ok, err := s.PopPart(ctx, chat)
-	if string(p) != "one" || !ok || err != nil {
-		t.Fatalf("PopPart = %q, %v, %v", p, ok, err)
+	p, rest, err := s.PopPart(ctx, chat)
+	if string(p) != "one" || rest != 2 || err != nil {
+		t.Fatalf("PopPart = %q, %d, %v", p, rest, err)
 	}
 	if err := s.UnpopPart(ctx, chat, p); err != nil {
 		t.Fatal(err)
 	}
 	var order []string
 	for {
-		p, ok, err := s.PopPart(ctx, chat)
+		p, _, err := s.PopPart(ctx, chat)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !ok {
+		if p == nil {
 			break
 		}
 		order = append(order, string(p))

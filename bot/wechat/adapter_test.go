@@ -84,4 +84,3 @@ func TestSignatureChecked(t *testing.T) {
 		}
 	}
 }
-
