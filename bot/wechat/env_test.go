@@ -87,6 +87,7 @@ type env struct {
 	lb       *httptest.Server
 	next     atomic.Int64
 	handled  atomic.Int64
+	now      func() time.Time // the clock of both sides
 }
 
 type envOpts struct {
@@ -107,6 +108,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	// One clock for both sides, running from testNow (the demo records'
 	// day), so timestamps and windows agree.
 	clock := func() time.Time { return testNow.Add(time.Since(start)) }
+	e.now = clock
 	cfg := wechattest.Config{AppID: "wx0123456789abcdef", AppSecret: "secret-" + rand.Text(), Token: "tok" + rand.Text()[:10], Now: clock}
 	if o.aes {
 		cfg.AESKey = wechattest.NewAESKey()
@@ -135,6 +137,9 @@ func newEnv(t *testing.T, o envOpts) *env {
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
+		if t.Failed() && os.Getenv("WECHAT_TEST_LOG") != "" {
+			t.Log(e.logs.String())
+		}
 	})
 	for range o.replicas {
 		st, err := redisstore.Open(ctx, redisstore.Options{URL: url, Keys: testKeys, KeyPrefix: prefix, OpTimeout: 2 * time.Second, Logger: log})
@@ -211,7 +216,7 @@ func (e *env) say(openid, text string, n int) []string {
 	return got[before:]
 }
 
-// settle waits until nothing is held, queued or in flight.
+// settle waits until nothing is held, parked or in flight.
 func (e *env) settle() {
 	e.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -222,7 +227,8 @@ func (e *env) settle() {
 		for _, a := range e.adapters {
 			a.working.Range(func(any, any) bool { busy = true; return false })
 		}
-		if held == 0 && !busy {
+		parked, _ := e.stores[0].Parked(e.t.Context(), channel, e.now().Add(time.Hour), 1)
+		if held == 0 && !busy && len(parked) == 0 {
 			return
 		}
 		time.Sleep(10 * time.Millisecond) // polling the system under test, not logic

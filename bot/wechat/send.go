@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/silenceper/wechat/v2/officialaccount/message"
 
@@ -34,18 +36,24 @@ func notice(lang string) string {
 	return "（微信限制了一次能发的消息条数，回复“继续”查看余下内容。）"
 }
 
-// withNotice appends the notice, cutting the text at a line end if both
-// do not fit one message.
-func withNotice(text, lang string) string {
+// withNotice appends the notice. When both do not fit one message the
+// text is cut at a line end (or, in a line longer than that, a rune
+// boundary) and tail is what did not fit: it goes back to the front of the
+// outbox, so no text is lost.
+func withNotice(text, lang string) (msg, tail string) {
 	n := notice(lang)
-	for len(text)+1+len(n) > MaxBytes {
-		lines := pack([]string{text}, MaxBytes-1-len(n))
-		text = lines[0]
+	limit := MaxBytes - 1 - len(n)
+	if len(text) > limit {
+		cut := strings.LastIndexByte(text[:limit+1], '\n')
+		if cut <= 0 {
+			cut = cutAt(text, limit)
+		}
+		text, tail = strings.TrimRight(text[:cut], "\n"), strings.TrimLeft(text[cut:], "\n")
 	}
 	if text == "" {
-		return n
+		return n, tail
 	}
-	return text + "\n" + n
+	return text + "\n" + n, tail
 }
 
 // maxNotSent bounds how often one part is tried again after WeChat said
@@ -62,7 +70,8 @@ const maxNotSent = 5
 func (a *Adapter) deliver(ctx context.Context, chat string, direct []part) {
 	st := a.opts.Store
 	w := a.loadWindow(ctx, chat)
-	deadline := a.now().Add(a.retryFor)
+	// The gate waits on timers: its deadline is on the wall clock, not Now.
+	deadline := time.Now().Add(a.retryFor)
 	notSent := 0
 	for {
 		var p part
@@ -98,7 +107,23 @@ func (a *Adapter) deliver(ctx context.Context, chat string, direct []part) {
 		text := p.Text
 		last := w.Left == 1 && rest > 0
 		if last {
-			text = withNotice(text, p.Lang)
+			var tail string
+			if text, tail = withNotice(text, p.Lang); tail != "" {
+				// What did not fit beside the notice waits first in
+				// line; this part is only what is sent.
+				head := part{Text: strings.TrimSuffix(strings.TrimSuffix(text, notice(p.Lang)), "\n"), Lang: p.Lang}
+				tp, _ := json.Marshal(part{Text: tail, Lang: p.Lang})
+				if direct != nil {
+					direct = append([]part{{Text: tail, Lang: p.Lang}}, direct...)
+				} else if err := st.UnpopPart(ctx, chat, tp); err != nil {
+					a.log.Warn("put back the rest of a reply", "chat", chat, "err", err)
+					st.UnpopPart(ctx, chat, raw)
+					return
+				}
+				p = head
+				raw, _ = json.Marshal(head)
+				rest++
+			}
 		}
 		if err := a.gate.wait(ctx, deadline, a.probe); err != nil {
 			a.park(ctx, chat, raw, direct != nil)
