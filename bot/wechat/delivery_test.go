@@ -35,7 +35,9 @@ func longHandler(n int) func(bot.Handler) bot.Handler {
 
 type handlerFunc func(ctx context.Context, m bot.Message) ([]bot.Reply, error)
 
-func (f handlerFunc) Handle(ctx context.Context, m bot.Message) ([]bot.Reply, error) { return f(ctx, m) }
+func (f handlerFunc) Handle(ctx context.Context, m bot.Message) ([]bot.Reply, error) {
+	return f(ctx, m)
+}
 
 // A long answer is split by bytes at line ends. The allowance of five
 // messages ends before it does: the fifth says so, and "继续" brings the
