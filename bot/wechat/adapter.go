@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"net/http"
@@ -357,15 +358,21 @@ func (in inbound) chat() string { return bot.ID(bot.ChannelWeChat, in.From) }
 
 // update is the update id the Coordinator orders and dedupes by: the
 // creation second first, so a chat's messages and events keep the order
-// WeChat gives them, then the low bits of the MsgId, so that two
-// messages of one second differ. Events have no MsgId: WeChat's rule
-// dedupes them by sender and CreateTime, and so does this.
+// WeChat gives them, then low bits that tell apart two of one second:
+// the MsgId's for a message; for an event, which has none, a hash of the
+// event and its key. WeChat's retries of an event repeat its sender and
+// CreateTime (its rule for deduping them), and its event and key, so they
+// keep one id, while a follow and a menu click in the same second differ.
 func (in inbound) update() int64 {
-	low := int64(0)
+	var low int64
 	if in.MsgID != 0 {
-		low = 1 + (in.MsgID&(1<<62-1))%(1<<20-1)
+		low = in.MsgID & (1<<62 - 1)
+	} else {
+		h := fnv.New64a()
+		h.Write([]byte(in.Event + "\x00" + in.Key))
+		low = int64(h.Sum64() & (1<<62 - 1))
 	}
-	return in.Created<<20 | low
+	return in.Created<<20 | (1 + low%(1<<20-1))
 }
 
 func (in inbound) key() string { return in.From + "/" + strconv.FormatInt(in.update(), 10) }

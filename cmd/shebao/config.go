@@ -42,6 +42,8 @@ type config struct {
 	// RatePolicy is the per-user limit: USER_RATE_LIMIT messages a minute
 	// after a burst of USER_RATE_BURST; 0 turns it off.
 	RatePolicy bot.RatePolicy
+	// WeChat is the Official Account (WECHAT_*, cmd/shebao/wechat.go).
+	WeChat wechatConfig
 }
 
 const defaultAPIURL = "https://api.telegram.org"
@@ -73,6 +75,7 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 		SMSWebhookSecret: getenv("SMS_WEBHOOK_SECRET"),
 	}
 	var errs []error
+	errs = append(errs, c.loadWeChat(getenv)...)
 	c.MaxConns = defaultMaxConns
 	if v := strings.TrimSpace(getenv("LISTEN_MAX_CONNS")); v != "" {
 		n, err := strconv.Atoi(v)
@@ -136,8 +139,16 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 	if err := c.LogLevel.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error"))
 	}
-	if serve && c.Token == "" {
-		errs = append(errs, errors.New("TELEGRAM_BOT_TOKEN is required for serve"))
+	if serve && c.Token == "" && !c.WeChat.on() {
+		errs = append(errs, errors.New("TELEGRAM_BOT_TOKEN is required for serve (or WECHAT_APP_ID, WECHAT_APP_SECRET and WECHAT_TOKEN to serve the WeChat Official Account alone)"))
+	}
+	if serve && c.Token == "" && c.WebhookURL != "" {
+		errs = append(errs, errors.New("WEBHOOK_URL: set TELEGRAM_BOT_TOKEN too, or unset it to serve WeChat alone"))
+	}
+	if c.WeChat.on() && c.WebhookURL != "" {
+		if u, err := url.Parse(c.WebhookURL); err == nil && (u.Path == c.WeChat.Path || u.Path == "" && c.WeChat.Path == "/") {
+			errs = append(errs, errors.New("WECHAT_PATH: Telegram's WEBHOOK_URL uses the same path"))
+		}
 	}
 	if err := checkURL(c.APIURL); err != nil {
 		errs = append(errs, fmt.Errorf("TELEGRAM_API_URL: %w", err))

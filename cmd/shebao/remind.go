@@ -15,6 +15,7 @@ import (
 	"github.com/shebao/shebao/bot/redisstore"
 	"github.com/shebao/shebao/bot/reminder"
 	"github.com/shebao/shebao/bot/telegram"
+	"github.com/shebao/shebao/bot/wechat"
 	"github.com/shebao/shebao/records"
 )
 
@@ -29,11 +30,14 @@ func schedulerConfig(store *redisstore.Store, db *records.DB, sender reminder.Se
 		Store: store, Records: db, Sender: sender, Blocklist: store, Keys: store.Keys(),
 		// A deleted account or a chat Telegram no longer knows will never
 		// take a reminder either.
-		Blocked: func(err error) bool { return errors.Is(err, telegram.ErrBlocked) || telegram.Gone(err) },
+		// (WeChat's unfollowed chats wrap bot.ErrGone.)
+		Blocked: func(err error) bool {
+			return errors.Is(err, telegram.ErrBlocked) || telegram.Gone(err) || errors.Is(err, bot.ErrGone)
+		},
 		// Only what cannot have been delivered and may work later: any
 		// other failure retried would be retried every recheck, forever
 		// (a 400), or could reach the user twice (a timeout).
-		Retryable: telegram.Temporary,
+		Retryable: func(err error) bool { return telegram.Temporary(err) || wechat.Temporary(err) },
 		Now:       now, Logger: log, Metrics: m,
 	}
 }

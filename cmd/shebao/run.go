@@ -22,6 +22,7 @@ const usage = `shebao — a social and medical insurance assistant (社保/医�
 
 Usage:
   shebao serve                      run the Telegram bot (long polling; webhook when WEBHOOK_URL is set)
+                                    and the WeChat Official Account when WECHAT_APP_ID is set
   shebao chat [--lang zh|en]        talk to the bot in this terminal (embedded defaults, nothing else needed)
   shebao ask [--lang zh|en] [--json] QUESTION
                                     print what the bot would answer
@@ -31,6 +32,7 @@ Usage:
   shebao import --migrate           bring an existing RECORDS_DB to this version's schema
   shebao remind --once [--now RFC3339] [--dry-run]
                                     run one reminder pass by hand (serve runs them itself)
+  shebao wechat menu                set the WeChat Official Account's menu (政策问答, 我的记录, 提醒设置)
   shebao probe [/livez|/readyz]     ask the serve on this host (LISTEN_ADDR's port); exit 0 on 200
   shebao help                       this text
 
@@ -56,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runImport(ctx, rest, getenv, stdout, stderr)
 	case "remind":
 		return runRemindCmd(ctx, rest, getenv, stdout, stderr)
+	case "wechat":
+		return runWeChatCmd(ctx, rest, getenv, stdout, stderr)
 	case "probe":
 		return runProbe(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
@@ -237,7 +241,7 @@ func openEngine(ctx context.Context, c config, log *slog.Logger, m bot.Metrics, 
 	}
 	p.engine = bot.New(bot.Config{
 		Sessions: store, Attempts: store, Reminders: store, FAQ: p.faq, Records: db, Keys: store.Keys(), Logger: log, Metrics: m,
-		SMS: codes, SMSHourlyCap: c.SMSHourlyCap, PushLinks: p.links,
+		SMS: codes, SMSHourlyCap: c.SMSHourlyCap, PushLinks: p.links, Caps: c.caps,
 	})
 	return p, nil
 }

@@ -43,20 +43,29 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	m.watchFAQ(parts.faq)
 
 	limit := bot.NewLimit(bot.LimitOptions{Store: parts.store, Policy: &c.RatePolicy, Logger: log, Count: m.RateLimit})
-	tg, err := telegram.New(telegram.Options{
-		Token: c.Token, APIURL: c.APIURL, WebhookURL: c.WebhookURL, WebhookSecret: c.WebhookSecret,
-		Handler: timed{next: parts.engine, hist: m.latency}, Limit: limit,
-		Coordinator: parts.store, Blocklist: parts.store, Handoff: parts.store, Metrics: m, Logger: log,
-	})
+	handler := timed{next: parts.engine, hist: m.latency}
+	// Telegram unless only WeChat is served (no token, WECHAT_* set).
+	var tg *telegram.Adapter
+	if c.Token != "" {
+		tg, err = telegram.New(telegram.Options{
+			Token: c.Token, APIURL: c.APIURL, WebhookURL: c.WebhookURL, WebhookSecret: c.WebhookSecret,
+			Handler: handler, Limit: limit,
+			Coordinator: parts.store, Blocklist: parts.store, Handoff: parts.store, Metrics: m, Logger: log,
+		})
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		parts.setPushLinks(func() []bot.PushLink {
+			if u := tg.StartURL(); u != "" {
+				return []bot.PushLink{{Channel: bot.ChannelTelegram, URL: u}}
+			}
+			return nil
+		})
+	}
+	wx, err := newWeChat(c, parts, handler, limit, log, m.watchWeChat())
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	parts.setPushLinks(func() []bot.PushLink {
-		if u := tg.StartURL(); u != "" {
-			return []bot.PushLink{{Channel: bot.ChannelTelegram, URL: u}}
-		}
-		return nil
-	})
 
 	hl := newHealth(log,
 		healthCheck{"redis", parts.store.Ping},
@@ -66,7 +75,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	mux.HandleFunc("GET /livez", hl.livez)
 	mux.HandleFunc("GET /readyz", hl.readyz)
 	mux.HandleFunc("GET /healthz", hl.healthz)
-	if c.WebhookURL != "" {
+	if wx != nil {
+		mux.Handle(c.WeChat.Path, wechatHandler(wx))
+	}
+	if tg != nil && c.WebhookURL != "" {
 		u, _ := url.Parse(c.WebhookURL) // checked by loadConfig
 		path := u.Path
 		if path == "" {
@@ -118,7 +130,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	g.Go(func() error {
 		<-gctx.Done()
 		hl.drain() // /readyz answers 503
-		tg.Drain() // new webhook updates get 503 and are redelivered later
+		if tg != nil {
+			tg.Drain() // new webhook updates get 503 and are redelivered later
+		}
+		if wx != nil {
+			wx.Drain() // WeChat retries what gets 503, here after the restart or elsewhere
+		}
 		if c.DrainDelay > 0 {
 			// Stay reachable while load balancers notice /readyz and
 			// stop sending here; what still comes is refused above.
@@ -131,6 +148,28 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
+	if wx != nil {
+		// Handles what the route acknowledged, and what any replica held
+		// but did not handle; returns once the messages in hand are done.
+		g.Go(func() error { return wx.Run(gctx) }) // in-flight work cut short stays held for another replica
+	}
+	var reminders senders
+	if wx != nil {
+		reminders.wx = wx
+	}
+	if tg == nil {
+		g.Go(func() error { return parts.store.Maintain(gctx) })
+		g.Go(func() error {
+			return newScheduler(parts.store, parts.records, reminders, log, m, nil).Run(gctx)
+		})
+		log.Info("TELEGRAM_BOT_TOKEN not set: serving the WeChat Official Account only")
+		err = g.Wait()
+		if ctx.Err() != nil && err == nil {
+			log.Info("stopped cleanly")
+		}
+		return err
+	}
+	reminders.tg = tg
 	g.Go(func() error {
 		// The bot's profile: none of it is worth failing the start for.
 		if err := tg.SetCommands(gctx, commands("zh"), commands("en")); err != nil && gctx.Err() == nil {
@@ -142,7 +181,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return nil
 	})
-	sched := newScheduler(parts.store, parts.records, tg, log, m, nil)
+	sched := newScheduler(parts.store, parts.records, reminders, log, m, nil)
 	g.Go(func() error { return sched.Run(gctx) })
 	g.Go(func() error { return parts.store.Maintain(gctx) }) // key rotation, when SHEBAO_KEYS gets a new first key
 	if c.WebhookURL != "" {
