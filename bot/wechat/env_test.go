@@ -88,7 +88,11 @@ type env struct {
 	next     atomic.Int64
 	handled  atomic.Int64
 	now      func() time.Time // the clock of both sides
+	skew     atomic.Int64     // added to it (Advance)
 }
+
+// advance moves the clock of both sides forward by d.
+func (e *env) advance(d time.Duration) { e.skew.Add(int64(d)) }
 
 type envOpts struct {
 	replicas int
@@ -107,7 +111,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	start := time.Now()
 	// One clock for both sides, running from testNow (the demo records'
 	// day), so timestamps and windows agree.
-	clock := func() time.Time { return testNow.Add(time.Since(start)) }
+	clock := func() time.Time { return testNow.Add(time.Since(start) + time.Duration(e.skew.Load())) }
 	e.now = clock
 	cfg := wechattest.Config{AppID: "wx0123456789abcdef", AppSecret: "secret-" + rand.Text(), Token: "tok" + rand.Text()[:10], Now: clock}
 	if o.aes {
