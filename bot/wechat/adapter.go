@@ -147,6 +147,9 @@ type Adapter struct {
 	tokens  *tokens
 	gate    *gate
 	run     atomic.Pointer[runState]
+	started chan struct{} // closed when Run first starts
+	once    sync.Once
+	stopped atomic.Bool // Drain was called or Run ended
 	sem     chan struct{}
 	working sync.Map // held ids being worked on here
 
@@ -209,6 +212,7 @@ func New(opts Options) (*Adapter, error) {
 		api:          strings.TrimRight(opts.APIURL, "/"),
 		gate:         newGate(500*time.Millisecond, 10*time.Second),
 		sem:          make(chan struct{}, opts.Workers),
+		started:      make(chan struct{}),
 		callTimeout:  10 * time.Second,
 		retryFor:     time.Minute,
 		parkFor:      30 * time.Second,
@@ -256,7 +260,9 @@ func CheckAESKey(k string) error {
 func (a *Adapter) Run(ctx context.Context) error {
 	wg := &sync.WaitGroup{}
 	a.run.Store(&runState{ctx: ctx, wg: wg})
+	a.once.Do(func() { close(a.started) })
 	defer func() {
+		a.stopped.Store(true)
 		a.run.Store(nil)
 		wg.Wait()
 	}()

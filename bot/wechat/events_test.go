@@ -154,3 +154,19 @@ func TestRemindersAndTheWindow(t *testing.T) {
 		}
 	})
 }
+
+// A draining replica refuses new messages with 503, holding nothing:
+// WeChat retries them, on another replica or after the restart.
+func TestDrainRefusesNewMessages(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.adapters[0].Drain()
+	d, err := e.fake.Text(t.Context(), "oDrain", "查社保缴费记录要钱吗")
+	if err != nil || d.Status != http.StatusServiceUnavailable {
+		t.Fatalf("POST while draining: %+v %v; want 503", d, err)
+	}
+	held := 0
+	e.stores[0].HeldMessages(t.Context(), channel, func(string, time.Time, []byte) { held++ })
+	if held != 0 || e.handled.Load() != 0 {
+		t.Errorf("while draining: %d held, %d handled", held, e.handled.Load())
+	}
+}

@@ -77,8 +77,18 @@ func (a *Adapter) serve(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "success")
 		return
 	}
+	if a.run.Load() == nil && !a.stopped.Load() {
+		// Starting: the listener may be up a moment before Run.
+		t := time.NewTimer(startWait)
+		select {
+		case <-a.started:
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+		t.Stop()
+	}
 	if a.run.Load() == nil {
-		// Not running (starting, or draining for shutdown): WeChat
+		// Not running (not yet, or draining for shutdown): WeChat
 		// retries, maybe on another replica.
 		http.Error(w, "not running", http.StatusServiceUnavailable)
 		return
@@ -106,7 +116,14 @@ func (a *Adapter) serve(w http.ResponseWriter, r *http.Request) {
 // Drain makes the handler refuse new messages with 503 (WeChat retries
 // them, on another replica or after the restart) while the ones in hand
 // finish; Run's end does the same.
-func (a *Adapter) Drain() { a.run.Store(nil) }
+func (a *Adapter) Drain() {
+	a.stopped.Store(true)
+	a.run.Store(nil)
+}
+
+// startWait is how long a message that comes before Run has started waits
+// for it, well within WeChat's 5 seconds.
+const startWait = 2 * time.Second
 
 // fresh reports whether a request's timestamp is within MaxSkew of now:
 // an older request is a replay.

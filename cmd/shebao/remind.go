@@ -70,8 +70,8 @@ func runRemindCmd(ctx context.Context, args []string, getenv func(string) string
 	if err = errors.Join(err, c.needKeys()); err != nil {
 		return err
 	}
-	if !*dry && c.Token == "" {
-		return errors.New("remind: TELEGRAM_BOT_TOKEN is required to send (or use --dry-run)")
+	if !*dry && c.Token == "" && !c.WeChat.on() {
+		return errors.New("remind: TELEGRAM_BOT_TOKEN (or WECHAT_*) is required to send (or use --dry-run)")
 	}
 	log := newLogger(stderr, c.LogLevel)
 	store, stop, err := openStore(ctx, c, log)
@@ -86,11 +86,29 @@ func runRemindCmd(ctx context.Context, args []string, getenv func(string) string
 	defer db.Close()
 	var sender reminder.Sender
 	if !*dry {
-		tg, err := telegram.New(telegram.Options{Token: c.Token, APIURL: c.APIURL, Handler: noHandler{}, Blocklist: store, Logger: log})
-		if err != nil {
-			return fmt.Errorf("remind: %w", err)
+		var to senders
+		if c.Token != "" {
+			tg, err := telegram.New(telegram.Options{Token: c.Token, APIURL: c.APIURL, Handler: noHandler{}, Blocklist: store, Logger: log})
+			if err != nil {
+				return fmt.Errorf("remind: %w", err)
+			}
+			to.tg = tg
 		}
-		sender = tg
+		if c.WeChat.on() {
+			// Over the shared store: serve's access token, reply windows
+			// and subscriptions.
+			w := c.WeChat
+			wx, err := wechat.New(wechat.Options{
+				AppID: w.AppID, AppSecret: w.AppSecret, Token: w.Token, AESKey: w.AESKey, APIURL: w.APIURL,
+				RemindTemplate: w.RemindTemplate, Handler: noHandler{}, Store: store, Coordinator: store,
+				Blocklist: store, Reminders: store, Logger: log,
+			})
+			if err != nil {
+				return fmt.Errorf("remind: %w", err)
+			}
+			to.wx = wx
+		}
+		sender = to
 	}
 	cfg := schedulerConfig(store, db, sender, log, nil, now)
 	cfg.ListSent = true // printed below
