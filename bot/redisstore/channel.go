@@ -22,9 +22,12 @@ import (
 //	<p>:{parked}:CHANNEL        sorted set: chats with queued replies to retry, by when
 //
 // Everything here is short-lived (an access token, a reply window of 48
-// hours, a menu, messages in flight): no migration or key rotation has to
-// visit it, since a value sealed under a key outlives neither the key's
-// 90 days in SHEBAO_KEYS after a rotation nor its own TTL.
+// hours, a menu, messages in flight; a template subscription, the
+// longest, 80 days unless renewed by use): no migration or key rotation
+// has to visit it, since a value sealed under a key outlives neither the
+// key's 90 days in SHEBAO_KEYS after a rotation nor its own TTL. All of
+// it is new keys beside the previous release's, which it does not touch:
+// the schema version stays.
 const (
 	// outTTL bounds how long unsent replies are kept: WeChat lets a reply
 	// out for 48 hours after the user's message, and not after.

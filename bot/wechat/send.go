@@ -379,6 +379,9 @@ func (a *Adapter) sendTemplate(ctx context.Context, chat string, replies []bot.R
 	switch {
 	case err == nil:
 		a.m.Send("template", 1)
+		if _, err := a.opts.Store.SetValue(ctx, subName(openid, tmpl), "1", subTTL, false); err != nil {
+			a.log.Warn("renew subscription", "err", err)
+		}
 		return nil
 	case errors.As(err, &ae) && ae.Code == codeNotSubscribed:
 		// Refused or used up (a one-time subscription): ask again later.

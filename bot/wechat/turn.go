@@ -42,6 +42,13 @@ type part struct {
 func windowName(chat string) string  { return "wx:win:" + bot.Local(chat) }
 func choicesName(chat string) string { return "wx:menu:" + bot.Local(chat) }
 func moreName(chat string) string    { return "wx:more:" + bot.Local(chat) }
+// subTTL is how long an accepted subscription is kept without a use.
+// Values are sealed under SHEBAO_KEYS and not visited by a key rotation,
+// and a retired key leaves the ring 90 days after it: so a subscription
+// lives less than that, and each reminder sent renews it (sealed again
+// under the current key).
+const subTTL = 80 * 24 * time.Hour
+
 func subName(openid, tmpl string) string {
 	return "wx:sub:" + openid + ":" + tmpl
 }
@@ -293,7 +300,7 @@ func (a *Adapter) gone(ctx context.Context, chat string) {
 // accepted or refused.
 func (a *Adapter) subscriptions(ctx context.Context, in inbound) {
 	for _, t := range in.Accepted {
-		if _, err := a.opts.Store.SetValue(ctx, subName(in.From, t), "1", 0, false); err != nil {
+		if _, err := a.opts.Store.SetValue(ctx, subName(in.From, t), "1", subTTL, false); err != nil {
 			a.log.Warn("record subscription", "err", err)
 		}
 	}
