@@ -42,6 +42,7 @@ type part struct {
 func windowName(chat string) string  { return "wx:win:" + bot.Local(chat) }
 func choicesName(chat string) string { return "wx:menu:" + bot.Local(chat) }
 func moreName(chat string) string    { return "wx:more:" + bot.Local(chat) }
+
 // subTTL is how long an accepted subscription is kept without a use.
 // Values are sealed under SHEBAO_KEYS and not visited by a key rotation,
 // and a retired key leaves the ring 90 days after it: so a subscription
