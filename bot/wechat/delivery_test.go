@@ -104,6 +104,8 @@ func TestSendFailures(t *testing.T) {
 		// A 5xx before delivery: it may have gone out, so it is not sent
 		// again either; the user misses it rather than see it twice.
 		{"5xx", []wechattest.Failure{{Status: 503}}, 0, 1},
+		// A timeout: it may have gone out; not sent again.
+		{"timeout", []wechattest.Failure{{Hang: true}}, 0, 1},
 		// A timeout after delivery: not sent again.
 		{"timeout after delivery", []wechattest.Failure{{Hang: true, Delivered: true}}, 1, 1},
 		// Outside the 48-hour window, or the allowance spent: dropped,
