@@ -78,7 +78,7 @@ func (l *syncLog) String() string {
 // env is an Official Account on the fake WeChat, served by replicas that
 // share one Redis (REDIS_URL, or a miniredis) behind one URL.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	fake     *wechattest.Fake
 	adapters []*Adapter
 	stores   []*redisstore.Store
@@ -102,7 +102,7 @@ type envOpts struct {
 	handler  func(h bot.Handler) bot.Handler
 }
 
-func newEnv(t *testing.T, o envOpts) *env {
+func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	if o.replicas == 0 {
 		o.replicas = 1
