@@ -267,3 +267,23 @@ func TestHeldMessageTakenUp(t *testing.T) {
 		t.Errorf("held message handled %d times", n)
 	}
 }
+
+// The notice of a spent allowance never costs text: what does not fit
+// beside it comes back as the tail, and the message stays within the
+// byte limit.
+func TestWithNoticeKeepsEverything(t *testing.T) {
+	line := "第001行：医疗保险缴费记录与补缴办法说明。"
+	for _, text := range []string{"短", strings.Repeat(line+"\n", 21), strings.Repeat(line+"\n", 22), strings.Repeat("长", 700)} {
+		text = strings.TrimSpace(text)
+		for _, lang := range []string{"zh", "en"} {
+			msg, tail := withNotice(text, lang)
+			if len(msg) > MaxBytes || !strings.HasSuffix(msg, notice(lang)) {
+				t.Errorf("%d bytes: message of %d bytes, notice at the end %v", len(text), len(msg), strings.HasSuffix(msg, notice(lang)))
+			}
+			head := strings.TrimSuffix(strings.TrimSuffix(msg, notice(lang)), "\n")
+			if squeeze(head+tail) != squeeze(text) {
+				t.Errorf("%d bytes: head and tail are not the text", len(text))
+			}
+		}
+	}
+}
