@@ -45,6 +45,10 @@ type Config struct {
 	// ("https://t.me/ShebaoBot?start="). Called at each use, so a link
 	// learnt after start-up (the Telegram bot's name) shows; nil means none.
 	PushLinks func() []PushLink
+	// Caps says what each channel can do when that depends on how it is
+	// configured (WeChat pushes only with a subscription-message
+	// template); nil means CapsOf.
+	Caps func(channel string) Caps
 	// Keys tags the phone a link was verified with (SHEBAO_KEYS); nil
 	// means a key made for this Engine, so that tags do not survive it.
 	Keys *keyring.Ring
@@ -99,6 +103,9 @@ func New(cfg Config) *Engine {
 	if cfg.Keys == nil {
 		cfg.Keys = keyring.Generate()
 	}
+	if cfg.Caps == nil {
+		cfg.Caps = CapsOf
+	}
 	return &Engine{cfg: cfg, log: cfg.Logger}
 }
 
@@ -117,6 +124,9 @@ type turn struct {
 	kind    string
 	outcome string
 }
+
+// caps is what the user's channel can do.
+func (t *turn) caps() Caps { return t.e.cfg.Caps(ChannelOf(t.msg.User)) }
 
 // l picks the text for the turn's language.
 func (t *turn) l(zh, en string) string {

@@ -47,7 +47,7 @@ func runRemind(ctx context.Context, t *turn, arg string) error {
 		return nil
 	}
 	arg = strings.ToLower(strings.TrimSpace(arg))
-	if !CapsOf(ChannelOf(t.msg.User)).Push && arg != "off" && arg != "stop" {
+	if !t.caps().Push && arg != "off" && arg != "stop" {
 		t.remindElsewhere()
 		return nil
 	}
@@ -191,7 +191,7 @@ func (t *turn) reminderButtons(cur ReminderSetting, on bool) [][]Button {
 
 // offerReminders follows a successful verification when reminders exist.
 func (t *turn) offerReminders() {
-	if t.e.cfg.Reminders == nil || !CapsOf(ChannelOf(t.msg.User)).Push {
+	if t.e.cfg.Reminders == nil || !t.caps().Push {
 		return
 	}
 	t.say(t.l("要我在医保断缴、快到缴费日或补缴期限将到时提醒您吗？随时可以关闭。",

@@ -103,8 +103,9 @@ type Caps struct {
 
 // channelCaps are the capabilities of each channel. The terminal's
 // "/contact PHONE" stands in for Telegram's contact button; it runs no
-// reminder scanner. The web chat only answers. WeChat's are decided with
-// its adapter.
+// reminder scanner. The web chat only answers. WeChat can write first
+// only with a subscription-message template (bot/wechat): serve sets
+// Config.Caps to say so when one is configured.
 var channelCaps = map[string]Caps{
 	ChannelTelegram: {Contact: true, Push: true},
 	ChannelTerminal: {Contact: true},

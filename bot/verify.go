@@ -99,7 +99,7 @@ func runVerify(ctx context.Context, t *turn, arg string) error {
 		t.say(t.l("抱歉，本服务暂未接入个人记录。", "Sorry, personal records are not available on this service."))
 		return nil
 	}
-	byCode := !CapsOf(ChannelOf(t.msg.User)).Contact
+	byCode := !t.caps().Contact
 	if byCode && t.e.cfg.SMS == nil {
 		t.outcome = "no_sms"
 		t.say(t.l(
@@ -217,7 +217,7 @@ func verifyID(ctx context.Context, t *turn) error {
 	if done, err := t.checkThrottled(ctx, userThrottleOf(t.msg.User), idThrottleOf(id)); done || err != nil {
 		return err
 	}
-	if !CapsOf(ChannelOf(t.msg.User)).Contact {
+	if !t.caps().Contact {
 		return t.sendCode(ctx, id)
 	}
 	t.setDialog(Dialog{Name: dialogVerify, Step: stepContact, Data: map[string]string{"id": id}})
@@ -361,7 +361,7 @@ func (t *turn) verified(ctx context.Context, r Reservation, id, phone string) {
 		"✅ 验证成功：%s。\n验证有效期90天。现在可以查看您的缴费记录、医保账户余额和补缴方案。",
 		"✅ Verified: %s.\nThe verification holds for 90 days. You can now see your contributions, medical-account balance and back-payment plan."),
 		records.MaskID(id))
-	if CapsOf(ChannelOf(t.msg.User)).Contact {
+	if t.caps().Contact {
 		// The contact keyboard goes with a message of its own: a
 		// Telegram message removes a reply keyboard or carries inline
 		// buttons, not both.

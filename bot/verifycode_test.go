@@ -416,3 +416,35 @@ func TestRemindOnAChannelThatCannotPush(t *testing.T) {
 		t.Errorf("remind:off: %s", out)
 	}
 }
+
+// Config.Caps makes a channel's capabilities depend on its configuration:
+// WeChat can push only with a subscription-message template, and then
+// offers reminders after verifying and turns them on.
+func TestCapsByConfiguration(t *testing.T) {
+	for _, push := range []bool{false, true} {
+		c := newCodeEnv(t, func(cfg *bot.Config) {
+			cfg.Caps = func(ch string) bot.Caps {
+				if ch == bot.ChannelWeChat {
+					return bot.Caps{Push: push}
+				}
+				return bot.CapsOf(ch)
+			}
+		})
+		wx := bot.ID(bot.ChannelWeChat, "oAbC")
+		p := demoPerson(t, 4)
+		c.say(wx, "/verify")
+		c.say(wx, p.ID)
+		out, _ := c.say(wx, c.box.all()[0].Code)
+		if !strings.Contains(out, "验证成功") {
+			t.Fatalf("verify by code on WeChat: %s", out)
+		}
+		if offered := strings.Contains(out, "提醒您吗"); offered != push {
+			t.Errorf("push %v: reminders offered %v:\n%s", push, offered, out)
+		}
+		out, _ = c.say(wx, "[remind:on]")
+		_, on, _ := c.store.Reminder(context.Background(), wx, wx)
+		if on != push || strings.Contains(out, "无法开启缴费提醒") == push {
+			t.Errorf("push %v: remind:on turned reminders on %v:\n%s", push, on, out)
+		}
+	}
+}

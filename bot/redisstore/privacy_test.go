@@ -154,15 +154,28 @@ func TestDumpHoldsNoIDNumberOrPhone(t *testing.T) {
 	s := sv.open(t, Options{})
 	fl := newFlow(t, s)
 	fl.run()
+	// A webhook channel's state (bot/wechat): a message held in flight,
+	// replies queued and a value, each carrying an ID number and a phone.
+	ctx := context.Background()
+	demo := records.Demo()
+	secret := demo[4].ID + " " + demo[4].Phone
+	if ok, err := s.HoldMessage(ctx, "wx", "oPriv/1", time.Now(), []byte(`{"text":"`+secret+`"}`)); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if err := s.Queue(ctx, "wx:oPriv", 1, [][]byte{[]byte(secret)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetValue(ctx, "wx:menu:oPriv", secret, time.Hour, false); err != nil {
+		t.Fatal(err)
+	}
 	keys := sv.keys(t)
-	for _, want := range []string{":link", ":remind", ":dialog", ":lang", "{t:", "{p:", "{held}", "{remind}:slot:"} {
+	for _, want := range []string{":link", ":remind", ":dialog", ":lang", "{t:", "{p:", "{held}", "{remind}:slot:", "{held}:wx", ":out", "{v:wx:menu:"} {
 		if !slices.ContainsFunc(keys, func(k string) bool { return strings.Contains(k, want) }) {
 			t.Errorf("no %s key: the flow did not store what it should have\n%s", want, strings.Join(keys, "\n"))
 		}
 	}
 	sv.assertNoPersonalData(t, everyNumber()...)
 	// And what is sealed opens, with the key, to what the engine wrote.
-	demo := records.Demo()
 	v, err := s.rdb.Get(context.Background(), s.userKey(tg(flowVerified), tg(flowVerified), linkKey)).Bytes()
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,7 @@ const (
 	SkipBlocked      = "blocked"        // the user blocked the bot: reminders turned off
 	SkipPhoneChanged = "phone_changed"  // the phone on record is not the one verified: reminders turned off
 	SkipWindowEnded  = "window_ended"   // due, but the sending window closed first: next window
+	SkipCannotPush   = "cannot_push"    // the channel cannot reach the user now (WeChat: no window, no subscription)
 	SkipQuietHours   = "quiet_hours"    // the whole pass: 21:00–08:00
 	SkipLeaseHeld    = "lease_held"     // the whole pass: another replica runs it
 	SkipNothingToRun = "slots_done"     // the whole pass: every started slot is done today

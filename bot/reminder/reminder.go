@@ -560,6 +560,15 @@ func (p *run) person(ctx context.Context, r bot.ReminderSetting, st records.Stan
 			if cfg.ListSent {
 				p.sum.Planned = append(p.sum.Planned, Planned{Chat: r.Chat, Kind: c.kind, Month: c.month, Reply: reply})
 			}
+		case errors.Is(err, bot.ErrCannotPush):
+			// The channel cannot reach the user now (WeChat outside its
+			// reply window, with no subscription message): nothing went
+			// out, so the mark goes back for a later pass. Skipped and
+			// counted, not failed.
+			p.sum.skip(SkipCannotPush)
+			if rerr := cfg.Store.Release(context.WithoutCancel(ctx), r.PersonID, mark); rerr != nil {
+				p.s.log.Warn("release reminder mark after a skipped send", "err", rerr)
+			}
 		case cfg.Blocked(err):
 			// The mark stays: had the user not blocked us, they would
 			// have had it. Their reminders end here.

@@ -339,6 +339,37 @@ func TestBlockedTurnsRemindersOff(t *testing.T) {
 	}
 }
 
+// A channel that cannot reach the user now (WeChat outside its reply
+// window, without a subscription) skips the reminder and counts it; the
+// mark goes back, so a later day's pass sends it once it can.
+func TestCannotPushIsSkippedAndCounted(t *testing.T) {
+	f := newFixture(t, bot.SlotMorning)
+	reach := false
+	f.send.fail = func(chat int64) error {
+		if chat == wang && !reach {
+			return fmt.Errorf("wechat send: outside the reply window: %w", bot.ErrCannotPush)
+		}
+		return nil
+	}
+	s := f.scheduler(nil)
+	sum, err := s.Pass(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sent != 3 || sum.Failed != 0 || sum.Skipped[SkipCannotPush] != 1 || sum.Incomplete {
+		t.Errorf("summary: %+v", sum)
+	}
+	if _, on := f.store.settings[[2]string{tg(wang), tg(wang)}]; !on {
+		t.Error("reminders turned off for a user the channel could not reach today")
+	}
+	reach = true
+	f.clock.Set(testNow.Add(24 * time.Hour))
+	sum, _ = s.Pass(context.Background(), false)
+	if kinds(sum)[wang] == "" {
+		t.Errorf("next day's pass did not send the skipped reminder: %+v", sum)
+	}
+}
+
 func TestRetryableFailureIsRetried(t *testing.T) {
 	f := newFixture(t, bot.SlotMorning)
 	fails := 1

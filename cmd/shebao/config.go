@@ -58,6 +58,8 @@ type config struct {
 	WebCookieSecure bool
 	// WebMaxConns (WEB_MAX_CONNS) caps the chat's connections.
 	WebMaxConns int
+	// WeChat is the Official Account (WECHAT_*, cmd/shebao/wechat.go).
+	WeChat wechatConfig
 }
 
 // defaultWebMaxConns is WEB_MAX_CONNS's default: the load goal of one
@@ -94,6 +96,7 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 	}
 	var errs []error
 	errs = append(errs, c.loadWeb(getenv)...)
+	errs = append(errs, c.loadWeChat(getenv)...)
 	c.MaxConns = defaultMaxConns
 	if c.WebChat {
 		// Each chat connection holds a listener slot for as long as it
@@ -165,11 +168,19 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 	if err := c.LogLevel.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error"))
 	}
-	if serve && c.Token == "" && !c.WebChat {
-		errs = append(errs, errors.New("TELEGRAM_BOT_TOKEN is required for serve (or WEB_CHAT=on to serve the web chat alone)"))
+	if serve && c.Token == "" && !c.WebChat && !c.WeChat.on() {
+		errs = append(errs, errors.New("TELEGRAM_BOT_TOKEN is required for serve (or WEB_CHAT=on, or WECHAT_APP_ID, WECHAT_APP_SECRET and WECHAT_TOKEN, to serve those alone)"))
 	}
 	if serve && c.Token == "" && c.WebhookURL != "" {
-		errs = append(errs, errors.New("WEBHOOK_URL: set TELEGRAM_BOT_TOKEN too, or unset it to serve the web chat alone"))
+		errs = append(errs, errors.New("WEBHOOK_URL: set TELEGRAM_BOT_TOKEN too, or unset it to serve the web chat or WeChat alone"))
+	}
+	if c.WeChat.on() && c.WebhookURL != "" {
+		if u, err := url.Parse(c.WebhookURL); err == nil && (u.Path == c.WeChat.Path || u.Path == "" && c.WeChat.Path == "/") {
+			errs = append(errs, errors.New("WECHAT_PATH: Telegram's WEBHOOK_URL uses the same path"))
+		}
+	}
+	if c.WeChat.on() && c.WebChat && (c.WeChat.Path == "/ws" || strings.HasPrefix(c.WeChat.Path, "/static/")) {
+		errs = append(errs, errors.New("WECHAT_PATH: the web chat uses that path"))
 	}
 	if err := checkURL(c.APIURL); err != nil {
 		errs = append(errs, fmt.Errorf("TELEGRAM_API_URL: %w", err))

@@ -15,6 +15,7 @@ import (
 	"github.com/shebao/shebao/bot/redisstore"
 	"github.com/shebao/shebao/bot/reminder"
 	"github.com/shebao/shebao/bot/telegram"
+	"github.com/shebao/shebao/bot/wechat"
 	"github.com/shebao/shebao/records"
 )
 
@@ -29,11 +30,14 @@ func schedulerConfig(store *redisstore.Store, db *records.DB, sender reminder.Se
 		Store: store, Records: db, Sender: sender, Blocklist: store, Keys: store.Keys(),
 		// A deleted account or a chat Telegram no longer knows will never
 		// take a reminder either.
-		Blocked: func(err error) bool { return errors.Is(err, telegram.ErrBlocked) || telegram.Gone(err) },
+		// (WeChat's unfollowed chats wrap bot.ErrGone.)
+		Blocked: func(err error) bool {
+			return errors.Is(err, telegram.ErrBlocked) || telegram.Gone(err) || errors.Is(err, bot.ErrGone)
+		},
 		// Only what cannot have been delivered and may work later: any
 		// other failure retried would be retried every recheck, forever
 		// (a 400), or could reach the user twice (a timeout).
-		Retryable: telegram.Temporary,
+		Retryable: func(err error) bool { return telegram.Temporary(err) || wechat.Temporary(err) },
 		Now:       now, Logger: log, Metrics: m,
 	}
 }
@@ -66,8 +70,8 @@ func runRemindCmd(ctx context.Context, args []string, getenv func(string) string
 	if err = errors.Join(err, c.needKeys()); err != nil {
 		return err
 	}
-	if !*dry && c.Token == "" {
-		return errors.New("remind: TELEGRAM_BOT_TOKEN is required to send (or use --dry-run)")
+	if !*dry && c.Token == "" && !c.WeChat.on() {
+		return errors.New("remind: TELEGRAM_BOT_TOKEN (or WECHAT_*) is required to send (or use --dry-run)")
 	}
 	log := newLogger(stderr, c.LogLevel)
 	store, stop, err := openStore(ctx, c, log)
@@ -82,11 +86,29 @@ func runRemindCmd(ctx context.Context, args []string, getenv func(string) string
 	defer db.Close()
 	var sender reminder.Sender
 	if !*dry {
-		tg, err := telegram.New(telegram.Options{Token: c.Token, APIURL: c.APIURL, Handler: noHandler{}, Blocklist: store, Logger: log})
-		if err != nil {
-			return fmt.Errorf("remind: %w", err)
+		var to senders
+		if c.Token != "" {
+			tg, err := telegram.New(telegram.Options{Token: c.Token, APIURL: c.APIURL, Handler: noHandler{}, Blocklist: store, Logger: log})
+			if err != nil {
+				return fmt.Errorf("remind: %w", err)
+			}
+			to.tg = tg
 		}
-		sender = tg
+		if c.WeChat.on() {
+			// Over the shared store: serve's access token, reply windows
+			// and subscriptions.
+			w := c.WeChat
+			wx, err := wechat.New(wechat.Options{
+				AppID: w.AppID, AppSecret: w.AppSecret, Token: w.Token, AESKey: w.AESKey, APIURL: w.APIURL,
+				RemindTemplate: w.RemindTemplate, Handler: noHandler{}, Store: store, Coordinator: store,
+				Blocklist: store, Reminders: store, Logger: log,
+			})
+			if err != nil {
+				return fmt.Errorf("remind: %w", err)
+			}
+			to.wx = wx
+		}
+		sender = to
 	}
 	cfg := schedulerConfig(store, db, sender, log, nil, now)
 	cfg.ListSent = true // printed below

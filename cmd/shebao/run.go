@@ -22,7 +22,8 @@ const usage = `shebao — a social and medical insurance assistant (社保/医�
 
 Usage:
   shebao serve                      run the Telegram bot (long polling; webhook when WEBHOOK_URL is set),
-                                    and the web chat with WEB_CHAT=on (alone without TELEGRAM_BOT_TOKEN)
+                                    the web chat with WEB_CHAT=on, and the WeChat Official Account when
+                                    WECHAT_APP_ID is set (each alone without TELEGRAM_BOT_TOKEN)
   shebao web                        serve the web chat on LISTEN_ADDR (default 127.0.0.1:8080; embedded defaults)
   shebao chat [--lang zh|en]        talk to the bot in this terminal (embedded defaults, nothing else needed)
   shebao ask [--lang zh|en] [--json] QUESTION
@@ -33,6 +34,7 @@ Usage:
   shebao import --migrate           bring an existing RECORDS_DB to this version's schema
   shebao remind --once [--now RFC3339] [--dry-run]
                                     run one reminder pass by hand (serve runs them itself)
+  shebao wechat menu                set the WeChat Official Account's menu (政策问答, 我的记录, 提醒设置)
   shebao probe [/livez|/readyz]     ask the serve on this host (LISTEN_ADDR's port); exit 0 on 200
   shebao help                       this text
 
@@ -60,6 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runImport(ctx, rest, getenv, stdout, stderr)
 	case "remind":
 		return runRemindCmd(ctx, rest, getenv, stdout, stderr)
+	case "wechat":
+		return runWeChatCmd(ctx, rest, getenv, stdout, stderr)
 	case "probe":
 		return runProbe(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
@@ -241,7 +245,7 @@ func openEngine(ctx context.Context, c config, log *slog.Logger, m bot.Metrics, 
 	}
 	p.engine = bot.New(bot.Config{
 		Sessions: store, Attempts: store, Reminders: store, FAQ: p.faq, Records: db, Keys: store.Keys(), Logger: log, Metrics: m,
-		SMS: codes, SMSHourlyCap: c.SMSHourlyCap, PushLinks: p.links,
+		SMS: codes, SMSHourlyCap: c.SMSHourlyCap, PushLinks: p.links, Caps: c.caps,
 	})
 	return p, nil
 }

@@ -46,7 +46,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	limit := bot.NewLimit(bot.LimitOptions{Store: parts.store, Policy: &c.RatePolicy, Logger: log, Count: m.RateLimit})
 	handler := timed{next: parts.engine, hist: m.latency}
-	// Telegram unless only the web chat is served (no token, WEB_CHAT=on).
+	// Telegram unless only the web chat or WeChat is served (no token).
 	var tg *telegram.Adapter
 	if c.Token != "" {
 		tg, err = telegram.New(telegram.Options{
@@ -63,6 +63,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			}
 			return nil
 		})
+	}
+	wx, err := newWeChat(c, parts, handler, limit, log, m.watchWeChat())
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 
 	hl := newHealth(log,
@@ -82,6 +86,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		mux.Handle("GET /", chat.Handler())
 		m.watchWeb(chat)
+	}
+	if wx != nil {
+		// By method, so that the path does not conflict with the web
+		// chat's "GET /": WeChat checks the URL with a GET and posts
+		// messages.
+		h := wechatHandler(wx)
+		mux.Handle("GET "+c.WeChat.Path, h)
+		mux.Handle("POST "+c.WeChat.Path, h)
 	}
 	if tg != nil && c.WebhookURL != "" {
 		u, _ := url.Parse(c.WebhookURL) // checked by loadConfig
@@ -138,6 +150,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		if tg != nil {
 			tg.Drain() // new webhook updates get 503 and are redelivered later
 		}
+		if wx != nil {
+			wx.Drain() // WeChat retries what gets 503, here after the restart or elsewhere
+		}
 		if c.DrainDelay > 0 {
 			// Stay reachable while load balancers notice /readyz and
 			// stop sending here; what still comes is refused above.
@@ -155,15 +170,30 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return srv.Shutdown(sctx)
 	})
 	g.Go(func() error { return parts.store.Maintain(gctx) }) // key rotation, when SHEBAO_KEYS gets a new first key
+	var reminders senders
+	if wx != nil {
+		// Handles what the route acknowledged, and what any replica held
+		// but did not handle; returns once the messages in hand are done.
+		g.Go(func() error { return wx.Run(gctx) }) // in-flight work cut short stays held for another replica
+		reminders.wx = wx
+	}
 	if tg == nil {
-		// The web chat alone: it cannot send reminders, so no scheduler.
-		log.Info("TELEGRAM_BOT_TOKEN not set: serving the web chat only; reminders need a channel that can write first")
+		if wx != nil {
+			g.Go(func() error {
+				return newScheduler(parts.store, parts.records, reminders, log, m, nil).Run(gctx)
+			})
+			log.Info("TELEGRAM_BOT_TOKEN not set: serving without Telegram", "web_chat", c.WebChat, "wechat", true)
+		} else {
+			// The web chat alone: it cannot send reminders, so no scheduler.
+			log.Info("TELEGRAM_BOT_TOKEN not set: serving the web chat only; reminders need a channel that can write first")
+		}
 		err = g.Wait()
 		if ctx.Err() != nil && err == nil {
 			log.Info("stopped cleanly")
 		}
 		return err
 	}
+	reminders.tg = tg
 	g.Go(func() error {
 		// The bot's profile: none of it is worth failing the start for.
 		if err := tg.SetCommands(gctx, commands("zh"), commands("en")); err != nil && gctx.Err() == nil {
@@ -175,7 +205,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return nil
 	})
-	sched := newScheduler(parts.store, parts.records, tg, log, m, nil)
+	sched := newScheduler(parts.store, parts.records, reminders, log, m, nil)
 	g.Go(func() error { return sched.Run(gctx) })
 	if c.WebhookURL != "" {
 		g.Go(func() error {
