@@ -76,12 +76,15 @@ func (a *Adapter) send(ctx context.Context, chatID int64, pressed int, replies [
 			if j == len(parts)-1 {
 				params.ReplyMarkup = replyMarkup(r)
 			}
-			err := a.call(ctx, "sendMessage", func(ctx context.Context) (int, error) {
-				// JSON rather than the library's SendMessage: its multipart
-				// form is built by reflection, a tenth of the CPU per
-				// update under load (BENCHMARKS.md).
-				return a.postJSON(ctx, "sendMessage", params, nil)
-			})
+			err := a.budget.wait(ctx, chatID, bot.Interactive)
+			if err == nil {
+				err = a.call(ctx, "sendMessage", func(ctx context.Context) (int, error) {
+					// JSON rather than the library's SendMessage: its multipart
+					// form is built by reflection, a tenth of the CPU per
+					// update under load (BENCHMARKS.md).
+					return a.postJSON(ctx, "sendMessage", params, nil)
+				})
+			}
 			if errors.Is(err, ErrBlocked) {
 				a.markBlocked(ctx, chatID)
 			}
@@ -125,6 +128,9 @@ func (a *Adapter) edit(ctx context.Context, chatID int64, id int, text string, r
 		ParseMode:          models.ParseModeHTML,
 		LinkPreviewOptions: &models.LinkPreviewOptions{IsDisabled: tgbot.True()},
 		ReplyMarkup:        replyMarkup(r),
+	}
+	if err := a.budget.wait(ctx, chatID, bot.Interactive); err != nil {
+		return false, err
 	}
 	err = a.call(ctx, "editMessageText", func(ctx context.Context) (int, error) {
 		return a.postJSON(ctx, "editMessageText", params, nil)
