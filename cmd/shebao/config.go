@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/shebao/shebao/bot"
 	"github.com/shebao/shebao/bot/keyring"
+	"github.com/shebao/shebao/bot/telegram"
 )
 
 // config is everything read from the environment.
@@ -42,6 +44,9 @@ type config struct {
 	// RatePolicy is the per-user limit: USER_RATE_LIMIT messages a minute
 	// after a burst of USER_RATE_BURST; 0 turns it off.
 	RatePolicy bot.RatePolicy
+	// SendRate is TELEGRAM_SEND_RATE: Bot API messages a second, all
+	// replicas together (telegram.SendLimits); 0 paces nothing.
+	SendRate float64
 }
 
 const defaultAPIURL = "https://api.telegram.org"
@@ -133,6 +138,14 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 			c.RatePolicy.Burst = n
 		}
 	}
+	c.SendRate = telegram.DefaultSendRate
+	if v := strings.TrimSpace(getenv("TELEGRAM_SEND_RATE")); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r < 0 || r > 1000 || math.IsNaN(r) {
+			errs = append(errs, errors.New("TELEGRAM_SEND_RATE: want messages a second for all replicas together, up to 1000 (Telegram allows 30), or 0 to pace nothing"))
+		}
+		c.SendRate = r
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error"))
 	}
@@ -176,6 +189,11 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// sendLimits are the Bot API send limits of SendRate.
+func (c config) sendLimits() telegram.SendLimits {
+	return telegram.SendLimits{Rate: c.SendRate, Off: c.SendRate == 0}
 }
 
 // needKeys reports a shared Redis without SHEBAO_KEYS, for every command

@@ -82,7 +82,8 @@ func runRemindCmd(ctx context.Context, args []string, getenv func(string) string
 	defer db.Close()
 	var sender reminder.Sender
 	if !*dry {
-		tg, err := telegram.New(telegram.Options{Token: c.Token, APIURL: c.APIURL, Handler: noHandler{}, Blocklist: store, Logger: log})
+		tg, err := telegram.New(telegram.Options{Token: c.Token, APIURL: c.APIURL, Handler: noHandler{}, Blocklist: store, Logger: log,
+			Budget: store, SendLimits: c.sendLimits()})
 		if err != nil {
 			return fmt.Errorf("remind: %w", err)
 		}
