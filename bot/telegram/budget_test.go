@@ -292,3 +292,43 @@ func TestLocalBudgetBulkYields(t *testing.T) {
 		t.Errorf("answer right after the reminder: wait %s, taken %v; want one slot, %s", wait, taken, p.Every)
 	}
 }
+
+// A reminder (Send) asked for while answers are queued goes out after
+// them, and after the answers asked for while it waited: with answers
+// queued it never takes a slot.
+func TestBudgetRemindersAfterAnswers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, st := timedAdapter(t, nil)
+		var wg sync.WaitGroup
+		answer := func(from, n int) {
+			for i := range n {
+				wg.Go(func() {
+					if err := a.send(t.Context(), int64(from+i), 0, []bot.Reply{bot.TextReply("answer")}); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+		}
+		answer(100, 30) // a second's worth
+		synctest.Wait()
+		wg.Go(func() {
+			if err := a.Send(t.Context(), tg(7), []bot.Reply{bot.TextReply("reminder")}); err != nil {
+				t.Error(err)
+			}
+		})
+		time.Sleep(500 * time.Millisecond)
+		answer(200, 10)
+		wg.Wait()
+		reminder := st.at[7][0]
+		for _, from := range []int{100, 200} {
+			for chat, at := range st.at {
+				if chat >= int64(from) && chat < int64(from+30) && at[0] > reminder {
+					t.Errorf("answer to %d sent at %s, after the reminder at %s", chat, at[0], reminder)
+				}
+			}
+		}
+		if len(st.at) != 41 {
+			t.Errorf("%d chats sent to, want 41", len(st.at))
+		}
+	})
+}
