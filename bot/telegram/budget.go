@@ -143,6 +143,30 @@ func newBudget(opts Options, log *slog.Logger) *budget {
 	}
 }
 
+// budgetKey carries the send a Bot API call makes (withBudget) to the
+// call's attempts (attempt), each of which waits for the budget.
+type budgetKey struct{}
+
+type budgetSend struct {
+	chatID int64
+	class  bot.SendClass
+}
+
+// withBudget marks ctx's call as a message to chatID in class.
+func withBudget(ctx context.Context, chatID int64, class bot.SendClass) context.Context {
+	return context.WithValue(ctx, budgetKey{}, budgetSend{chatID, class})
+}
+
+// waitFor is wait for the message of ctx's call (withBudget); it returns
+// at once for a call that sends no message.
+func (b *budget) waitFor(ctx context.Context) error {
+	s, ok := ctx.Value(budgetKey{}).(budgetSend)
+	if !ok {
+		return nil
+	}
+	return b.wait(ctx, s.chatID, s.class)
+}
+
 // wait blocks until one send to chatID may go. Only the end of ctx stops
 // it, and then its error is returned.
 func (b *budget) wait(ctx context.Context, chatID int64, class bot.SendClass) error {

@@ -83,15 +83,12 @@ func (a *Adapter) sendAs(ctx context.Context, class bot.SendClass, chatID int64,
 			if j == len(parts)-1 {
 				params.ReplyMarkup = replyMarkup(r)
 			}
-			err := a.budget.wait(ctx, chatID, class)
-			if err == nil {
-				err = a.call(ctx, "sendMessage", func(ctx context.Context) (int, error) {
-					// JSON rather than the library's SendMessage: its multipart
-					// form is built by reflection, a tenth of the CPU per
-					// update under load (BENCHMARKS.md).
-					return a.postJSON(ctx, "sendMessage", params, nil)
-				})
-			}
+			err := a.call(withBudget(ctx, chatID, class), "sendMessage", func(ctx context.Context) (int, error) {
+				// JSON rather than the library's SendMessage: its multipart
+				// form is built by reflection, a tenth of the CPU per
+				// update under load (BENCHMARKS.md).
+				return a.postJSON(ctx, "sendMessage", params, nil)
+			})
 			if errors.Is(err, ErrBlocked) {
 				a.markBlocked(ctx, chatID)
 			}
@@ -136,10 +133,7 @@ func (a *Adapter) edit(ctx context.Context, class bot.SendClass, chatID int64, i
 		LinkPreviewOptions: &models.LinkPreviewOptions{IsDisabled: tgbot.True()},
 		ReplyMarkup:        replyMarkup(r),
 	}
-	if err := a.budget.wait(ctx, chatID, class); err != nil {
-		return false, err
-	}
-	err = a.call(ctx, "editMessageText", func(ctx context.Context) (int, error) {
+	err = a.call(withBudget(ctx, chatID, class), "editMessageText", func(ctx context.Context) (int, error) {
 		return a.postJSON(ctx, "editMessageText", params, nil)
 	})
 	desc, bad := badRequest(err)
@@ -306,6 +300,11 @@ func (a *Adapter) attempt(ctx context.Context, method string, fn func(ctx contex
 	deadline := time.Now().Add(a.retryFor)
 	var last error
 	for attempt := 1; ; attempt++ {
+		// Every attempt of a message is a send: a retry after a 429
+		// takes a slot of the budget too, or retries would pile onto it.
+		if err := a.budget.waitFor(ctx); err != nil {
+			return maybeDone, err
+		}
 		probe, err := a.gate.wait(ctx, deadline)
 		if err != nil {
 			if ctx.Err() != nil {
