@@ -96,8 +96,13 @@ type Config struct {
 	// send error. Nil: every error except the caller's cancellation, which
 	// may have struck after Telegram took the message.
 	Retryable func(error) bool
-	// Rate is the most messages per second; default 25 (Telegram allows
-	// about 30 to different chats, and replies to users need some room).
+	// Rate is the most messages per second of this scheduler; default 25
+	// (Telegram allows about 30 to different chats, and replies to users
+	// need some room). It is a ceiling per replica, checked before a
+	// reminder is claimed so that a closing window leaves the rest
+	// unclaimed. Across replicas the Sender keeps the pace: Telegram's
+	// sends reminders as bulk in the shared send budget (at most 2/3 of
+	// TELEGRAM_SEND_RATE, and only while no answer is queued).
 	Rate float64
 	// Now and Sleep are the clock; nil means the real one.
 	Now   func() time.Time

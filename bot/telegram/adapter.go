@@ -60,7 +60,12 @@ type Options struct {
 	// instead of once handled (see RunPolling). Nil: not used.
 	Handoff Handoff
 	Metrics Metrics // nil: no metrics
-	Logger  *slog.Logger
+	// Budget is the send budget shared by the replicas, SendLimits what
+	// it allows (budget.go). Nil Budget: this process paces alone.
+	Budget        SendBudget
+	SendLimits    SendLimits
+	BudgetMetrics BudgetMetrics // nil: no metrics
+	Logger        *slog.Logger
 	// HTTPClient talks to the Bot API. Nil means a client whose transport
 	// keeps up to 100 idle connections to the API host: the standard
 	// library default of 2 leaves thousands of sockets in TIME_WAIT under
@@ -112,6 +117,7 @@ type Adapter struct {
 	lastSched atomic.Pointer[sched]
 	draining  atomic.Bool
 	gate      *apiGate // shared by every Bot API call of the adapter
+	budget    *budget  // what every message sent or edited waits for
 
 	// Tunables kept unexported; tests shorten them.
 	pollTimeout    time.Duration // long-poll wait asked of getUpdates
@@ -183,6 +189,7 @@ func New(opts Options) (*Adapter, error) {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	a.budget = newBudget(opts, a.log)
 	if a.sleep == nil {
 		a.sleep = sleepCtx
 	}

@@ -193,6 +193,8 @@ func newEnv(t *testing.T, edit func(*Options)) *env {
 		Logger:        slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Sleep:         e.sleeps.sleep,
 		Now:           func() time.Time { return time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC) },
+		// The fake has no limits unless a test sets them (budget_test.go).
+		SendLimits: SendLimits{Off: true},
 	}
 	if edit != nil {
 		edit(&e.options)

@@ -30,7 +30,7 @@ func BenchmarkSplitHTML(b *testing.B) {
 func BenchmarkWebhook(b *testing.B) {
 	fake := telegramtest.New(testToken)
 	defer fake.Close()
-	a, err := New(Options{Token: testToken, APIURL: fake.URL, WebhookURL: "https://x/", WebhookSecret: "s", Handler: &echoHandler{}})
+	a, err := New(Options{Token: testToken, APIURL: fake.URL, WebhookURL: "https://x/", WebhookSecret: "s", Handler: &echoHandler{}, SendLimits: SendLimits{Off: true}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func BenchmarkPollingFlood(b *testing.B) {
 		for i := range 10_000 {
 			last = fake.PushText(7, "flood "+strconv.Itoa(i))
 		}
-		a, err := New(Options{Token: testToken, APIURL: fake.URL, Handler: &echoHandler{}, Handoff: newMemHandoff(),
+		a, err := New(Options{Token: testToken, APIURL: fake.URL, Handler: &echoHandler{}, Handoff: newMemHandoff(), SendLimits: SendLimits{Off: true},
 			Limit: bot.NewLimit(bot.LimitOptions{})})
 		if err != nil {
 			b.Fatal(err)

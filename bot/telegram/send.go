@@ -24,20 +24,27 @@ import (
 // the first reply that cannot be sent. When the user blocked the bot it
 // marks the chat in the Blocklist and returns an error matching ErrBlocked.
 // Temporary and Gone classify its errors. It never edits a message: a
-// reminder answers no button.
+// reminder answers no button. Its messages are bulk for the send budget
+// (budget.go): Send is how reminders go out, and they wait while answers
+// are queued.
 func (a *Adapter) Send(ctx context.Context, chat string, replies []bot.Reply) error {
 	chatID, err := chatIDOf(chat)
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	return a.send(ctx, chatID, 0, replies)
+	return a.sendAs(ctx, bot.Bulk, chatID, 0, replies)
 }
 
-// send is Send to a Bot API chat id. pressed, when not 0, is the message
-// whose button the turn answers: the first reply that Replaces it is
-// shown by editing that message (see edit), if it can be, instead of
-// coming as a new one.
+// send is sendAs for an answer (bot.Interactive).
 func (a *Adapter) send(ctx context.Context, chatID int64, pressed int, replies []bot.Reply) error {
+	return a.sendAs(ctx, bot.Interactive, chatID, pressed, replies)
+}
+
+// sendAs is Send to a Bot API chat id, its messages in class for the send
+// budget. pressed, when not 0, is the message whose button the turn
+// answers: the first reply that Replaces it is shown by editing that
+// message (see edit), if it can be, instead of coming as a new one.
+func (a *Adapter) sendAs(ctx context.Context, class bot.SendClass, chatID int64, pressed int, replies []bot.Reply) error {
 	delivered := false
 	for i, r := range replies {
 		parts := splitHTML(renderHTML(r), maxMessageLen)
@@ -48,7 +55,7 @@ func (a *Adapter) send(ctx context.Context, chatID int64, pressed int, replies [
 		if pressed != 0 && r.Replaces && editable(r, parts) {
 			target := pressed
 			pressed = 0 // one edit a turn: a second would overwrite the first
-			edited, err := a.edit(ctx, chatID, target, parts[0], r)
+			edited, err := a.edit(ctx, class, chatID, target, parts[0], r)
 			if errors.Is(err, ErrBlocked) {
 				a.markBlocked(ctx, chatID)
 			}
@@ -76,7 +83,7 @@ func (a *Adapter) send(ctx context.Context, chatID int64, pressed int, replies [
 			if j == len(parts)-1 {
 				params.ReplyMarkup = replyMarkup(r)
 			}
-			err := a.call(ctx, "sendMessage", func(ctx context.Context) (int, error) {
+			err := a.call(withBudget(ctx, chatID, class), "sendMessage", func(ctx context.Context) (int, error) {
 				// JSON rather than the library's SendMessage: its multipart
 				// form is built by reflection, a tenth of the CPU per
 				// update under load (BENCHMARKS.md).
@@ -117,7 +124,7 @@ func editable(r bot.Reply, parts []string) bool {
 // maybe from an earlier attempt) is success. An edit that may have been
 // applied (an attempt timed out or met a 5xx) is never reported as
 // refused, whatever a later attempt says, so that no duplicate follows it.
-func (a *Adapter) edit(ctx context.Context, chatID int64, id int, text string, r bot.Reply) (edited bool, err error) {
+func (a *Adapter) edit(ctx context.Context, class bot.SendClass, chatID int64, id int, text string, r bot.Reply) (edited bool, err error) {
 	params := &tgbot.EditMessageTextParams{
 		ChatID:             chatID,
 		MessageID:          id,
@@ -126,7 +133,7 @@ func (a *Adapter) edit(ctx context.Context, chatID int64, id int, text string, r
 		LinkPreviewOptions: &models.LinkPreviewOptions{IsDisabled: tgbot.True()},
 		ReplyMarkup:        replyMarkup(r),
 	}
-	err = a.call(ctx, "editMessageText", func(ctx context.Context) (int, error) {
+	err = a.call(withBudget(ctx, chatID, class), "editMessageText", func(ctx context.Context) (int, error) {
 		return a.postJSON(ctx, "editMessageText", params, nil)
 	})
 	desc, bad := badRequest(err)
@@ -293,6 +300,11 @@ func (a *Adapter) attempt(ctx context.Context, method string, fn func(ctx contex
 	deadline := time.Now().Add(a.retryFor)
 	var last error
 	for attempt := 1; ; attempt++ {
+		// Every attempt of a message is a send: a retry after a 429
+		// takes a slot of the budget too, or retries would pile onto it.
+		if err := a.budget.waitFor(ctx); err != nil {
+			return maybeDone, err
+		}
 		probe, err := a.gate.wait(ctx, deadline)
 		if err != nil {
 			if ctx.Err() != nil {

@@ -84,12 +84,22 @@ func (f *fairOptions) defaults(o *options, fs *flag.FlagSet) []error {
 // an answer arrives, many times a second: the limit is set far above them
 // so that they measure what they did before, limiter round trip included.
 // The fairness scenarios run with the defaults.
+//
+// The send budget (TELEGRAM_SEND_RATE) is off, as before it existed, in
+// every scenario but budget: the fake has no limits, and they measure the
+// bot's own throughput.
 func (h *harness) limitEnv() []string {
 	switch h.opt.scenario {
 	case "flood", "send-outage":
-		return nil
+		return []string{"TELEGRAM_SEND_RATE=0"}
+	case "budget":
+		env := []string{"USER_RATE_LIMIT=1000000", "USER_RATE_BURST=1000000"}
+		if h.opt.sendRate != "" {
+			env = append(env, "TELEGRAM_SEND_RATE="+h.opt.sendRate)
+		}
+		return env
 	}
-	return []string{"USER_RATE_LIMIT=1000000", "USER_RATE_BURST=1000000"}
+	return []string{"USER_RATE_LIMIT=1000000", "USER_RATE_BURST=1000000", "TELEGRAM_SEND_RATE=0"}
 }
 
 // fairReport is what a fairness phase adds to its result.

@@ -14,7 +14,9 @@
 // It reports updates/s, first-reply latency percentiles, updates lost or
 // answered twice or out of order, the serve process's memory and the
 // Redis round trips per handled update, for the scenarios load, sigterm,
-// sigkill, redis-restart and replicas; slow-headers and idle-conns attack
+// sigkill, redis-restart and replicas; budget runs two replicas against a
+// fake that enforces Telegram's send limits with 429s (budget.go), the
+// only scenario with the send budget on; slow-headers and idle-conns attack
 // the bot's HTTP listener instead (attack.go); web loads the web chat
 // over WebSocket sessions instead of Telegram (web.go). The load scenario
 // also runs a bare echo bot (`shebao-load echo`) against the same fake and
@@ -69,6 +71,8 @@ type options struct {
 	attack                                     attackOptions // slow-headers, idle-conns
 	fair                                       fairOptions   // flood, send-outage (fair.go)
 	web                                        webOptions    // the web chat (web.go)
+	budgetSlack                                time.Duration // budget (budget.go)
+	sendRate                                   string        // budget: TELEGRAM_SEND_RATE of the bots
 }
 
 // Upper bounds keep every loop bounded however the flags are set.
@@ -95,7 +99,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.faultAt, "fault-at", 0, "when the fault is injected, from the start of sending (default: half the duration, a third for redis-restart)")
 	fs.DurationVar(&o.outage, "outage", 3*time.Second, "how long redis-server stays down in --scenario redis-restart")
 	fs.StringVar(&o.mode, "mode", "polling", "polling, webhook or both")
-	fs.StringVar(&o.scenario, "scenario", "load", "load, sigterm, sigkill, redis-restart, replicas, slow-headers, idle-conns, flood, send-outage or web")
+	fs.StringVar(&o.scenario, "scenario", "load", "load, sigterm, sigkill, redis-restart, replicas, budget, slow-headers, idle-conns, flood, send-outage or web")
 	fs.StringVar(&o.bin, "bin", "", "shebao binary to run (default: go build ./cmd/shebao in --src)")
 	fs.StringVar(&o.src, "src", ".", "module root to build ./cmd/shebao from")
 	fs.StringVar(&o.redisURL, "redis-url", "", "use this Redis instead of starting redis-server (not with redis-restart)")
@@ -108,6 +112,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of text")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (process logs) at the end")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the users' question choice")
+	fs.DurationVar(&o.budgetSlack, "budget-slack", 20*time.Millisecond, "in --scenario budget, how much earlier than Telegram's limits allow a send may reach the fake and pass (scheduler jitter)")
+	fs.StringVar(&o.sendRate, "send-rate", "", "in --scenario budget, TELEGRAM_SEND_RATE of the bots (default: theirs, 30); the fake enforces 30 a second whatever it is")
 	addAttackFlags(fs, &o.attack)
 	o.fair.flags(fs)
 	o.web.flags(fs)
@@ -137,12 +143,12 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		if err := o.web.check(); err != nil {
 			errs = append(errs, err)
 		}
-	case "replicas":
+	case "replicas", "budget":
 		if o.mode == "polling" {
 			o.mode = "webhook" // replicas share a webhook; polling has one consumer
 		}
 	default:
-		errs = append(errs, fmt.Errorf("--scenario: want load, sigterm, sigkill, redis-restart, replicas, slow-headers, idle-conns, flood, send-outage or web, not %q", o.scenario))
+		errs = append(errs, fmt.Errorf("--scenario: want load, sigterm, sigkill, redis-restart, replicas, budget, slow-headers, idle-conns, flood, send-outage or web, not %q", o.scenario))
 	}
 	if o.burst == 0 {
 		o.burst = 1

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/shebao/shebao/bot/telegram/telegramtest"
 )
 
 // harness runs phases: each phase is one bot (shebao or the echo
@@ -136,6 +139,8 @@ func (b *botProc) start(ctx context.Context, cs *children, dir string) error {
 type phaseSpec struct {
 	kind, mode, scenario string
 	replicas             int
+	// intercept sees every call to the fake first (fakeOptions.Intercept).
+	intercept func(w http.ResponseWriter, r *http.Request, method string, p apiParams) bool
 }
 
 // runPhase runs one phase and returns its result.
@@ -149,7 +154,7 @@ func (h *harness) runPhase(ctx context.Context, ps phaseSpec) (*result, error) {
 	f, err := startFake(fakeOptions{
 		Token:         fmt.Sprintf("%d:load%s", 700000+h.phase, ps.kind),
 		FirstUpdateID: h.idBase + int64(h.phase)*1_000_000_000, MaxConnections: o.maxConns, ChatParallel: o.chatParallel,
-		OnSend: sk.send, Logger: h.log,
+		OnSend: sk.send, Intercept: ps.intercept, Logger: h.log,
 	})
 	if err != nil {
 		return nil, err
@@ -503,6 +508,18 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 			if err != nil {
 				return rep, err
 			}
+			rep.Results = append(rep.Results, r)
+		case "budget":
+			if mode != "webhook" {
+				continue
+			}
+			l := budgetLimits(o.budgetSlack)
+			m := telegramtest.NewMeter(l)
+			r, err := h.runPhase(ctx, phaseSpec{kind: "shebao", mode: mode, scenario: o.scenario, replicas: 2, intercept: meterSends(m)})
+			if err != nil {
+				return rep, err
+			}
+			r.Budget = newBudgetReport(l, m.Stats(), r, o.sendRate)
 			rep.Results = append(rep.Results, r)
 		default:
 			rounds := 1

@@ -84,6 +84,7 @@ type result struct {
 	Events          []string         `json:"events,omitempty"`
 	Fault           *faultReport     `json:"fault,omitempty"`
 	Fair            *fairReport      `json:"fairness,omitempty"` // flood, send-outage
+	Budget          *budgetReport    `json:"send_budget,omitempty"`
 }
 
 // faultReport is what a sigterm, sigkill or redis-restart phase found.
@@ -287,6 +288,9 @@ func (rep *report) writeText(w io.Writer) error {
 					fmt.Fprintf(&b, "    every update sent from %.2fs after the restart on got its normal answer\n", *f.NormalAfter)
 				}
 			}
+		}
+		if r.Budget != nil {
+			r.Budget.write(&b)
 		}
 		for _, e := range r.Events {
 			fmt.Fprintf(&b, "  event: %s\n", e)

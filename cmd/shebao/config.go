@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/shebao/shebao/bot"
 	"github.com/shebao/shebao/bot/keyring"
+	"github.com/shebao/shebao/bot/telegram"
 	"github.com/shebao/shebao/bot/web"
 )
 
@@ -60,6 +62,9 @@ type config struct {
 	WebMaxConns int
 	// WeChat is the Official Account (WECHAT_*, cmd/shebao/wechat.go).
 	WeChat wechatConfig
+	// SendRate is TELEGRAM_SEND_RATE: Bot API messages a second, all
+	// replicas together (telegram.SendLimits); 0 paces nothing.
+	SendRate float64
 }
 
 // defaultWebMaxConns is WEB_MAX_CONNS's default: the load goal of one
@@ -165,6 +170,14 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 			c.RatePolicy.Burst = n
 		}
 	}
+	c.SendRate = telegram.DefaultSendRate
+	if v := strings.TrimSpace(getenv("TELEGRAM_SEND_RATE")); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r < 0 || r > 1000 || math.IsNaN(r) {
+			errs = append(errs, errors.New("TELEGRAM_SEND_RATE: want messages a second for all replicas together, up to 1000 (Telegram allows 30), or 0 to pace nothing"))
+		}
+		c.SendRate = r
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error"))
 	}
@@ -263,6 +276,11 @@ func onOff(v string) (bool, error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("want on or off, not %q", v)
+}
+
+// sendLimits are the Bot API send limits of SendRate.
+func (c config) sendLimits() telegram.SendLimits {
+	return telegram.SendLimits{Rate: c.SendRate, Off: c.SendRate == 0}
 }
 
 // needKeys reports a shared Redis without SHEBAO_KEYS, for every command

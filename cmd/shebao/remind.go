@@ -88,7 +88,8 @@ func runRemindCmd(ctx context.Context, args []string, getenv func(string) string
 	if !*dry {
 		var to senders
 		if c.Token != "" {
-			tg, err := telegram.New(telegram.Options{Token: c.Token, APIURL: c.APIURL, Handler: noHandler{}, Blocklist: store, Logger: log})
+			tg, err := telegram.New(telegram.Options{Token: c.Token, APIURL: c.APIURL, Handler: noHandler{}, Blocklist: store, Logger: log,
+				Budget: store, SendLimits: c.sendLimits()})
 			if err != nil {
 				return fmt.Errorf("remind: %w", err)
 			}

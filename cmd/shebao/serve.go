@@ -53,6 +53,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			Token: c.Token, APIURL: c.APIURL, WebhookURL: c.WebhookURL, WebhookSecret: c.WebhookSecret,
 			Handler: handler, Limit: limit,
 			Coordinator: parts.store, Blocklist: parts.store, Handoff: parts.store, Metrics: m, Logger: log,
+			Budget: parts.store, SendLimits: c.sendLimits(), BudgetMetrics: newBudgetMetrics(m.reg),
 		})
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)

@@ -75,6 +75,7 @@ type Server struct {
 	chatFails map[int64]chatFailure
 	editFails map[int64]chatFailure
 	holds     map[string]chan struct{}
+	meter     *Meter // nil: no send limits (Enforce)
 	// The bot's profile: commands by scope and language ("default/",
 	// "all_private_chats/en"), descriptions by language.
 	commands map[string][]models.BotCommand
@@ -117,6 +118,25 @@ func New(token string) *Server {
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
+}
+
+// Enforce makes sendMessage keep to l from now on, answering 429 over
+// it (see Limits), and count what was sent (SendStats).
+func (s *Server) Enforce(l Limits) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.meter = NewMeter(l)
+}
+
+// SendStats returns what the limits of Enforce saw; zero without Enforce.
+func (s *Server) SendStats() SendStats {
+	s.mu.Lock()
+	m := s.meter
+	s.mu.Unlock()
+	if m == nil {
+		return SendStats{}
+	}
+	return m.Stats()
 }
 
 // Close stops the server and releases held calls.
@@ -586,6 +606,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			s.mu.Unlock()
 			writeError(w, chatFail.code, chatFail.desc, 0)
 			return
+		}
+		if !blocked && method == "sendMessage" && s.meter != nil {
+			if ra := s.meter.Admit(chatID, time.Now()); ra > 0 {
+				s.mu.Unlock()
+				writeError(w, http.StatusTooManyRequests, fmt.Sprintf("Too Many Requests: retry after %d", ra), ra)
+				return
+			}
 		}
 		if !blocked && method == "sendMessage" {
 			m := Message{
