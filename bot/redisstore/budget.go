@@ -22,14 +22,15 @@ import (
 // share one hash tag, so the one script that checks a chat and the global
 // limit together runs in one slot of a Redis Cluster (all of a channel's
 // sends go through one node: at 30 a second that is nothing). Each key
-// expires when its time is past; values are compared with the caller's now,
-// so the expiries only tidy up.
+// expires when its time is past; values are compared with the script's now
+// (the server's clock; the caller's in tests), so the expiries only tidy
+// up.
 
 // sendScript is a generic cell rate over two (bulk: three) keys, taken
 // together or not at all.
 //
 //	KEYS[1] all, KEYS[2] chat, KEYS[3] bulk
-//	ARGV[1] now µs, ARGV[2] every µs, ARGV[3] chat every µs,
+//	ARGV[1] now µs (0: the server's clock), ARGV[2] every µs, ARGV[3] chat every µs,
 //	ARGV[4] chat burst, ARGV[5] 1 for bulk, ARGV[6] bulk every µs
 //
 // Returns {taken, wait µs}. An interactive send reserves the next free
@@ -42,6 +43,10 @@ import (
 // again, and an answer that comes meanwhile goes first.
 var sendScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local every = tonumber(ARGV[2])
 local cevery = tonumber(ARGV[3])
 local cburst = tonumber(ARGV[4])
@@ -83,7 +88,9 @@ set(KEYS[2], math.max(c, g) + cevery)
 return {1, g - now}
 `)
 
-// TakeSend asks the send budget for one send to chat at now. When taken,
+// TakeSend asks the send budget for one send to chat at now (the zero
+// time: now by the Redis server's clock, the one clock all replicas share;
+// wait then counts from the script's run). When taken,
 // the send may go after wait (0: at once), and the slot is the caller's:
 // it must send then or waste it. When not taken, nothing was charged: ask
 // again after wait. Errors wrap bot.ErrUnavailable when Redis did not
@@ -99,7 +106,7 @@ func (s *Store) TakeSend(ctx context.Context, chat string, class bot.SendClass, 
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	rs, err := sendScript.Run(ctx, s.rdb, s.sendKeys(chat),
-		now.UnixMicro(), micros(p.Every), micros(p.ChatEvery), p.ChatBurst,
+		unixMicro(now), micros(p.Every), micros(p.ChatEvery), p.ChatBurst,
 		bulk, micros(p.BulkEvery)).Int64Slice()
 	if err != nil {
 		return 0, false, fmt.Errorf("send budget: %w", s.classify(err))
@@ -108,6 +115,13 @@ func (s *Store) TakeSend(ctx context.Context, chat string, class bot.SendClass, 
 		return 0, false, fmt.Errorf("send budget: unexpected answer %v", rs)
 	}
 	return time.Duration(rs[1]) * time.Microsecond, rs[0] == 1, nil
+}
+
+func unixMicro(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
 }
 
 // micros is d in whole microseconds, rounded up: 1s/30 rounded down would

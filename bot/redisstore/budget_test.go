@@ -290,3 +290,21 @@ func TestSendBudgetKeysExpire(t *testing.T) {
 		}
 	}
 }
+
+// With the zero time the budget runs by the Redis server's clock, the one
+// all replicas share: two replicas asking back to back, whatever their own
+// clocks say, get slots one interval apart.
+func TestSendBudgetServerClock(t *testing.T) {
+	sv := newServer(t)
+	a, b := sv.open(t, Options{}), sv.open(t, Options{})
+	ctx := context.Background()
+	p := bot.SendPolicy{Every: time.Second, ChatEvery: time.Second, ChatBurst: 1, BulkEvery: time.Second}
+	w1, ok1, err1 := a.TakeSend(ctx, "tg:1", bot.Interactive, time.Time{}, p)
+	w2, ok2, err2 := b.TakeSend(ctx, "tg:2", bot.Interactive, time.Time{}, p)
+	if err1 != nil || err2 != nil || !ok1 || !ok2 {
+		t.Fatalf("take: %v %v %v %v", ok1, err1, ok2, err2)
+	}
+	if w1 > 100*time.Millisecond || w2 < 800*time.Millisecond || w2 > time.Second {
+		t.Errorf("waits %v and %v; want the first at once and the second about a second later", w1, w2)
+	}
+}

@@ -64,6 +64,11 @@ type SendLimits struct {
 	// GroupPerMinute is a group's or channel's limit, with the same
 	// burst; 20.
 	GroupPerMinute int
+	// CallerClock times the shared budget by this process's clock instead
+	// of the Redis server's (tests on virtual time). By default every
+	// replica asks by the server's one clock, so replicas whose clocks
+	// disagree, or a request delayed on its way, cannot bunch sends.
+	CallerClock bool
 }
 
 // DefaultSendRate is Telegram's limit for a bot's messages a second.
@@ -178,13 +183,19 @@ func (b *budget) wait(ctx context.Context, chatID int64, class bot.SendClass) er
 	start := b.now()
 	for {
 		now := b.now()
-		wait, taken, err := b.take(ctx, chat, class, now, p)
+		wait, taken, server, err := b.take(ctx, chat, class, now, p)
 		if err != nil {
 			return err
 		}
 		// The slot is at now+wait, whatever the round trip to Redis
-		// took: a send let go late bunches with the next.
-		if d := now.Add(wait).Sub(b.now()); d > 0 {
+		// took: a send let go late bunches with the next. A wait by the
+		// server's clock counts from its answer: a little late, never
+		// early.
+		at := now.Add(wait)
+		if server {
+			at = b.now().Add(wait)
+		}
+		if d := at.Sub(b.now()); d > 0 {
 			if err := sleepCtx(ctx, d); err != nil {
 				return err
 			}
@@ -200,17 +211,21 @@ func (b *budget) wait(ctx context.Context, chatID int64, class bot.SendClass) er
 
 // take asks the shared budget, or the local one when the shared one
 // fails. It returns an error only when ctx ended.
-func (b *budget) take(ctx context.Context, chat string, class bot.SendClass, now time.Time, p bot.SendPolicy) (time.Duration, bool, error) {
+func (b *budget) take(ctx context.Context, chat string, class bot.SendClass, now time.Time, p bot.SendPolicy) (wait time.Duration, taken, server bool, err error) {
 	if b.shared != nil {
-		wait, taken, err := b.shared.TakeSend(ctx, chat, class, now, p)
+		at := time.Time{} // the server's clock
+		if b.limits.CallerClock {
+			at = now
+		}
+		wait, taken, err := b.shared.TakeSend(ctx, chat, class, at, p)
 		if err == nil {
 			if b.degraded.CompareAndSwap(true, false) {
 				b.log.Info("send budget shared again")
 			}
-			return wait, taken, nil
+			return wait, taken, at.IsZero(), nil
 		}
 		if ctx.Err() != nil {
-			return 0, false, ctx.Err()
+			return 0, false, false, ctx.Err()
 		}
 		if b.degraded.CompareAndSwap(false, true) {
 			b.log.Warn("send budget unavailable; pacing this replica alone at the configured rate", "err", err)
@@ -222,8 +237,8 @@ func (b *budget) take(ctx context.Context, chat string, class bot.SendClass, now
 			b.log.Debug("send budget", "err", err)
 		}
 	}
-	wait, taken := b.local.take(chat, class, now, p)
-	return wait, taken, nil
+	wait, taken = b.local.take(chat, class, now, p)
+	return wait, taken, false, nil
 }
 
 // localBudget is the shared budget's algorithm (redisstore's sendScript)

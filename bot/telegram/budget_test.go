@@ -130,7 +130,8 @@ func TestBudgetTwoReplicasVirtual(t *testing.T) {
 		var replicas []*Adapter
 		for range 2 {
 			a, err := New(Options{Token: testToken, APIURL: "http://bot-api.invalid", Handler: &echoHandler{},
-				HTTPClient: &http.Client{Transport: sim}, Budget: store})
+				HTTPClient: &http.Client{Transport: sim}, Budget: store,
+				SendLimits: SendLimits{CallerClock: true}}) // virtual time: the server's clock is real
 			if err != nil {
 				t.Fatal(err)
 			}
