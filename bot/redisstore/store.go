@@ -303,15 +303,21 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // prepare pings and preloads the scripts so that the first Begin, Fail and
-// done are one round trip each like all later ones.
+// done are one round trip each like all later ones. Each exchange has its
+// own OpTimeout: on a cluster the first one also loads the slot map, and
+// a script load goes to every primary.
 func (s *Store) prepare(ctx context.Context) error {
-	ctx, cancel := s.op(ctx)
-	defer cancel()
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
+	octx, cancel := s.op(ctx)
+	err := s.rdb.Ping(octx).Err()
+	cancel()
+	if err != nil {
 		return fmt.Errorf("ping redis: %w", s.classify(err))
 	}
 	for _, sc := range []*redis.Script{throttleScript, beginScript, doneScript} {
-		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+		octx, cancel := s.op(ctx)
+		err := sc.Load(octx, s.rdb).Err()
+		cancel()
+		if err != nil {
 			return fmt.Errorf("load redis script: %w", s.classify(err))
 		}
 	}
