@@ -159,11 +159,9 @@ type Store struct {
 	rdb   redis.UniversalClient
 	opt   Options
 	log   *slog.Logger
-	trips atomic.Int64
-	errs  atomic.Int64
-	// openTill is when the breaker in hook closes again (unix ns).
-	openTill atomic.Int64
-	closer   func() // stops the embedded server, if any
+	trips  atomic.Int64
+	errs   atomic.Int64
+	closer func() // stops the embedded server, if any
 	// prefetched holds, per claimed private chat, the session state read
 	// in the claim's round trip: chat id -> []any from MGET.
 	prefetched sync.Map
@@ -203,7 +201,7 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		}
 	}
 	s := &Store{rdb: rdb, opt: opt, log: opt.Logger, keys: opt.Keys}
-	rdb.AddHook(hook{trips: &s.trips, openTill: &s.openTill, cooldown: opt.BreakerCooldown})
+	s.addHooks()
 	if err := s.prepare(ctx); err != nil {
 		rdb.Close()
 		return nil, err
@@ -517,50 +515,95 @@ func (l clientLog) Printf(ctx context.Context, format string, v ...any) {
 // open; isUnavailable counts it as Redis being unavailable.
 var errBreakerOpen = errors.New("redis unavailable moments ago; not retried yet")
 
-// hook sits in front of every exchange with Redis: it counts round trips,
-// and it is a breaker. go-redis already fails fast when the server refuses
-// connections, but a server that accepts and never answers costs every
-// call its full OpTimeout, several times per update. After a call fails
-// for want of Redis, calls fail at once for the cool-down; then they are
-// tried again (and trip it again if Redis still does not answer).
+// addHooks puts the round-trip counter and the breaker in front of every
+// exchange with Redis.
+//
+// On one server (or behind Sentinel) there is one breaker. On a cluster
+// each node has its own (go-redis calls OnNewNode for each node client it
+// makes), so a dead primary fails fast only the calls for its slots, and
+// the other two thirds of the users are served as before. go-redis
+// re-reads the slot map on MOVED and once a minute, but not when a node
+// stops answering: then no MOVED comes until it is asked again, and the
+// keys of a dead primary stay routed to it. So a call that fails for want
+// of Redis asks for a reload (go-redis runs one at a time, at most one
+// each 200 ms): the replica that took over is found as soon as the
+// cluster has promoted it.
+func (s *Store) addHooks() {
+	top := hook{trips: &s.trips}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		top.reload = func() { cc.ReloadState(context.Background()) }
+		cooldown := s.opt.BreakerCooldown
+		cc.OnNewNode(func(node *redis.Client) {
+			node.AddHook(breakerHook{b: &breaker{cooldown: cooldown}})
+		})
+	} else {
+		top.b = &breaker{cooldown: s.opt.BreakerCooldown}
+	}
+	s.rdb.AddHook(top)
+}
+
+// hook sits in front of every call of the Store: it counts round trips,
+// and it is the breaker of a single server (b) or asks a cluster client
+// to re-read the slot map (reload).
 type hook struct {
-	trips    *atomic.Int64
-	openTill *atomic.Int64 // unix nanoseconds; 0 when closed
-	cooldown time.Duration
+	trips  *atomic.Int64
+	b      *breaker // nil on a cluster: each node has one
+	reload func()   // nil unless a cluster
 }
 
 func (h hook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if err := h.allow(); err != nil {
+		if err := h.b.allow(); err != nil {
 			cmd.SetErr(err)
 			return err
 		}
-		h.trips.Add(1)
 		err := next(ctx, cmd)
-		h.observe(ctx, err)
+		h.after(ctx, err)
 		return err
 	}
 }
 
 func (h hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if err := h.allow(); err != nil {
+		if err := h.b.allow(); err != nil {
 			for _, c := range cmds {
 				c.SetErr(err)
 			}
 			return err
 		}
-		h.trips.Add(1)
 		err := next(ctx, cmds)
-		h.observe(ctx, err)
+		h.after(ctx, err)
 		return err
 	}
 }
 
-func (h hook) allow() error {
-	if h.cooldown <= 0 || time.Now().UnixNano() >= h.openTill.Load() {
+// after counts the exchange, unless a node's breaker refused it, and acts
+// on a failure for want of Redis.
+func (h hook) after(ctx context.Context, err error) {
+	if !errors.Is(err, errBreakerOpen) {
+		h.trips.Add(1)
+	}
+	h.b.observe(ctx, err)
+	if h.reload != nil && unavailableAnswer(ctx, err) {
+		h.reload()
+	}
+}
+
+// breaker: after a call fails for want of Redis, calls fail at once for
+// the cool-down; then they are tried again (and trip it again if Redis
+// still does not answer). go-redis already fails fast when the server
+// refuses connections, but a server that accepts and never answers costs
+// every call its full OpTimeout, several times per update. A nil breaker,
+// or one with a cool-down <= 0, lets everything through.
+type breaker struct {
+	openTill atomic.Int64 // unix nanoseconds; 0 when closed
+	cooldown time.Duration
+}
+
+func (b *breaker) allow() error {
+	if b == nil || b.cooldown <= 0 || time.Now().UnixNano() >= b.openTill.Load() {
 		return nil
 	}
 	return errBreakerOpen
@@ -568,12 +611,47 @@ func (h hook) allow() error {
 
 // observe opens the breaker when err says Redis did not answer, unless
 // the caller's own context ended first.
-func (h hook) observe(ctx context.Context, err error) {
-	if err == nil || errors.Is(err, redis.Nil) || ctx.Err() != nil || h.cooldown <= 0 {
+func (b *breaker) observe(ctx context.Context, err error) {
+	if b == nil || b.cooldown <= 0 || errors.Is(err, errBreakerOpen) || !unavailableAnswer(ctx, err) {
 		return
 	}
-	// Not for answers such as a script error: Redis is there.
-	if isUnavailable(err) {
-		h.openTill.Store(time.Now().Add(h.cooldown).UnixNano())
+	b.openTill.Store(time.Now().Add(b.cooldown).UnixNano())
+}
+
+// unavailableAnswer reports whether err says Redis did not answer (not an
+// answer such as a script error: Redis is there), and not because the
+// caller's own context ended.
+func unavailableAnswer(ctx context.Context, err error) bool {
+	return err != nil && !errors.Is(err, redis.Nil) && ctx.Err() == nil && isUnavailable(err)
+}
+
+// breakerHook is one cluster node's breaker.
+type breakerHook struct{ b *breaker }
+
+func (h breakerHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h breakerHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if err := h.b.allow(); err != nil {
+			cmd.SetErr(err)
+			return err
+		}
+		err := next(ctx, cmd)
+		h.b.observe(ctx, err)
+		return err
+	}
+}
+
+func (h breakerHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if err := h.b.allow(); err != nil {
+			for _, c := range cmds {
+				c.SetErr(err)
+			}
+			return err
+		}
+		err := next(ctx, cmds)
+		h.b.observe(ctx, err)
+		return err
 	}
 }
