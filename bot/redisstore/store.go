@@ -46,10 +46,13 @@ import (
 // Options configure a Store. Zero fields take the defaults documented on
 // each field.
 type Options struct {
-	// URL is a redis:// or rediss:// URL, parsed with redis.ParseURL. With
-	// Cluster set, or with addr= query parameters naming further seed
-	// nodes, it is parsed with redis.ParseClusterURL and a cluster client
-	// is used. Timeouts given in the URL override the small defaults.
+	// URL is a redis:// or rediss:// URL (REDIS_URL; its forms are listed
+	// at newClient). With master_name= it names Sentinels and is parsed
+	// with redis.ParseFailoverURL. With Cluster set, or with addr= query
+	// parameters naming further seed nodes, it is parsed with
+	// redis.ParseClusterURL and a cluster client is used. Otherwise it is
+	// one server (redis.ParseURL). Timeouts given in the URL override the
+	// small defaults.
 	URL     string
 	Cluster bool
 	// Client is used instead of URL when set (tests). The Store does not
@@ -156,9 +159,9 @@ func (o *Options) setDefaults() {
 // Store is the Redis implementation of the engine's and the adapter's store
 // interfaces. It is safe for concurrent use.
 type Store struct {
-	rdb   redis.UniversalClient
-	opt   Options
-	log   *slog.Logger
+	rdb    redis.UniversalClient
+	opt    Options
+	log    *slog.Logger
 	trips  atomic.Int64
 	errs   atomic.Int64
 	closer func() // stops the embedded server, if any
@@ -235,28 +238,50 @@ func OpenEmbedded(ctx context.Context, opt Options) (*Store, error) {
 	return s, nil
 }
 
+// The forms of REDIS_URL (Options.URL):
+//
+//	redis://[user:password@]host:port[/db][?option=…]     one server
+//	redis://[user:password@]host:port?addr=host:port&…    a Redis Cluster: seed nodes
+//	redis://[user:password@]host:port[/db]?master_name=M[&addr=host:port…][&password=P]
+//	                                                       Sentinel: host:port and each addr
+//	                                                       are sentinels; M is the monitored primary
+//
+// rediss:// instead of redis:// for TLS. Options are go-redis's
+// (dial_timeout, read_timeout, pool_size, …); an unknown one is an error.
+// For Sentinel the user and password in the URL are the sentinels' and
+// password= (and username=) the primary's, as in redis.ParseFailoverURL.
 func newClient(opt Options) (redis.UniversalClient, error) {
 	u, err := url.Parse(opt.URL)
 	if err != nil {
 		// The URL may hold a password: never echo it.
 		return nil, errors.New("parse redis url: malformed URL")
 	}
-	if opt.Cluster || u.Query().Has("addr") {
+	q := u.Query()
+	switch {
+	case q.Has("master_name"):
+		if opt.Cluster {
+			return nil, errors.New("parse redis url: master_name (Sentinel) and a cluster exclude each other")
+		}
+		fo, err := redis.ParseFailoverURL(opt.URL)
+		if err != nil {
+			return nil, fmt.Errorf("parse redis sentinel url: %w", redactURLError(err))
+		}
+		if fo.MasterName == "" {
+			return nil, errors.New("parse redis sentinel url: empty master_name")
+		}
+		t := timeouts{&fo.DialTimeout, &fo.ReadTimeout, &fo.WriteTimeout, &fo.PoolTimeout,
+			&fo.MaxRetries, &fo.DialerRetries, &fo.DialerRetryTimeout}
+		t.setDefaults(opt.OpTimeout)
+		fo.ContextTimeoutEnabled = true
+		return redis.NewFailoverClient(fo), nil
+	case opt.Cluster || q.Has("addr"):
 		co, err := redis.ParseClusterURL(opt.URL)
 		if err != nil {
 			return nil, fmt.Errorf("parse redis cluster url: %w", redactURLError(err))
 		}
-		co.DialTimeout = orDefault(co.DialTimeout, 2*opt.OpTimeout)
-		co.ReadTimeout = orDefault(co.ReadTimeout, opt.OpTimeout)
-		co.WriteTimeout = orDefault(co.WriteTimeout, opt.OpTimeout)
-		co.PoolTimeout = orDefault(co.PoolTimeout, opt.OpTimeout)
-		if co.MaxRetries == 0 {
-			co.MaxRetries = 1
-		}
-		if co.DialerRetries == 0 {
-			co.DialerRetries = 2
-			co.DialerRetryTimeout = 10 * time.Millisecond
-		}
+		t := timeouts{&co.DialTimeout, &co.ReadTimeout, &co.WriteTimeout, &co.PoolTimeout,
+			&co.MaxRetries, &co.DialerRetries, &co.DialerRetryTimeout}
+		t.setDefaults(opt.OpTimeout)
 		co.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(co), nil
 	}
@@ -264,23 +289,37 @@ func newClient(opt Options) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse redis url: %w", redactURLError(err))
 	}
-	o.DialTimeout = orDefault(o.DialTimeout, 2*opt.OpTimeout)
-	o.ReadTimeout = orDefault(o.ReadTimeout, opt.OpTimeout)
-	o.WriteTimeout = orDefault(o.WriteTimeout, opt.OpTimeout)
-	o.PoolTimeout = orDefault(o.PoolTimeout, opt.OpTimeout)
-	if o.MaxRetries == 0 {
-		o.MaxRetries = 1
-	}
-	// go-redis dials 5 times 100ms apart by default: a stall of half a
-	// second for a Redis that is down.
-	if o.DialerRetries == 0 {
-		o.DialerRetries = 2
-		o.DialerRetryTimeout = 10 * time.Millisecond
-	}
+	t := timeouts{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout,
+		&o.MaxRetries, &o.DialerRetries, &o.DialerRetryTimeout}
+	t.setDefaults(opt.OpTimeout)
 	// Without this go-redis sets socket deadlines from ReadTimeout alone
 	// and ignores the per-call context deadline.
 	o.ContextTimeoutEnabled = true
 	return redis.NewClient(o), nil
+}
+
+// timeouts points at the fields that the three kinds of go-redis options
+// share, so that each gets the same small defaults where the URL set none.
+type timeouts struct {
+	dial, read, write, pool *time.Duration
+	maxRetries, dialRetries *int
+	dialRetryWait           *time.Duration
+}
+
+func (t timeouts) setDefaults(op time.Duration) {
+	*t.dial = orDefault(*t.dial, 2*op)
+	*t.read = orDefault(*t.read, op)
+	*t.write = orDefault(*t.write, op)
+	*t.pool = orDefault(*t.pool, op)
+	if *t.maxRetries == 0 {
+		*t.maxRetries = 1
+	}
+	// go-redis dials 5 times 100ms apart by default: a stall of half a
+	// second for a Redis that is down.
+	if *t.dialRetries == 0 {
+		*t.dialRetries = 2
+		*t.dialRetryWait = 10 * time.Millisecond
+	}
 }
 
 // redactURLError keeps go-redis parse errors, which name the offending
