@@ -177,6 +177,16 @@ type Store struct {
 	// rotating: values and marks may still be under an older key of the
 	// ring (a rotation has not finished), so marks are looked for there.
 	rotating atomic.Bool
+	// now, when set (tests), is the clock of the dedupe marks' times.
+	now func() time.Time
+}
+
+// clock is the time the dedupe marks are scored with.
+func (s *Store) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
 }
 
 // Open connects to Redis, checks that it answers, loads the Lua scripts and

@@ -360,7 +360,7 @@ func TestRoundTrips(t *testing.T) {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 	}
-	if _, err := s.rdb.Del(ctx, s.chatKey(tg(1), "done:1")).Result(); err != nil {
+	if _, err := s.rdb.Del(ctx, s.chatKey(tg(1), "done")).Result(); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range calls {
