@@ -73,6 +73,21 @@ func BenchmarkMemory(b *testing.B) {
 	})
 	b.StopTimer()
 	afterUpdates := usedMemory(b, s.rdb)
+	// Held updates (the polling hand-off), as a getUpdates batch of 100
+	// holds them, in a typical private message's JSON.
+	held := min(users, 10_000)
+	for first := 0; first < held; first += 100 {
+		batch := map[int64][]byte{}
+		for j := first; j < min(first+100, held); j++ {
+			batch[int64(900_000_000+j)] = memUpdateJSON(900_000_000+j, memUserID(j))
+		}
+		if err := s.HoldUpdates(ctx, time.Now(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	afterHeld := usedMemory(b, s.rdb)
+	perHeld := float64(afterHeld-afterUpdates) / float64(held)
+	b.ReportMetric(perHeld, "B/held")
 
 	perUser := float64(afterUsers-base) / float64(users)
 	perUpdate := float64(afterUpdates-afterUsers) / float64(users*memUpdates)
@@ -82,8 +97,10 @@ func BenchmarkMemory(b *testing.B) {
 	if users < 1000 {
 		return // too few for the sample below to mean anything
 	}
-	b.Logf("%d users, %d updates: used_memory %d -> %d -> %d bytes; %.0f B per verified user, %.0f B per handled update",
-		users, users*memUpdates, base, afterUsers, afterUpdates, perUser, perUpdate)
+	b.Logf("%d users, %d updates, %d held: used_memory %d -> %d -> %d -> %d bytes; %.0f B per verified user, "+
+		"%.0f B per handled update, %.0f B per held update of %d B JSON",
+		users, users*memUpdates, held, base, afterUsers, afterUpdates, afterHeld, perUser, perUpdate, perHeld,
+		len(memUpdateJSON(900_000_000, memUserID(0))))
 	// MEMORY USAGE of each kind of key, on the first 1000 users: what
 	// a key costs alone (the server's dictionaries and expiry entries
 	// are not in it). A chat's done set holds its memUpdates updates.
@@ -117,6 +134,13 @@ func BenchmarkMemory(b *testing.B) {
 }
 
 func memUserID(i int) int64 { return 7_000_000_000 + int64(i) }
+
+// memUpdateJSON is a private text message as the Bot API sends it.
+func memUpdateJSON(id int, user int64) []byte {
+	return fmt.Appendf(nil, `{"update_id":%d,"message":{"message_id":%d,"from":{"id":%d,"is_bot":false,`+
+		`"first_name":"张","language_code":"zh-hans"},"chat":{"id":%d,"first_name":"张","type":"private"},`+
+		`"date":1764633600,"text":"我的社保断缴了三个月，现在补缴需要带什么材料？"}}`, id, id%100000, user, user)
+}
 
 // memPersonID is a resident ID number's shape: 18 characters, distinct
 // per i.

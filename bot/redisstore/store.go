@@ -420,10 +420,19 @@ func (s *Store) classify(err error) error {
 		return err
 	}
 	s.errs.Add(1)
-	if isUnavailable(err) || errors.Is(err, errBreakerOpen) {
+	if isUnavailable(err) || errors.Is(err, errBreakerOpen) || isOutOfMemory(err) {
 		return fmt.Errorf("%w: %w", bot.ErrUnavailable, err)
 	}
 	return err
+}
+
+// isOutOfMemory reports whether Redis refused a write at its maxmemory
+// (policy noeviction, or nothing left to evict). The engine then answers
+// without state as when Redis is down; but Redis is there and still
+// serves reads, so the breaker stays closed (isUnavailable is false).
+func isOutOfMemory(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "OOM ")
 }
 
 func isUnavailable(err error) bool {
