@@ -155,15 +155,15 @@ func keysUnder(ctx context.Context, rdb redis.UniversalClient, prefix string) ([
 }
 
 // deleteUnder deletes every key under prefix, one DEL per key (the keys
-// are in many slots).
+// are in many slots), in pipelines of 1000 so that each is within the
+// client's timeouts (BenchmarkMemory leaves millions).
 func deleteUnder(ctx context.Context, rdb redis.UniversalClient, prefix string) {
 	keys, _ := keysUnder(ctx, rdb, prefix)
-	if len(keys) == 0 {
-		return
+	for chunk := range slices.Chunk(keys, 1000) {
+		pipe := rdb.Pipeline()
+		for _, k := range chunk {
+			pipe.Del(ctx, k)
+		}
+		pipe.Exec(ctx)
 	}
-	pipe := rdb.Pipeline()
-	for _, k := range keys {
-		pipe.Del(ctx, k)
-	}
-	pipe.Exec(ctx)
 }
