@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,20 +29,32 @@ import (
 //
 // Fast path, no contention: Begin is one EVALSHA (beginScript returns 1),
 // done is one EVALSHA. Under contention each poll is one more EVALSHA.
+//
+// Answered updates are remembered for DedupeTTL in one sorted set per
+// chat, <p>:{c:<chat>}:done, member the update id, score when it is
+// forgotten (unix ms); each done drops the members past their time, and
+// the set expires DedupeTTL after the last one. That costs about 20 bytes
+// an update in a small set's listpack, where the previous release's key
+// per update, <p>:{c:<chat>}:done:<update id>, costs about 130 (the key,
+// its value and its expiry entry; BenchmarkMemory). Begin still honours
+// such a key, so an update answered before an upgrade is not answered
+// again; they are no longer written, and the last expire DedupeTTL after
+// the upgrade.
 
 // beginScript checks dedupe, enqueues (or refreshes) the entry and tries to
 // take the chat.
 //
-//	KEYS[1] done key of this update, KEYS[2] queue, KEYS[3] lock, KEYS[4] alive key of this entry,
-//	KEYS[5] blocked mark of the chat
-//	ARGV[1] update id, ARGV[2] entry, ARGV[3] lease ms, ARGV[4] alive key prefix
+//	KEYS[1] the previous release's done key of this update, KEYS[2] queue, KEYS[3] lock,
+//	KEYS[4] alive key of this entry, KEYS[5] blocked mark of the chat, KEYS[6] done set of the chat
+//	ARGV[1] update id, ARGV[2] entry, ARGV[3] lease ms, ARGV[4] alive key prefix, ARGV[5] now (unix ms)
 //
 // Returns -1 when the update was already handled (the entry is removed),
 // 1 when the chat is claimed, 0 when the caller must wait and call again.
 // A claim also clears the chat's blocked mark: a user who writes to the bot
 // has unblocked it, and clearing it here saves a round trip per update.
 var beginScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then
+local forget = redis.call('ZSCORE', KEYS[6], ARGV[1])
+if (forget and tonumber(forget) > tonumber(ARGV[5])) or redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('ZREM', KEYS[2], ARGV[2])
   redis.call('DEL', KEYS[4])
   return -1
@@ -70,11 +83,15 @@ return 0
 // handled if asked, releases the lock only if this entry holds it, and
 // leaves the queue.
 //
-//	KEYS[1] done key, KEYS[2] queue, KEYS[3] lock, KEYS[4] alive key
-//	ARGV[1] entry, ARGV[2] "1" to mark handled, ARGV[3] dedupe ms
+//	KEYS[2] queue, KEYS[3] lock, KEYS[4] alive key, KEYS[6] done set
+//	ARGV[1] entry, ARGV[2] "1" to mark handled, ARGV[3] dedupe ms, ARGV[4] update id,
+//	ARGV[5] now (unix ms)
 var doneScript = redis.NewScript(`
 if ARGV[2] == '1' then
-  redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
+  local now = tonumber(ARGV[5])
+  redis.call('ZADD', KEYS[6], now + tonumber(ARGV[3]), ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
+  redis.call('PEXPIRE', KEYS[6], ARGV[3])
 end
 if redis.call('GET', KEYS[3]) == ARGV[1] then
   redis.call('DEL', KEYS[3])
@@ -102,16 +119,18 @@ func (s *Store) Begin(ctx context.Context, chat string, updateID int64) (done fu
 		s.chatKey(chat, "lock"),
 		aliveKey + entry,
 		s.chatKey(chat, "blocked"),
+		s.chatKey(chat, "done"),
 	}
 	lease := s.opt.LockLease.Milliseconds()
 	wait := minPoll
 	for first := true; ; first = false {
 		var r int64
 		var err error
+		now := s.clock().UnixMilli()
 		if first {
-			r, err = s.beginAndPrefetch(ctx, chat, keys, updateID, entry, lease, aliveKey)
+			r, err = s.beginAndPrefetch(ctx, chat, keys, updateID, entry, lease, aliveKey, now)
 		} else {
-			r, err = s.runScript(ctx, beginScript, keys, updateID, entry, lease, aliveKey)
+			r, err = s.runScript(ctx, beginScript, keys, updateID, entry, lease, aliveKey, now)
 		}
 		if err != nil {
 			s.leave(keys, entry, false)
@@ -229,7 +248,8 @@ func (s *Store) leave(keys []string, entry string, handled bool) {
 	if handled {
 		h = "1"
 	}
-	args := []any{entry, h, s.opt.DedupeTTL.Milliseconds()}
+	id, _, _ := strings.Cut(entry, ":")
+	args := []any{entry, h, s.opt.DedupeTTL.Milliseconds(), id, s.clock().UnixMilli()}
 	var done *redis.Cmd
 	err := s.pipelined(context.Background(), func(pipe redis.Pipeliner) {
 		done = doneScript.EvalSha(context.Background(), pipe, keys, args...)

@@ -7,9 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +27,14 @@ type server struct {
 
 func newServer(t testing.TB) *server {
 	t.Helper()
-	sv := &server{url: os.Getenv("REDIS_URL"), prefix: "test-" + rand.Text()[:12]}
+	return newServerAt(t, os.Getenv("REDIS_URL"))
+}
+
+// newServerAt is newServer for the server or cluster at url ("": a
+// miniredis).
+func newServerAt(t testing.TB, url string) *server {
+	t.Helper()
+	sv := &server{url: url, prefix: "test-" + rand.Text()[:12]}
 	if sv.url == "" {
 		sv.mr = miniredis.RunT(t)
 		sv.url = "redis://" + sv.mr.Addr()
@@ -49,14 +54,12 @@ func newServer(t testing.TB) *server {
 		sv.rdb = redis.NewClient(o)
 	}
 	t.Cleanup(func() {
-		ctx := context.Background()
-		pipe := sv.rdb.Pipeline()
-		for _, k := range sv.keys(t) {
-			pipe.Del(ctx, k)
-		}
-		pipe.Exec(ctx)
+		deleteUnder(context.Background(), sv.rdb, sv.prefix)
 		sv.rdb.Close()
 	})
+	if _, ok := sv.rdb.(*redis.ClusterClient); ok {
+		guardSlots(t, sv.rdb)
+	}
 	return sv
 }
 
@@ -75,6 +78,9 @@ func (sv *server) open(t *testing.T, opt Options) *Store {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
+	if _, ok := s.rdb.(*redis.ClusterClient); ok {
+		guardSlots(t, s.rdb)
+	}
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -82,30 +88,11 @@ func (sv *server) open(t *testing.T, opt Options) *Store {
 // keys lists every key under the test's prefix, sorted.
 func (sv *server) keys(t testing.TB) []string {
 	t.Helper()
-	ctx := context.Background()
-	var mu sync.Mutex
-	var out []string
-	scan := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, sv.prefix+":*", 1000).Iterator()
-		for iter.Next(ctx) {
-			mu.Lock()
-			out = append(out, iter.Val())
-			mu.Unlock()
-		}
-		return iter.Err()
-	}
-	var err error
-	switch c := sv.rdb.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, scan)
-	case *redis.Client:
-		err = scan(ctx, c)
-	}
+	out, err := keysUnder(context.Background(), sv.rdb, sv.prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	return out
 }
 
 // dump is every key under the prefix with all it holds, as text: what

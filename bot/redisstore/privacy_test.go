@@ -234,8 +234,8 @@ func TestForgetLeavesNothingAboutUserOrPerson(t *testing.T) {
 			// Throttles: user 7's success cleared the ID number's and
 			// withdrew its own charge; these are user 9's (checked
 			// above by tag).
-		case strings.HasPrefix(rest, "{c:7}:done:"):
-			// The dedupe marks of user 7's updates ("1", 24 hours):
+		case rest == "{c:7}:done":
+			// The dedupe marks of user 7's updates (update ids, 24 hours):
 			// transport bookkeeping that keeps a redelivered update,
 			// this /forget among them, from being answered twice.
 		case strings.HasPrefix(rest, "{m:done:"), strings.HasPrefix(rest, "{meta}"), strings.HasPrefix(rest, "{remind}:lease"):

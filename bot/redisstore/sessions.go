@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -103,7 +104,7 @@ func (s *Store) Save(ctx context.Context, chat, user string, st bot.State, parts
 	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		if parts&bot.PartLang != 0 {
 			k := s.userKey(chat, user, langKey)
 			if st.Lang == "" {
@@ -134,6 +135,11 @@ func (s *Store) Save(ctx context.Context, chat, user string, st bot.State, parts
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
+		// At maxmemory Redis refuses the queued writes and EXEC reports
+		// only EXECABORT: the reason is on the commands.
+		if i := slices.IndexFunc(cmds, func(c redis.Cmder) bool { return isOutOfMemory(c.Err()) }); i >= 0 {
+			err = cmds[i].Err()
+		}
 		return fmt.Errorf("save state for chat %s: %w", chat, s.classify(err))
 	}
 	return nil

@@ -46,10 +46,13 @@ import (
 // Options configure a Store. Zero fields take the defaults documented on
 // each field.
 type Options struct {
-	// URL is a redis:// or rediss:// URL, parsed with redis.ParseURL. With
-	// Cluster set, or with addr= query parameters naming further seed
-	// nodes, it is parsed with redis.ParseClusterURL and a cluster client
-	// is used. Timeouts given in the URL override the small defaults.
+	// URL is a redis:// or rediss:// URL (REDIS_URL; its forms are listed
+	// at newClient). With master_name= it names Sentinels and is parsed
+	// with redis.ParseFailoverURL. With Cluster set, or with addr= query
+	// parameters naming further seed nodes, it is parsed with
+	// redis.ParseClusterURL and a cluster client is used. Otherwise it is
+	// one server (redis.ParseURL). Timeouts given in the URL override the
+	// small defaults.
 	URL     string
 	Cluster bool
 	// Client is used instead of URL when set (tests). The Store does not
@@ -156,14 +159,12 @@ func (o *Options) setDefaults() {
 // Store is the Redis implementation of the engine's and the adapter's store
 // interfaces. It is safe for concurrent use.
 type Store struct {
-	rdb   redis.UniversalClient
-	opt   Options
-	log   *slog.Logger
-	trips atomic.Int64
-	errs  atomic.Int64
-	// openTill is when the breaker in hook closes again (unix ns).
-	openTill atomic.Int64
-	closer   func() // stops the embedded server, if any
+	rdb    redis.UniversalClient
+	opt    Options
+	log    *slog.Logger
+	trips  atomic.Int64
+	errs   atomic.Int64
+	closer func() // stops the embedded server, if any
 	// prefetched holds, per claimed private chat, the session state read
 	// in the claim's round trip: chat id -> []any from MGET.
 	prefetched sync.Map
@@ -176,6 +177,16 @@ type Store struct {
 	// rotating: values and marks may still be under an older key of the
 	// ring (a rotation has not finished), so marks are looked for there.
 	rotating atomic.Bool
+	// now, when set (tests), is the clock of the dedupe marks' times.
+	now func() time.Time
+}
+
+// clock is the time the dedupe marks are scored with.
+func (s *Store) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
 }
 
 // Open connects to Redis, checks that it answers, loads the Lua scripts and
@@ -203,7 +214,7 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		}
 	}
 	s := &Store{rdb: rdb, opt: opt, log: opt.Logger, keys: opt.Keys}
-	rdb.AddHook(hook{trips: &s.trips, openTill: &s.openTill, cooldown: opt.BreakerCooldown})
+	s.addHooks()
 	if err := s.prepare(ctx); err != nil {
 		rdb.Close()
 		return nil, err
@@ -237,28 +248,50 @@ func OpenEmbedded(ctx context.Context, opt Options) (*Store, error) {
 	return s, nil
 }
 
+// The forms of REDIS_URL (Options.URL):
+//
+//	redis://[user:password@]host:port[/db][?option=…]     one server
+//	redis://[user:password@]host:port?addr=host:port&…    a Redis Cluster: seed nodes
+//	redis://[user:password@]host:port[/db]?master_name=M[&addr=host:port…][&password=P]
+//	                                                       Sentinel: host:port and each addr
+//	                                                       are sentinels; M is the monitored primary
+//
+// rediss:// instead of redis:// for TLS. Options are go-redis's
+// (dial_timeout, read_timeout, pool_size, …); an unknown one is an error.
+// For Sentinel the user and password in the URL are the sentinels' and
+// password= (and username=) the primary's, as in redis.ParseFailoverURL.
 func newClient(opt Options) (redis.UniversalClient, error) {
 	u, err := url.Parse(opt.URL)
 	if err != nil {
 		// The URL may hold a password: never echo it.
 		return nil, errors.New("parse redis url: malformed URL")
 	}
-	if opt.Cluster || u.Query().Has("addr") {
+	q := u.Query()
+	switch {
+	case q.Has("master_name"):
+		if opt.Cluster {
+			return nil, errors.New("parse redis url: master_name (Sentinel) and a cluster exclude each other")
+		}
+		fo, err := redis.ParseFailoverURL(opt.URL)
+		if err != nil {
+			return nil, fmt.Errorf("parse redis sentinel url: %w", redactURLError(err))
+		}
+		if fo.MasterName == "" {
+			return nil, errors.New("parse redis sentinel url: empty master_name")
+		}
+		t := timeouts{&fo.DialTimeout, &fo.ReadTimeout, &fo.WriteTimeout, &fo.PoolTimeout,
+			&fo.MaxRetries, &fo.DialerRetries, &fo.DialerRetryTimeout}
+		t.setDefaults(opt.OpTimeout)
+		fo.ContextTimeoutEnabled = true
+		return redis.NewFailoverClient(fo), nil
+	case opt.Cluster || q.Has("addr"):
 		co, err := redis.ParseClusterURL(opt.URL)
 		if err != nil {
 			return nil, fmt.Errorf("parse redis cluster url: %w", redactURLError(err))
 		}
-		co.DialTimeout = orDefault(co.DialTimeout, 2*opt.OpTimeout)
-		co.ReadTimeout = orDefault(co.ReadTimeout, opt.OpTimeout)
-		co.WriteTimeout = orDefault(co.WriteTimeout, opt.OpTimeout)
-		co.PoolTimeout = orDefault(co.PoolTimeout, opt.OpTimeout)
-		if co.MaxRetries == 0 {
-			co.MaxRetries = 1
-		}
-		if co.DialerRetries == 0 {
-			co.DialerRetries = 2
-			co.DialerRetryTimeout = 10 * time.Millisecond
-		}
+		t := timeouts{&co.DialTimeout, &co.ReadTimeout, &co.WriteTimeout, &co.PoolTimeout,
+			&co.MaxRetries, &co.DialerRetries, &co.DialerRetryTimeout}
+		t.setDefaults(opt.OpTimeout)
 		co.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(co), nil
 	}
@@ -266,23 +299,37 @@ func newClient(opt Options) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse redis url: %w", redactURLError(err))
 	}
-	o.DialTimeout = orDefault(o.DialTimeout, 2*opt.OpTimeout)
-	o.ReadTimeout = orDefault(o.ReadTimeout, opt.OpTimeout)
-	o.WriteTimeout = orDefault(o.WriteTimeout, opt.OpTimeout)
-	o.PoolTimeout = orDefault(o.PoolTimeout, opt.OpTimeout)
-	if o.MaxRetries == 0 {
-		o.MaxRetries = 1
-	}
-	// go-redis dials 5 times 100ms apart by default: a stall of half a
-	// second for a Redis that is down.
-	if o.DialerRetries == 0 {
-		o.DialerRetries = 2
-		o.DialerRetryTimeout = 10 * time.Millisecond
-	}
+	t := timeouts{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout,
+		&o.MaxRetries, &o.DialerRetries, &o.DialerRetryTimeout}
+	t.setDefaults(opt.OpTimeout)
 	// Without this go-redis sets socket deadlines from ReadTimeout alone
 	// and ignores the per-call context deadline.
 	o.ContextTimeoutEnabled = true
 	return redis.NewClient(o), nil
+}
+
+// timeouts points at the fields that the three kinds of go-redis options
+// share, so that each gets the same small defaults where the URL set none.
+type timeouts struct {
+	dial, read, write, pool *time.Duration
+	maxRetries, dialRetries *int
+	dialRetryWait           *time.Duration
+}
+
+func (t timeouts) setDefaults(op time.Duration) {
+	*t.dial = orDefault(*t.dial, 2*op)
+	*t.read = orDefault(*t.read, op)
+	*t.write = orDefault(*t.write, op)
+	*t.pool = orDefault(*t.pool, op)
+	if *t.maxRetries == 0 {
+		*t.maxRetries = 1
+	}
+	// go-redis dials 5 times 100ms apart by default: a stall of half a
+	// second for a Redis that is down.
+	if *t.dialRetries == 0 {
+		*t.dialRetries = 2
+		*t.dialRetryWait = 10 * time.Millisecond
+	}
 }
 
 // redactURLError keeps go-redis parse errors, which name the offending
@@ -303,15 +350,21 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // prepare pings and preloads the scripts so that the first Begin, Fail and
-// done are one round trip each like all later ones.
+// done are one round trip each like all later ones. Each exchange has its
+// own OpTimeout: on a cluster the first one also loads the slot map, and
+// a script load goes to every primary.
 func (s *Store) prepare(ctx context.Context) error {
-	ctx, cancel := s.op(ctx)
-	defer cancel()
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
+	octx, cancel := s.op(ctx)
+	err := s.rdb.Ping(octx).Err()
+	cancel()
+	if err != nil {
 		return fmt.Errorf("ping redis: %w", s.classify(err))
 	}
 	for _, sc := range []*redis.Script{throttleScript, beginScript, doneScript} {
-		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+		octx, cancel := s.op(ctx)
+		err := sc.Load(octx, s.rdb).Err()
+		cancel()
+		if err != nil {
 			return fmt.Errorf("load redis script: %w", s.classify(err))
 		}
 	}
@@ -367,10 +420,19 @@ func (s *Store) classify(err error) error {
 		return err
 	}
 	s.errs.Add(1)
-	if isUnavailable(err) || errors.Is(err, errBreakerOpen) {
+	if isUnavailable(err) || errors.Is(err, errBreakerOpen) || isOutOfMemory(err) {
 		return fmt.Errorf("%w: %w", bot.ErrUnavailable, err)
 	}
 	return err
+}
+
+// isOutOfMemory reports whether Redis refused a write at its maxmemory
+// (policy noeviction, or nothing left to evict). The engine then answers
+// without state as when Redis is down; but Redis is there and still
+// serves reads, so the breaker stays closed (isUnavailable is false).
+func isOutOfMemory(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "OOM ")
 }
 
 func isUnavailable(err error) bool {
@@ -511,50 +573,95 @@ func (l clientLog) Printf(ctx context.Context, format string, v ...any) {
 // open; isUnavailable counts it as Redis being unavailable.
 var errBreakerOpen = errors.New("redis unavailable moments ago; not retried yet")
 
-// hook sits in front of every exchange with Redis: it counts round trips,
-// and it is a breaker. go-redis already fails fast when the server refuses
-// connections, but a server that accepts and never answers costs every
-// call its full OpTimeout, several times per update. After a call fails
-// for want of Redis, calls fail at once for the cool-down; then they are
-// tried again (and trip it again if Redis still does not answer).
+// addHooks puts the round-trip counter and the breaker in front of every
+// exchange with Redis.
+//
+// On one server (or behind Sentinel) there is one breaker. On a cluster
+// each node has its own (go-redis calls OnNewNode for each node client it
+// makes), so a dead primary fails fast only the calls for its slots, and
+// the other two thirds of the users are served as before. go-redis
+// re-reads the slot map on MOVED and once a minute, but not when a node
+// stops answering: then no MOVED comes until it is asked again, and the
+// keys of a dead primary stay routed to it. So a call that fails for want
+// of Redis asks for a reload (go-redis runs one at a time, at most one
+// each 200 ms): the replica that took over is found as soon as the
+// cluster has promoted it.
+func (s *Store) addHooks() {
+	top := hook{trips: &s.trips}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		top.reload = func() { cc.ReloadState(context.Background()) }
+		cooldown := s.opt.BreakerCooldown
+		cc.OnNewNode(func(node *redis.Client) {
+			node.AddHook(breakerHook{b: &breaker{cooldown: cooldown}})
+		})
+	} else {
+		top.b = &breaker{cooldown: s.opt.BreakerCooldown}
+	}
+	s.rdb.AddHook(top)
+}
+
+// hook sits in front of every call of the Store: it counts round trips,
+// and it is the breaker of a single server (b) or asks a cluster client
+// to re-read the slot map (reload).
 type hook struct {
-	trips    *atomic.Int64
-	openTill *atomic.Int64 // unix nanoseconds; 0 when closed
-	cooldown time.Duration
+	trips  *atomic.Int64
+	b      *breaker // nil on a cluster: each node has one
+	reload func()   // nil unless a cluster
 }
 
 func (h hook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if err := h.allow(); err != nil {
+		if err := h.b.allow(); err != nil {
 			cmd.SetErr(err)
 			return err
 		}
-		h.trips.Add(1)
 		err := next(ctx, cmd)
-		h.observe(ctx, err)
+		h.after(ctx, err)
 		return err
 	}
 }
 
 func (h hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if err := h.allow(); err != nil {
+		if err := h.b.allow(); err != nil {
 			for _, c := range cmds {
 				c.SetErr(err)
 			}
 			return err
 		}
-		h.trips.Add(1)
 		err := next(ctx, cmds)
-		h.observe(ctx, err)
+		h.after(ctx, err)
 		return err
 	}
 }
 
-func (h hook) allow() error {
-	if h.cooldown <= 0 || time.Now().UnixNano() >= h.openTill.Load() {
+// after counts the exchange, unless a node's breaker refused it, and acts
+// on a failure for want of Redis.
+func (h hook) after(ctx context.Context, err error) {
+	if !errors.Is(err, errBreakerOpen) {
+		h.trips.Add(1)
+	}
+	h.b.observe(ctx, err)
+	if h.reload != nil && unavailableAnswer(ctx, err) {
+		h.reload()
+	}
+}
+
+// breaker: after a call fails for want of Redis, calls fail at once for
+// the cool-down; then they are tried again (and trip it again if Redis
+// still does not answer). go-redis already fails fast when the server
+// refuses connections, but a server that accepts and never answers costs
+// every call its full OpTimeout, several times per update. A nil breaker,
+// or one with a cool-down <= 0, lets everything through.
+type breaker struct {
+	openTill atomic.Int64 // unix nanoseconds; 0 when closed
+	cooldown time.Duration
+}
+
+func (b *breaker) allow() error {
+	if b == nil || b.cooldown <= 0 || time.Now().UnixNano() >= b.openTill.Load() {
 		return nil
 	}
 	return errBreakerOpen
@@ -562,12 +669,47 @@ func (h hook) allow() error {
 
 // observe opens the breaker when err says Redis did not answer, unless
 // the caller's own context ended first.
-func (h hook) observe(ctx context.Context, err error) {
-	if err == nil || errors.Is(err, redis.Nil) || ctx.Err() != nil || h.cooldown <= 0 {
+func (b *breaker) observe(ctx context.Context, err error) {
+	if b == nil || b.cooldown <= 0 || errors.Is(err, errBreakerOpen) || !unavailableAnswer(ctx, err) {
 		return
 	}
-	// Not for answers such as a script error: Redis is there.
-	if isUnavailable(err) {
-		h.openTill.Store(time.Now().Add(h.cooldown).UnixNano())
+	b.openTill.Store(time.Now().Add(b.cooldown).UnixNano())
+}
+
+// unavailableAnswer reports whether err says Redis did not answer (not an
+// answer such as a script error: Redis is there), and not because the
+// caller's own context ended.
+func unavailableAnswer(ctx context.Context, err error) bool {
+	return err != nil && !errors.Is(err, redis.Nil) && ctx.Err() == nil && isUnavailable(err)
+}
+
+// breakerHook is one cluster node's breaker.
+type breakerHook struct{ b *breaker }
+
+func (h breakerHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h breakerHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if err := h.b.allow(); err != nil {
+			cmd.SetErr(err)
+			return err
+		}
+		err := next(ctx, cmd)
+		h.b.observe(ctx, err)
+		return err
+	}
+}
+
+func (h breakerHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if err := h.b.allow(); err != nil {
+			for _, c := range cmds {
+				c.SetErr(err)
+			}
+			return err
+		}
+		err := next(ctx, cmds)
+		h.b.observe(ctx, err)
+		return err
 	}
 }

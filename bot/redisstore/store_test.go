@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/shebao/shebao/bot"
 	"github.com/shebao/shebao/bot/keyring"
@@ -38,41 +39,46 @@ var (
 // miniredis, whose clock FastForward moves instantly.
 func testStore(t testing.TB) (*Store, storetest.Stores, *miniredis.Miniredis) {
 	t.Helper()
-	ctx := context.Background()
 	if url := os.Getenv("REDIS_URL"); url != "" {
-		opt := Options{
-			URL:       url,
-			Keys:      testKeys,
-			KeyPrefix: "test-" + rand.Text()[:12],
-			OpTimeout: time.Second,
-			DialogTTL: 400 * time.Millisecond,
-			LockLease: time.Second,
-			MaxHold:   500 * time.Millisecond,
-		}
-		s, err := Open(ctx, opt)
-		if err != nil {
-			t.Fatalf("Open(REDIS_URL): %v", err)
-		}
-		t.Cleanup(func() {
-			var keys []string
-			iter := s.rdb.Scan(ctx, 0, opt.KeyPrefix+":*", 1000).Iterator()
-			for iter.Next(ctx) {
-				keys = append(keys, iter.Val())
-			}
-			if len(keys) > 0 {
-				s.rdb.Del(ctx, keys...)
-			}
-			s.Close()
-		})
-		return s, stores(s, 200*time.Millisecond, time.Sleep), nil
+		s, st := realStore(t, url)
+		return s, st, nil
 	}
 	mr := miniredis.RunT(t)
-	s, err := Open(ctx, Options{URL: "redis://" + mr.Addr(), Keys: testKeys})
+	s, err := Open(context.Background(), Options{URL: "redis://" + mr.Addr(), Keys: testKeys})
 	if err != nil {
 		t.Fatalf("Open(miniredis): %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s, stores(s, time.Minute, mr.FastForward), mr
+}
+
+// realStore opens a Store for one test on the real server or cluster at
+// url, under a key prefix of its own, with short TTLs; on a cluster every
+// command is watched for keys of two slots (slotGuard).
+func realStore(t testing.TB, url string) (*Store, storetest.Stores) {
+	t.Helper()
+	ctx := context.Background()
+	opt := Options{
+		URL:       url,
+		Keys:      testKeys,
+		KeyPrefix: "test-" + rand.Text()[:12],
+		OpTimeout: time.Second,
+		DialogTTL: 400 * time.Millisecond,
+		LockLease: time.Second,
+		MaxHold:   500 * time.Millisecond,
+	}
+	s, err := Open(ctx, opt)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", url, err)
+	}
+	if _, ok := s.rdb.(*redis.ClusterClient); ok {
+		guardSlots(t, s.rdb)
+	}
+	t.Cleanup(func() {
+		deleteUnder(ctx, s.rdb, opt.KeyPrefix)
+		s.Close()
+	})
+	return s, stores(s, 200*time.Millisecond, time.Sleep)
 }
 
 // testKeys is the keyring of the tests' stores: fixed, so that two stores
@@ -314,7 +320,7 @@ func TestNoPersonalDataInKeys(t *testing.T) {
 	if err := s.Save(ctx, tg(77), tg(77), st, bot.PartDialog|bot.PartLink); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := s.rdb.Keys(ctx, s.opt.KeyPrefix+":*").Result()
+	keys, err := keysUnder(ctx, s.rdb, s.opt.KeyPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +360,7 @@ func TestRoundTrips(t *testing.T) {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 	}
-	if _, err := s.rdb.Del(ctx, s.chatKey(tg(1), "done:1")).Result(); err != nil {
+	if _, err := s.rdb.Del(ctx, s.chatKey(tg(1), "done")).Result(); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range calls {
@@ -511,12 +517,7 @@ func TestClaimRenewedWhileHandled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	defer func() {
-		keys, _ := s.rdb.Keys(ctx, prefix+":*").Result()
-		if len(keys) > 0 {
-			s.rdb.Del(ctx, keys...)
-		}
-	}()
+	defer deleteUnder(ctx, s.rdb, prefix)
 	done, dup, err := s.Begin(ctx, tg(100), 1)
 	if err != nil || dup {
 		t.Fatalf("Begin: dup %v, err %v", dup, err)
