@@ -134,7 +134,7 @@ func benchGapsDB(b *testing.B, persons int) string {
 			b.Fatal(err)
 		}
 	}
-	if _, err := db.sql.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+	if _, err := db.cur.sql.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		b.Fatal(err)
 	}
 	db.Close()
