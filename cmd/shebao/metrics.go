@@ -28,6 +28,7 @@ type metrics struct {
 	reminders *prometheus.CounterVec
 	passes    *prometheus.CounterVec
 	rateLimit *prometheus.CounterVec
+	ops       opsMetrics // metrics_ops.go
 }
 
 func newMetrics() *metrics {
@@ -58,6 +59,7 @@ func newMetrics() *metrics {
 	}, []string{"verdict", "decided"})
 	m.reg.MustRegister(m.updates, m.outcomes, m.apiErrors, m.latency, m.reminders, m.passes, m.rateLimit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.addOps()
 	return m
 }
 

@@ -32,6 +32,7 @@ Usage:
   shebao remind --once [--now RFC3339] [--dry-run]
                                     run one reminder pass by hand (serve runs them itself)
   shebao probe [/livez|/readyz]     ask the serve on this host (LISTEN_ADDR's port); exit 0 on 200
+  shebao version [--json]           the version, commit and Go release of this binary
   shebao help                       this text
 
 Configuration is read from the environment; see README.md.
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runRemindCmd(ctx, rest, getenv, stdout, stderr)
 	case "probe":
 		return runProbe(ctx, rest, getenv, stdout, stderr)
+	case "version", "--version":
+		return runVersion(rest, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -125,8 +128,8 @@ func openRecords(ctx context.Context, c config, log *slog.Logger, now time.Time)
 	}
 	log.Info("records opened", attrs...)
 	if in.Immutable {
-		log.Info("records folder is not writable: the file is read as an unchanging image; " +
-			"to serve a new file, put it in place by rename (never write over it) and restart")
+		log.Info("records folder is not writable and the file is in WAL mode: it is read as an unchanging image; " +
+			"to serve a new file, put it in place by rename (never write over it); serve picks it up")
 	}
 	if in.Schema > in.Known {
 		log.Warn("records file was migrated by a newer shebao; upgrade this one", "schema", in.Schema, "known", in.Known)
@@ -178,6 +181,9 @@ type engineParts struct {
 	records *records.DB
 	faq     *faq.FAQ
 	engine  *bot.Engine
+	// handler is the engine with each turn held on one records file
+	// (heldRecords): what a channel should be given.
+	handler bot.Handler
 	closers []func()
 	// pushLinks says where reminders can be turned on, once a channel
 	// that can send them is running (serve sets it).
@@ -229,6 +235,7 @@ func openEngine(ctx context.Context, c config, log *slog.Logger, m bot.Metrics, 
 		Sessions: store, Attempts: store, Reminders: store, FAQ: p.faq, Records: db, Keys: store.Keys(), Logger: log, Metrics: m,
 		SMS: codeSender(c, log, demoOut), SMSHourlyCap: c.SMSHourlyCap, PushLinks: p.links,
 	})
+	p.handler = heldRecords{db: db, next: p.engine}
 	return p, nil
 }
 

@@ -41,11 +41,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer parts.close()
 	m.watchStore(parts.store.RoundTrips, parts.store.Errors)
 	m.watchFAQ(parts.faq)
+	m.watchRecords(parts.records)
 
 	limit := bot.NewLimit(bot.LimitOptions{Store: parts.store, Policy: &c.RatePolicy, Logger: log, Count: m.RateLimit})
 	tg, err := telegram.New(telegram.Options{
 		Token: c.Token, APIURL: c.APIURL, WebhookURL: c.WebhookURL, WebhookSecret: c.WebhookSecret,
-		Handler: timed{next: parts.engine, hist: m.latency}, Limit: limit,
+		Handler: timed{next: parts.handler, hist: m.latency}, Limit: limit,
 		Coordinator: parts.store, Blocklist: parts.store, Handoff: parts.store, Metrics: m, Logger: log,
 	})
 	if err != nil {
@@ -83,9 +84,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	lim.MaxConns = c.MaxConns
 	srv, sln, conns := newServer(mux, ln, lim, log)
 	m.watchConns(conns)
-	log.Info("listening", "addr", ln.Addr().String(), "mode", mode(c), "max_conns", c.MaxConns, "go", runtime.Version())
+	log.Info("listening", "addr", ln.Addr().String(), "mode", mode(c), "max_conns", c.MaxConns, "go", runtime.Version(), "version", readBuild().Version)
 
 	g, gctx := errgroup.WithContext(ctx)
+	stopWatch := watchRecords(gctx, g, c, parts.records, log, m.recordsReload)
+	defer stopWatch()
 	// /metrics and the profiler live on DEBUG_ADDR only: the public
 	// listener serves the webhook and the probes, nothing else.
 	if c.DebugAddr == "" {
