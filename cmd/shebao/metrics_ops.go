@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shebao/shebao/records"
@@ -10,6 +12,8 @@ import (
 // runs, which records file each replica serves.
 type opsMetrics struct {
 	reloads *prometheus.CounterVec
+	apiCall *prometheus.HistogramVec // Bot API calls by method
+	llmCall *prometheus.HistogramVec // LLM calls by kind and result
 }
 
 func (m *metrics) addOps() {
@@ -22,7 +26,31 @@ func (m *metrics) addOps() {
 	m.ops.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "shebao_records_reloads_total", Help: "New records files found while serving, by result: reloaded, or refused (the previous file kept serving).",
 	}, []string{"result"})
-	m.reg.MustRegister(info, m.ops.reloads)
+	// Bot API calls take tens of milliseconds when well, up to the 20 s
+	// call timeout when not; LLM calls up to LLM_TIMEOUT (15 s).
+	m.ops.apiCall = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "shebao_telegram_api_seconds", Help: "Time of one attempt of a Bot API call, answered or failed, by method (the getUpdates long poll is left out).",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20},
+	}, []string{"method"})
+	m.ops.llmCall = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "shebao_llm_call_seconds", Help: "Time of one call to the LLM endpoint, by call (phrase, rerank) and result (ok, error).",
+		Buckets: []float64{.1, .25, .5, 1, 2, 4, 8, 15, 30},
+	}, []string{"call", "result"})
+	m.reg.MustRegister(info, m.ops.reloads, m.ops.apiCall, m.ops.llmCall)
+}
+
+// APICall observes one Bot API call attempt (telegram.Metrics).
+func (m *metrics) APICall(method string, d time.Duration) {
+	m.ops.apiCall.WithLabelValues(method).Observe(d.Seconds())
+}
+
+// llmCall observes one LLM call (faq.LLMConfig.Observe).
+func (m *metrics) llmCall(call string, d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.ops.llmCall.WithLabelValues(call, result).Observe(d.Seconds())
 }
 
 // recordsReload counts one reload of RECORDS_DB (recordsWatch).
