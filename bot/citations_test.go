@@ -124,6 +124,7 @@ func TestEveryCitationResolves(t *testing.T) {
 // and is not checked.
 func checkReply(t *testing.T, f *faq.FAQ, r bot.Reply, day faq.Date, what string, quoted ...string) {
 	t.Helper()
+	checkLayout(t, r, what)
 	var own bot.Reply
 	for _, b := range r.Body {
 		if b.Kind == bot.Quote {
@@ -162,5 +163,25 @@ func checkReply(t *testing.T, f *faq.FAQ, r bot.Reply, day faq.Date, what string
 				t.Errorf("%s: cites %s, not in force on %s, without saying so:\n%s", what, f.Label(c, faq.ZH, faq.Date{}), day, text)
 			}
 		}
+	}
+}
+
+// checkLayout fails the test when a reply would look broken on a phone:
+// empty, opening or ending with a blank line, or with two blank lines in a
+// row.
+func checkLayout(t *testing.T, r bot.Reply, what string) {
+	t.Helper()
+	text := bot.PlainText(r)
+	if strings.TrimSpace(text) == "" {
+		if len(r.Buttons) == 0 && r.AskContact == "" {
+			t.Errorf("%s: an empty reply", what)
+		}
+		return
+	}
+	if strings.HasPrefix(text, "\n") || strings.HasSuffix(text, "\n") {
+		t.Errorf("%s: the reply opens or ends with a blank line:\n%q", what, text)
+	}
+	if strings.Contains(text, "\n\n\n") {
+		t.Errorf("%s: two blank lines in a row:\n%s", what, text)
 	}
 }

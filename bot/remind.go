@@ -126,7 +126,7 @@ func (t *turn) remindElsewhere() {
 		row = append(row, Button{Text: t.l("在"+name+"开启提醒", "Reminders on "+name), Data: l.URL + "remind", Kind: URL})
 	}
 	t.say(msg+t.l("\n可以在下面的渠道开启（在那里验证身份后发送 /remind）：",
-		"\nYou can turn them on here instead (verify there, then send /remind):"), row)
+		"\nYou can turn them on in one of these instead (verify there, then send /remind):"), row)
 }
 
 // channelName is a channel as users know it.

@@ -191,7 +191,11 @@ type Reminders interface {
 	// Reminder returns the user's setting; ok is false when reminders
 	// are off.
 	Reminder(ctx context.Context, chat, user string) (s ReminderSetting, ok bool, err error)
-	// SetReminder turns reminders on, or changes the slot.
+	// SetReminder turns reminders on, or rewrites the chat's setting (the
+	// slot, the language, the phone tag). Turning them on makes the chat
+	// the person's one reminder chat: a setting of the same person in
+	// another chat stops, so a person verified in two chats is reminded
+	// once, where they chose. A rewrite stops nothing.
 	SetReminder(ctx context.Context, s ReminderSetting) error
 	// StopReminder turns reminders off; off already is no error.
 	StopReminder(ctx context.Context, chat, user string) error

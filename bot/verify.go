@@ -107,9 +107,18 @@ func runVerify(ctx context.Context, t *turn, arg string) error {
 			"Sorry, verifying here needs a text-message code, and this service has no text messaging set up. You can still ask me policy questions."))
 		return nil
 	}
-	if arg == "resend" {
-		if d := t.st.Dialog; d.Name == dialogVerify && d.Step == stepCode && !t.st.Link.Valid(t.now) {
+	if d := t.st.Dialog; byCode && d.Name == dialogVerify && d.Step == stepCode && !t.st.Link.Valid(t.now) {
+		switch {
+		case arg == "resend":
 			return t.sendCode(ctx, d.Data["id"])
+		case arg != "restart" && t.pendingCode(d.Data["id"]):
+			// /verify again while a code is on its way: keep it.
+			t.say(fmt.Sprintf(t.l(
+				"验证码已经发出（%s），5分钟内有效，收到后直接在这里输入即可。要换一个身份证号码，请点下方按钮。",
+				"A code is on its way (%s) and is valid for 5 minutes: type it here when it arrives. To use another ID number, tap the button below."),
+				records.MaskID(d.Data["id"])),
+				append(codeButtons(t), []Button{btn(t.l("换一个身份证号码", "Use another ID number"), "verify:restart")})...)
+			return nil
 		}
 	}
 	if t.st.Link.Valid(t.now) {

@@ -3,6 +3,7 @@ package bot_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -93,6 +94,19 @@ func (c *codeEnv) say(user, in string) (string, []bot.Reply) {
 func demoPerson(t *testing.T, i int) records.Person {
 	t.Helper()
 	return records.Demo()[i].Person
+}
+
+// madeUpID completes 17 digits with their check character: a valid ID
+// number of no one on record.
+func madeUpID(t *testing.T, body string) string {
+	t.Helper()
+	for _, c := range "0123456789X" {
+		if id, err := records.CheckID(body + string(c)); err == nil {
+			return id
+		}
+	}
+	t.Fatalf("no check character makes %s valid", body)
+	return ""
 }
 
 func hasCodeButton(replies []bot.Reply) bool {
@@ -244,25 +258,48 @@ func TestVerifyByCodeWrongCodesVoidIt(t *testing.T) {
 func TestVerifyByCodeSendLimits(t *testing.T) {
 	c := newCodeEnv(t, func(cfg *bot.Config) { cfg.SMSHourlyCap = 3 })
 	people := records.Demo()
-	// Three sessions, three people: the hourly cap of 3 is reached.
+	// Made-up numbers do not spend the hourly cap.
+	for i := range 5 {
+		u := bot.ID(bot.ChannelWeb, "fake"+string(rune('a'+i)))
+		c.say(u, "/verify")
+		c.say(u, madeUpID(t, fmt.Sprintf("11010519491231%03d", i)))
+	}
+	// Three sessions, three people: the cap of 3 is reached.
+	var first string
 	for i := range 3 {
 		u := bot.ID(bot.ChannelWeb, "u"+string(rune('a'+i)))
 		c.say(u, "/verify")
-		c.say(u, people[i].Person.ID)
+		out, _ := c.say(u, people[i].Person.ID)
+		if i == 0 {
+			first = strings.ReplaceAll(out, records.MaskID(people[i].Person.ID), "ID")
+		}
 	}
+	if n := len(c.box.all()); n != 3 {
+		t.Fatalf("%d texts sent, want 3", n)
+	}
+	// A fourth within the hour gets no text, and the same reply: the cap
+	// must not tell who is on record.
 	u := bot.ID(bot.ChannelWeb, "ud")
 	c.say(u, "/verify")
-	if out, _ := c.say(u, people[3].Person.ID); !strings.Contains(out, "发送太频繁") {
-		t.Errorf("fourth code within the hour:\n%s", out)
+	out, _ := c.say(u, people[3].Person.ID)
+	if got := strings.ReplaceAll(out, records.MaskID(people[3].Person.ID), "ID"); got != first {
+		t.Errorf("fourth code within the hour:\n%s\nwant the usual reply:\n%s", out, first)
 	}
 	if n := len(c.box.all()); n != 3 {
 		t.Errorf("%d texts sent, want 3", n)
 	}
-	// One session cannot fan out over many ID numbers either.
+	c.now = c.now.Add(61 * time.Minute)
+	c.say(u, "[verify:resend]")
+	if n := len(c.box.all()); n != 4 {
+		t.Errorf("an hour after the last text: %d sent, want 4", n)
+	}
+
+	// One session cannot fan out over many ID numbers.
 	c2 := newCodeEnv(t, nil)
 	s := bot.ID(bot.ChannelWeb, "one")
 	for i := range 5 {
 		c2.say(s, "/verify")
+		c2.say(s, "[verify:restart]")
 		c2.say(s, people[i].Person.ID)
 		c2.now = c2.now.Add(time.Minute)
 	}
@@ -271,19 +308,56 @@ func TestVerifyByCodeSendLimits(t *testing.T) {
 	}
 }
 
-func TestVerifyByCodeSendFailureCostsNothing(t *testing.T) {
+// A gateway that fails changes nothing the user sees (else it would tell
+// who is on record), and the sends stay charged.
+func TestVerifyByCodeSendFailureLooksTheSame(t *testing.T) {
 	c := newCodeEnv(t, nil)
-	web := bot.ID(bot.ChannelWeb, "s")
-	p := demoPerson(t, 4)
+	known, unknown := demoPerson(t, 4).ID, "11010519491231002X"
 	c.box.fail = errors.New("gateway down")
-	c.say(web, "/verify")
-	if out, _ := c.say(web, p.ID); !strings.Contains(out, "发送不出去") {
-		t.Errorf("failed send:\n%s", out)
+	var outs []string
+	for i, id := range []string{known, unknown} {
+		u := bot.ID(bot.ChannelWeb, fmt.Sprint("s", i))
+		c.say(u, "/verify")
+		out, _ := c.say(u, id)
+		outs = append(outs, strings.ReplaceAll(out, records.MaskID(id), "ID"))
+	}
+	if outs[0] != outs[1] {
+		t.Errorf("a failing gateway shows who is on record:\n%s\n---\n%s", outs[0], outs[1])
 	}
 	c.box.fail = nil
+	web := bot.ID(bot.ChannelWeb, "s0")
+	if out, _ := c.say(web, "[verify:resend]"); !strings.Contains(out, "发送太频繁") || !strings.Contains(out, "仍然有效") {
+		t.Errorf("resend at once after a failed send (still charged):\n%s", out)
+	}
+	c.now = c.now.Add(2 * time.Minute)
+	c.say(web, "[verify:resend]")
+	sent := c.box.all()
+	if len(sent) != 1 {
+		t.Fatalf("%d texts after the gateway recovered, want 1", len(sent))
+	}
+	if out, _ := c.say(web, "您的验证码是 "+sent[0].Code+"，5 分钟内有效"); !strings.Contains(out, "验证成功") {
+		t.Errorf("the pasted text message was not taken as the code:\n%s", out)
+	}
+}
+
+// /verify while a code is on its way keeps it; the first code still
+// works after a refused resend.
+func TestVerifyByCodeKeepsThePendingCode(t *testing.T) {
+	c := newCodeEnv(t, nil)
+	web := bot.ID(bot.ChannelWeb, "s")
+	p := demoPerson(t, 1)
 	c.say(web, "/verify")
-	if out, _ := c.say(web, p.ID); !strings.Contains(out, "验证码已通过短信") {
-		t.Errorf("after the gateway recovered:\n%s", out)
+	c.say(web, p.ID)
+	code := c.box.all()[0].Code
+	c.now = c.now.Add(30 * time.Second)
+	if out, _ := c.say(web, "[verify:resend]"); !strings.Contains(out, "仍然有效") {
+		t.Errorf("resend within the minute:\n%s", out)
+	}
+	if out, _ := c.say(web, "/verify"); !strings.Contains(out, "验证码已经发出") {
+		t.Errorf("/verify while a code is on its way:\n%s", out)
+	}
+	if out, _ := c.say(web, code); !strings.Contains(out, "验证成功") {
+		t.Errorf("the first code after a refused resend and /verify:\n%s", out)
 	}
 }
 

@@ -226,63 +226,87 @@ func (s *Store) SetReminder(ctx context.Context, r bot.ReminderSetting) error {
 	if err != nil {
 		return fmt.Errorf("set reminder of chat %s: %w", r.Chat, err)
 	}
+	// Turning reminders on (not rewriting this chat's own setting, as a
+	// language change or a phone-tag refresh does) makes this chat the
+	// person's one reminder chat.
 	var chosen []byte
+	var other *chosenJSON
 	if r.PersonID != "" {
-		prev, ok, err := s.chosen(ctx, r.PersonID)
+		cur, on, err := s.Reminder(ctx, r.Chat, r.User)
 		if err != nil {
 			return fmt.Errorf("set reminder of chat %s: %w", r.Chat, err)
 		}
-		if ok && (prev.Chat != r.Chat || prev.User != r.User) {
-			old, on, err := s.Reminder(ctx, prev.Chat, prev.User)
+		if !on || cur.PersonID != r.PersonID {
+			prev, ok, err := s.chosen(ctx, r.PersonID)
 			if err != nil {
 				return fmt.Errorf("set reminder of chat %s: %w", r.Chat, err)
 			}
-			if on && old.PersonID == r.PersonID {
-				if err := s.StopReminder(ctx, prev.Chat, prev.User); err != nil {
-					return fmt.Errorf("set reminder of chat %s: %w", r.Chat, err)
-				}
+			if ok && (prev.Chat != r.Chat || prev.User != r.User) {
+				other = &prev
+			}
+			if chosen, err = s.chosenValue(s.chosenKey(r.PersonID), chosenJSON{Chat: r.Chat, User: r.User}); err != nil {
+				return fmt.Errorf("set reminder of chat %s: %w", r.Chat, err)
 			}
 		}
-		if chosen, err = s.chosenValue(s.chosenKey(r.PersonID), chosenJSON{Chat: r.Chat, User: r.User}); err != nil {
-			return fmt.Errorf("set reminder of chat %s: %w", r.Chat, err)
-		}
 	}
-	ctx, cancel := s.op(ctx)
+	octx, cancel := s.op(ctx)
 	defer cancel()
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, k, b, 0)
-		p.PExpireAt(ctx, k, r.Until)
-		if chosen != nil {
-			p.Set(ctx, s.chosenKey(r.PersonID), chosen, 0)
-			p.PExpireAt(ctx, s.chosenKey(r.PersonID), r.Until)
+	_, err = s.rdb.Pipelined(octx, func(p redis.Pipeliner) error {
+		p.Set(octx, k, b, 0)
+		p.PExpireAt(octx, k, r.Until)
+		if ttl := time.Until(r.Until); chosen != nil && ttl > 0 {
+			p.Set(octx, s.chosenKey(r.PersonID), chosen, ttl)
 		}
 		for _, slot := range allSlots {
 			if slot != r.Slot {
-				p.SRem(ctx, s.slotKey(slot), m)
+				p.SRem(octx, s.slotKey(slot), m)
 			}
 		}
-		p.SAdd(ctx, s.slotKey(r.Slot), m)
+		p.SAdd(octx, s.slotKey(r.Slot), m)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("set reminder of chat %s: %w", r.Chat, s.classify(err))
 	}
+	// Then, with the new setting written, the other chat's stops: a
+	// failure here leaves both on, and the person still gets each
+	// reminder once (the sent-marks are the person's).
+	if other != nil {
+		old, on, err := s.Reminder(ctx, other.Chat, other.User)
+		if err == nil && on && old.PersonID == r.PersonID {
+			err = s.StopReminder(ctx, other.Chat, other.User)
+		}
+		if err != nil {
+			s.log.Warn("stop the reminders of the person's other chat", "chat", other.Chat, "err", err)
+		}
+	}
 	return nil
 }
 
-// StopReminder deletes the setting and removes the user from every slot.
+// StopReminder deletes the setting, removes the user from every slot and,
+// when the person's one reminder chat is this one, that pointer too.
 func (s *Store) StopReminder(ctx context.Context, chat, user string) error {
+	cur, on, err := s.Reminder(ctx, chat, user)
+	if err != nil {
+		return fmt.Errorf("stop reminders of chat %s: %w", chat, err)
+	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	m := member(chat, user)
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, s.userKey(chat, user, reminderKey))
 		for _, slot := range allSlots {
 			p.SRem(ctx, s.slotKey(slot), m)
 		}
+		if on && cur.PersonID != "" {
+			names := s.keys.Names(chosenDomain, m)
+			for i, tag := range s.personTags(cur.PersonID) {
+				forgetChosenScript.Eval(ctx, p, []string{s.personKey(tag, "chosen")}, names[i])
+			}
+		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("stop reminders of chat %s: %w", chat, s.classify(err))
 	}
 	return nil

@@ -275,4 +275,47 @@ func TestReminderOneChatPerPerson(t *testing.T) {
 	if !on(web) {
 		t.Error("turning on again after Forget failed")
 	}
+	// Turning reminders off in the chosen chat drops the pointer too.
+	if err := s.StopReminder(ctx, web, web); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.rdb.Exists(ctx, s.chosenKey(person)).Result(); n != 0 {
+		t.Error("the chosen-chat pointer outlived StopReminder of that chat")
+	}
+}
+
+// Rewriting a chat's own setting (a language change, a phone-tag refresh)
+// is not turning reminders on: it stops no other chat, even with two
+// chats on and no pointer, as the previous release left them.
+func TestReminderRewriteStopsNoOtherChat(t *testing.T) {
+	s, _, _ := testStore(t)
+	ctx := context.Background()
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
+	person := "350203199309200053"
+	a, b := tg(1), tg(2)
+	// As the previous release wrote them: settings and index, no pointer.
+	for _, chat := range []string{a, b} {
+		k := s.userKey(chat, chat, reminderKey)
+		v, err := s.sealJSON(k, reminderJSON{Slot: bot.SlotMorning, PersonID: person, Until: until})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.rdb.Set(ctx, k, v, time.Hour)
+		s.rdb.SAdd(ctx, s.slotKey(bot.SlotMorning), member(chat, chat))
+	}
+	for _, chat := range []string{a, b} {
+		r, on, err := s.Reminder(ctx, chat, chat)
+		if err != nil || !on {
+			t.Fatalf("%s: %v %v", chat, on, err)
+		}
+		r.Lang = "en"
+		if err := s.SetReminder(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, chat := range []string{a, b} {
+		if r, on, _ := s.Reminder(ctx, chat, chat); !on || r.Lang != "en" {
+			t.Errorf("%s after rewrites: on=%v lang=%q; a rewrite stopped it", chat, on, r.Lang)
+		}
+	}
 }

@@ -100,6 +100,8 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 	if c.SMSWebhookURL != "" {
 		if err := checkURL(c.SMSWebhookURL); err != nil {
 			errs = append(errs, fmt.Errorf("SMS_WEBHOOK_URL: %w", err))
+		} else if !httpsOrLoopback(c.SMSWebhookURL) {
+			errs = append(errs, errors.New("SMS_WEBHOOK_URL: want https (phone numbers and codes travel in it); plain http only to a loopback address"))
 		}
 		if len(c.SMSWebhookSecret) < 32 {
 			errs = append(errs, errors.New("SMS_WEBHOOK_SECRET: required with SMS_WEBHOOK_URL, at least 32 characters (e.g. openssl rand -hex 32)"))
@@ -213,6 +215,24 @@ func checkURL(s string) error {
 		return errors.New("want an http(s) URL")
 	}
 	return nil
+}
+
+// httpsOrLoopback reports whether s is an https URL, or an http one to a
+// loopback address (a gateway on the same host).
+func httpsOrLoopback(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // validSecret follows Telegram's rule for secret_token.

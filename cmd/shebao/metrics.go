@@ -28,6 +28,7 @@ type metrics struct {
 	reminders *prometheus.CounterVec
 	passes    *prometheus.CounterVec
 	rateLimit *prometheus.CounterVec
+	sms       *prometheus.CounterVec
 	ops       opsMetrics // metrics_ops.go
 }
 
@@ -57,13 +58,17 @@ func newMetrics() *metrics {
 	m.rateLimit = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "shebao_rate_limit_total", Help: "Per-user rate limit verdicts (admitted, notified, skipped), by where they were decided (redis, or local while Redis was down).",
 	}, []string{"verdict", "decided"})
-	m.reg.MustRegister(m.updates, m.outcomes, m.apiErrors, m.latency, m.reminders, m.passes, m.rateLimit,
+	m.sms = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shebao_sms_codes_total", Help: "Verification codes by delivery outcome: sent, failed (the gateway refused or timed out), dropped (queue full).",
+	}, []string{"outcome"})
+	m.reg.MustRegister(m.updates, m.outcomes, m.apiErrors, m.latency, m.reminders, m.passes, m.rateLimit, m.sms,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.addOps()
 	return m
 }
 
 func (m *metrics) Update(kind, outcome string)   { m.updates.WithLabelValues(kind, outcome).Inc() }
+func (m *metrics) SMS(outcome string)            { m.sms.WithLabelValues(outcome).Inc() }
 func (m *metrics) Outcome(route, outcome string) { m.outcomes.WithLabelValues(route, outcome).Inc() }
 func (m *metrics) APIError(method string, code int) {
 	m.apiErrors.WithLabelValues(method, strconv.Itoa(code)).Inc()

@@ -231,9 +231,19 @@ func openEngine(ctx context.Context, c config, log *slog.Logger, m bot.Metrics, 
 	if p.faq, err = openFAQ(c, log); err != nil {
 		return nil, err
 	}
+	codes := codeSender(c, log, demoOut)
+	if q, ok := codes.(*sms.Queue); ok {
+		if sm, ok := m.(interface{ SMS(outcome string) }); ok {
+			q.Result = sm.SMS
+		}
+		qctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { q.Run(qctx); close(done) }()
+		p.closers = append(p.closers, func() { stop(); <-done })
+	}
 	p.engine = bot.New(bot.Config{
 		Sessions: store, Attempts: store, Reminders: store, FAQ: p.faq, Records: db, Keys: store.Keys(), Logger: log, Metrics: m,
-		SMS: codeSender(c, log, demoOut), SMSHourlyCap: c.SMSHourlyCap, PushLinks: p.links,
+		SMS: codes, SMSHourlyCap: c.SMSHourlyCap, PushLinks: p.links,
 	})
 	p.handler = heldRecords{db: db, next: p.engine}
 	return p, nil
@@ -247,7 +257,9 @@ func codeSender(c config, log *slog.Logger, demoOut io.Writer) bot.CodeSender {
 	switch {
 	case c.SMSWebhookURL != "":
 		log.Info("verification codes go through SMS_WEBHOOK_URL")
-		return &sms.Webhook{URL: c.SMSWebhookURL, Secret: []byte(c.SMSWebhookSecret)}
+		// Queued: asking for a code never waits on the gateway, so the
+		// reply's timing tells nobody whether a text went out.
+		return &sms.Queue{Next: &sms.Webhook{URL: c.SMSWebhookURL, Secret: []byte(c.SMSWebhookSecret)}, Logger: log}
 	case c.RecordsDB == "" && demoOut != nil:
 		log.Info("demo records: verification codes are printed on this terminal, not sent")
 		return &sms.Demo{Out: demoOut}

@@ -33,19 +33,27 @@ func TestSMSConfig(t *testing.T) {
 	}
 
 	secret := strings.Repeat("s", 32)
+	if _, err := loadConfig(env(map[string]string{"SMS_WEBHOOK_URL": "http://127.0.0.1:9000/sms", "SMS_WEBHOOK_SECRET": secret}), false); err != nil {
+		t.Errorf("http on loopback: %v", err)
+	}
 	c, err = loadConfig(env(map[string]string{"SMS_WEBHOOK_URL": "https://sms.example.cn/send", "SMS_WEBHOOK_SECRET": secret, "SMS_HOURLY_CAP": "50"}), false)
 	if err != nil || c.SMSHourlyCap != 50 {
 		t.Fatalf("webhook: %+v, %v", c, err)
 	}
 	c.RecordsDB = "/srv/records.db"
-	if w, ok := codeSender(c, log, &out).(*sms.Webhook); !ok || w.URL != "https://sms.example.cn/send" || string(w.Secret) != secret {
-		t.Errorf("webhook sender: %#v", codeSender(c, log, &out))
+	q, ok := codeSender(c, log, &out).(*sms.Queue)
+	if !ok {
+		t.Fatalf("webhook sender: %T, want a queue in front of it", codeSender(c, log, &out))
+	}
+	if w, ok := q.Next.(*sms.Webhook); !ok || w.URL != "https://sms.example.cn/send" || string(w.Secret) != secret {
+		t.Errorf("webhook sender: %#v", q.Next)
 	}
 
 	for _, bad := range []map[string]string{
 		{"SMS_WEBHOOK_URL": "https://sms.example.cn/send"},
 		{"SMS_WEBHOOK_URL": "https://sms.example.cn/send", "SMS_WEBHOOK_SECRET": "short"},
 		{"SMS_WEBHOOK_URL": "ftp://x", "SMS_WEBHOOK_SECRET": secret},
+		{"SMS_WEBHOOK_URL": "http://sms.example.cn/send", "SMS_WEBHOOK_SECRET": secret}, // phones in the clear
 		{"SMS_WEBHOOK_SECRET": secret},
 		{"SMS_HOURLY_CAP": "0"},
 	} {
