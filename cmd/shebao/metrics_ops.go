@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/telegram"
 	"github.com/shebao/shebao/records"
 )
 
@@ -42,6 +44,31 @@ func (m *metrics) addOps() {
 // APICall observes one Bot API call attempt (telegram.Metrics).
 func (m *metrics) APICall(method string, d time.Duration) {
 	m.ops.apiCall.WithLabelValues(method).Observe(d.Seconds())
+}
+
+// llmObserver is what times the LLM calls for m: nil unless m is the
+// Prometheus metrics of serve.
+func llmObserver(m bot.Metrics) func(call string, d time.Duration, err error) {
+	if pm, ok := m.(*metrics); ok && pm != nil {
+		return pm.llmCall
+	}
+	return nil
+}
+
+// watchTelegram exports the adapter's breaker state and the backlog of
+// held updates.
+func (m *metrics) watchTelegram(tg *telegram.Adapter) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "shebao_telegram_breaker_open", Help: "1 while the Bot API is failing and calls wait for the breaker's probe, else 0.",
+	}, func() float64 {
+		if tg.BreakerOpen() {
+			return 1
+		}
+		return 0
+	}))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "shebao_telegram_update_backlog", Help: "Updates fetched by polling and waiting to be handled, in memory or held in Redis (0 with a webhook).",
+	}, func() float64 { return float64(tg.Backlog()) }))
 }
 
 // llmCall observes one LLM call (faq.LLMConfig.Observe).

@@ -158,11 +158,12 @@ func recordsHint(err error) string {
 	return ""
 }
 
-// openFAQ loads the curated corpus, with the LLM when configured.
-func openFAQ(c config, log *slog.Logger) (*faq.FAQ, error) {
+// openFAQ loads the curated corpus, with the LLM when configured; observe
+// (nil: none) times each LLM call.
+func openFAQ(c config, log *slog.Logger, observe func(call string, d time.Duration, err error)) (*faq.FAQ, error) {
 	opts := faq.Options{Logger: log}
 	if c.OpenAIBaseURL != "" {
-		opts.LLM = &faq.LLMConfig{BaseURL: c.OpenAIBaseURL, APIKey: c.OpenAIKey, Model: c.OpenAIModel, Timeout: c.LLMTimeout}
+		opts.LLM = &faq.LLMConfig{BaseURL: c.OpenAIBaseURL, APIKey: c.OpenAIKey, Model: c.OpenAIModel, Timeout: c.LLMTimeout, Observe: observe}
 		log.Info("LLM phrasing enabled", "model", c.OpenAIModel)
 	} else {
 		log.Info("OPENAI_BASE_URL not set: answers come from retrieval alone")
@@ -228,7 +229,7 @@ func openEngine(ctx context.Context, c config, log *slog.Logger, m bot.Metrics, 
 		return nil, err
 	}
 	p.records, p.closers = db, append(p.closers, func() { db.Close() })
-	if p.faq, err = openFAQ(c, log); err != nil {
+	if p.faq, err = openFAQ(c, log, llmObserver(m)); err != nil {
 		return nil, err
 	}
 	codes := codeSender(c, log, demoOut)

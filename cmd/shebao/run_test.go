@@ -145,6 +145,11 @@ func TestServePolling(t *testing.T) {
 	if !strings.Contains(body, `shebao_updates_total{kind="command",outcome="handled"}`) {
 		t.Errorf("/metrics lacks handled command updates:\n%.2000s", body)
 	}
+	for _, want := range []string{`shebao_telegram_api_seconds_count{method="sendMessage"}`, "shebao_telegram_breaker_open 0", "shebao_telegram_update_backlog "} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 
 	// Two users verify as two different people over Telegram; each sees
 	// only their own record, and the logs (even at debug) hold no

@@ -47,11 +47,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	tg, err := telegram.New(telegram.Options{
 		Token: c.Token, APIURL: c.APIURL, WebhookURL: c.WebhookURL, WebhookSecret: c.WebhookSecret,
 		Handler: timed{next: parts.handler, hist: m.latency}, Limit: limit,
-		Coordinator: parts.store, Blocklist: parts.store, Handoff: parts.store, Metrics: m, Logger: log,
+		Coordinator: parts.store, Blocklist: parts.store, Handoff: parts.store, Webhooks: parts.store, Metrics: m, Logger: log,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	m.watchTelegram(tg)
 	parts.setPushLinks(func() []bot.PushLink {
 		if u := tg.StartURL(); u != "" {
 			return []bot.PushLink{{Channel: bot.ChannelTelegram, URL: u}}
