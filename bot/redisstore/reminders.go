@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -360,6 +361,7 @@ func (s *Store) ScanReminders(ctx context.Context, slot string, cursor uint64, c
 		}
 		out = append(out, r)
 	}
+	out = s.dropUnchosen(ctx, out)
 	if len(stale) > 0 {
 		// Best effort: a stale member left behind is dropped next time.
 		if err := s.rdb.SRem(ctx, s.slotKey(slot), stale...).Err(); err != nil {
@@ -367,6 +369,43 @@ func (s *Store) ScanReminders(ctx context.Context, slot string, cursor uint64, c
 		}
 	}
 	return out, next, nil
+}
+
+// dropUnchosen returns rs without the settings of a person whose one
+// reminder chat is another: a setting the previous release left on in a
+// second chat, which no pointer named when the person turned reminders on
+// elsewhere. Those settings are stopped. On any error rs is returned as
+// it is: the sent-marks are the person's, so each reminder still goes out
+// once.
+func (s *Store) dropUnchosen(ctx context.Context, rs []bot.ReminderSetting) []bot.ReminderSetting {
+	cmds := make([]*redis.StringCmd, len(rs))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range rs {
+			if r.PersonID != "" {
+				cmds[i] = p.Get(ctx, s.chosenKey(r.PersonID))
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return rs
+	}
+	out := rs[:0:0]
+	for i, r := range rs {
+		if cmds[i] != nil {
+			if v, err := cmds[i].Result(); err == nil {
+				name, _, _ := strings.Cut(v, ".")
+				if !slices.Contains(s.keys.Names(chosenDomain, member(r.Chat, r.User)), name) {
+					if err := s.StopReminder(ctx, r.Chat, r.User); err != nil {
+						s.log.Warn("stop the reminders of a chat the person no longer chose", "chat", r.Chat, "err", err)
+					}
+					continue
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // claimScript sets a person's mark unless it exists and files it in the

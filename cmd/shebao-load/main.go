@@ -15,9 +15,10 @@
 // answered twice or out of order, the serve process's memory and the
 // Redis round trips per handled update, for the scenarios load, sigterm,
 // sigkill, redis-restart and replicas; slow-headers and idle-conns attack
-// the bot's HTTP listener instead (attack.go). The load scenario also runs a bare
-// echo bot (`shebao-load echo`) against the same fake and reports the
-// throughput ratio.
+// the bot's HTTP listener instead (attack.go); web loads the web chat
+// over WebSocket sessions instead of Telegram (web.go). The load scenario
+// also runs a bare echo bot (`shebao-load echo`) against the same fake and
+// reports the throughput ratio.
 //
 // The echo bot lives in echo.go and imports github.com/go-telegram/bot
 // directly: a deliberate exception to the rule that only bot/telegram
@@ -67,6 +68,7 @@ type options struct {
 	commandLine                                string
 	attack                                     attackOptions // slow-headers, idle-conns
 	fair                                       fairOptions   // flood, send-outage (fair.go)
+	web                                        webOptions    // the web chat (web.go)
 }
 
 // Upper bounds keep every loop bounded however the flags are set.
@@ -93,7 +95,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.faultAt, "fault-at", 0, "when the fault is injected, from the start of sending (default: half the duration, a third for redis-restart)")
 	fs.DurationVar(&o.outage, "outage", 3*time.Second, "how long redis-server stays down in --scenario redis-restart")
 	fs.StringVar(&o.mode, "mode", "polling", "polling, webhook or both")
-	fs.StringVar(&o.scenario, "scenario", "load", "load, sigterm, sigkill, redis-restart, replicas, slow-headers, idle-conns, flood or send-outage")
+	fs.StringVar(&o.scenario, "scenario", "load", "load, sigterm, sigkill, redis-restart, replicas, slow-headers, idle-conns, flood, send-outage or web")
 	fs.StringVar(&o.bin, "bin", "", "shebao binary to run (default: go build ./cmd/shebao in --src)")
 	fs.StringVar(&o.src, "src", ".", "module root to build ./cmd/shebao from")
 	fs.StringVar(&o.redisURL, "redis-url", "", "use this Redis instead of starting redis-server (not with redis-restart)")
@@ -108,6 +110,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the users' question choice")
 	addAttackFlags(fs, &o.attack)
 	o.fair.flags(fs)
+	o.web.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -130,12 +133,16 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 	case "flood", "send-outage":
 		errs = append(errs, o.fair.defaults(&o, fs)...)
+	case "web":
+		if err := o.web.check(); err != nil {
+			errs = append(errs, err)
+		}
 	case "replicas":
 		if o.mode == "polling" {
 			o.mode = "webhook" // replicas share a webhook; polling has one consumer
 		}
 	default:
-		errs = append(errs, fmt.Errorf("--scenario: want load, sigterm, sigkill, redis-restart, replicas, slow-headers, idle-conns, flood or send-outage, not %q", o.scenario))
+		errs = append(errs, fmt.Errorf("--scenario: want load, sigterm, sigkill, redis-restart, replicas, slow-headers, idle-conns, flood, send-outage or web, not %q", o.scenario))
 	}
 	if o.burst == 0 {
 		o.burst = 1
@@ -254,6 +261,9 @@ func runLoad(ctx context.Context, o options, log *slog.Logger, stdout io.Writer)
 	}
 	if isAttack(o.scenario) {
 		return h.attack(ctx, stdout) // attack.go
+	}
+	if o.scenario == "web" {
+		return h.webLoad(ctx, stdout) // web.go
 	}
 	rep, err := h.run(ctx)
 	if rep != nil && len(rep.Results) > 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/shebao/shebao/bot"
 	"github.com/shebao/shebao/bot/keyring"
+	"github.com/shebao/shebao/bot/web"
 )
 
 // config is everything read from the environment.
@@ -43,7 +45,25 @@ type config struct {
 	// RatePolicy is the per-user limit: USER_RATE_LIMIT messages a minute
 	// after a burst of USER_RATE_BURST; 0 turns it off.
 	RatePolicy bot.RatePolicy
+
+	// WebChat (WEB_CHAT=on) serves the web chat on LISTEN_ADDR (bot/web).
+	WebChat bool
+	// WebOrigins (WEB_ORIGINS) may frame the page and open its socket
+	// besides the page's own host.
+	WebOrigins []string
+	// WebTrustProxy (WEB_TRUST_PROXY) are the proxies whose
+	// X-Forwarded-For names the client.
+	WebTrustProxy []netip.Prefix
+	// WebCookieSecure (WEB_COOKIE_SECURE=on) marks the session cookie
+	// Secure even on plain-HTTP requests.
+	WebCookieSecure bool
+	// WebMaxConns (WEB_MAX_CONNS) caps the chat's connections.
+	WebMaxConns int
 }
+
+// defaultWebMaxConns is WEB_MAX_CONNS's default: the load goal of one
+// replica (BENCHMARKS.md).
+const defaultWebMaxConns = 5000
 
 const defaultAPIURL = "https://api.telegram.org"
 
@@ -74,11 +94,20 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 		SMSWebhookSecret: getenv("SMS_WEBHOOK_SECRET"),
 	}
 	var errs []error
+	errs = append(errs, c.loadWeb(getenv)...)
 	c.MaxConns = defaultMaxConns
+	if c.WebChat {
+		// Each chat connection holds a listener slot for as long as it
+		// is open; the webhook and the probes keep the usual room.
+		c.MaxConns = min(c.WebMaxConns+defaultMaxConns, 65536)
+	}
 	if v := strings.TrimSpace(getenv("LISTEN_MAX_CONNS")); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 16 || n > 65536 {
+		switch {
+		case err != nil || n < 16 || n > 65536:
 			errs = append(errs, errors.New("LISTEN_MAX_CONNS: want a number from 16 to 65536"))
+		case c.WebChat && n <= c.WebMaxConns:
+			errs = append(errs, fmt.Errorf("LISTEN_MAX_CONNS: want more than WEB_MAX_CONNS (%d): each web chat connection holds a slot", c.WebMaxConns))
 		}
 		c.MaxConns = n
 	}
@@ -145,8 +174,11 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 	if err := c.LogLevel.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error"))
 	}
-	if serve && c.Token == "" {
-		errs = append(errs, errors.New("TELEGRAM_BOT_TOKEN is required for serve"))
+	if serve && c.Token == "" && !c.WebChat {
+		errs = append(errs, errors.New("TELEGRAM_BOT_TOKEN is required for serve (or WEB_CHAT=on to serve the web chat alone)"))
+	}
+	if serve && c.Token == "" && c.WebhookURL != "" {
+		errs = append(errs, errors.New("WEBHOOK_URL: set TELEGRAM_BOT_TOKEN too, or unset it to serve the web chat alone"))
 	}
 	if err := checkURL(c.APIURL); err != nil {
 		errs = append(errs, fmt.Errorf("TELEGRAM_API_URL: %w", err))
@@ -185,6 +217,50 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// loadWeb reads the web chat's settings.
+func (c *config) loadWeb(getenv func(string) string) []error {
+	var errs []error
+	var err error
+	if c.WebChat, err = onOff(getenv("WEB_CHAT")); err != nil {
+		errs = append(errs, fmt.Errorf("WEB_CHAT: %w", err))
+	}
+	if c.WebCookieSecure, err = onOff(getenv("WEB_COOKIE_SECURE")); err != nil {
+		errs = append(errs, fmt.Errorf("WEB_COOKIE_SECURE: %w", err))
+	}
+	for _, o := range strings.FieldsFunc(getenv("WEB_ORIGINS"), func(r rune) bool { return r == ',' || r == ' ' }) {
+		origin, err := web.ParseOrigin(o)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("WEB_ORIGINS: %w", err))
+			continue
+		}
+		c.WebOrigins = append(c.WebOrigins, origin)
+	}
+	if c.WebTrustProxy, err = web.ParseProxies(getenv("WEB_TRUST_PROXY")); err != nil {
+		errs = append(errs, fmt.Errorf("WEB_TRUST_PROXY: %w", err))
+	}
+	c.WebMaxConns = defaultWebMaxConns
+	if v := strings.TrimSpace(getenv("WEB_MAX_CONNS")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 60000 {
+			errs = append(errs, errors.New("WEB_MAX_CONNS: want a number from 1 to 60000"))
+		} else {
+			c.WebMaxConns = n
+		}
+	}
+	return errs
+}
+
+// onOff reads a switch: on, off or unset (off).
+func onOff(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "off", "false", "0", "no":
+		return false, nil
+	case "on", "true", "1", "yes":
+		return true, nil
+	}
+	return false, fmt.Errorf("want on or off, not %q", v)
 }
 
 // needKeys reports a shared Redis without SHEBAO_KEYS, for every command

@@ -29,7 +29,10 @@ type metrics struct {
 	passes    *prometheus.CounterVec
 	rateLimit *prometheus.CounterVec
 	sms       *prometheus.CounterVec
-	ops       opsMetrics // metrics_ops.go
+	// The web chat's (web.Metrics, web.go).
+	webMessages *prometheus.CounterVec
+	webConns    *prometheus.CounterVec
+	ops         opsMetrics // metrics_ops.go
 }
 
 func newMetrics() *metrics {
@@ -61,7 +64,13 @@ func newMetrics() *metrics {
 	m.sms = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "shebao_sms_codes_total", Help: "Verification codes by delivery outcome: sent, failed (the gateway refused or timed out), dropped (queue full).",
 	}, []string{"outcome"})
-	m.reg.MustRegister(m.updates, m.outcomes, m.apiErrors, m.latency, m.reminders, m.passes, m.rateLimit, m.sms,
+	m.webMessages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shebao_web_messages_total", Help: "Web chat messages by kind (text, button, start) and outcome (handled, duplicate, limited, ip_limited, too_long, busy, ended, aborted, error).",
+	}, []string{"kind", "outcome"})
+	m.webConns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shebao_web_connections_total", Help: "Web chat connections by outcome: opened, closed, or refused_<why> (origin, full, ip, draining).",
+	}, []string{"outcome"})
+	m.reg.MustRegister(m.updates, m.outcomes, m.apiErrors, m.latency, m.reminders, m.passes, m.rateLimit, m.sms, m.webMessages, m.webConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.addOps()
 	return m

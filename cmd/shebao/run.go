@@ -21,7 +21,9 @@ import (
 const usage = `shebao — a social and medical insurance assistant (社保/医保助手)
 
 Usage:
-  shebao serve                      run the Telegram bot (long polling; webhook when WEBHOOK_URL is set)
+  shebao serve                      run the Telegram bot (long polling; webhook when WEBHOOK_URL is set),
+                                    and the web chat with WEB_CHAT=on (alone without TELEGRAM_BOT_TOKEN)
+  shebao web                        serve the web chat on LISTEN_ADDR (default 127.0.0.1:8080; embedded defaults)
   shebao chat [--lang zh|en]        talk to the bot in this terminal (embedded defaults, nothing else needed)
   shebao ask [--lang zh|en] [--json] QUESTION
                                     print what the bot would answer
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runServe(ctx, rest, getenv, stdout, stderr)
 	case "chat":
 		return runChat(ctx, rest, getenv, stdin, stdout, stderr)
+	case "web":
+		return runWeb(ctx, rest, getenv, stdout, stderr)
 	case "ask":
 		return runAsk(ctx, rest, getenv, stdout, stderr)
 	case "import":

@@ -16,14 +16,16 @@ import (
 
 	"github.com/shebao/shebao/bot"
 	"github.com/shebao/shebao/bot/telegram"
+	"github.com/shebao/shebao/bot/web"
 )
 
 // shutdownTimeout bounds how long in-flight webhook requests may take to
 // finish after SIGTERM.
 const shutdownTimeout = 15 * time.Second
 
-// runServe runs the Telegram bot until ctx is cancelled, then finishes the
-// updates in hand and returns nil.
+// runServe runs the Telegram bot, and with WEB_CHAT=on the web chat on the
+// same listener (or the web chat alone, without TELEGRAM_BOT_TOKEN), until
+// ctx is cancelled, then finishes the updates in hand and returns nil.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		return fmt.Errorf("serve: unexpected argument %q (configuration comes from the environment)", args[0])
@@ -44,21 +46,26 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	m.watchRecords(parts.records)
 
 	limit := bot.NewLimit(bot.LimitOptions{Store: parts.store, Policy: &c.RatePolicy, Logger: log, Count: m.RateLimit})
-	tg, err := telegram.New(telegram.Options{
-		Token: c.Token, APIURL: c.APIURL, WebhookURL: c.WebhookURL, WebhookSecret: c.WebhookSecret,
-		Handler: timed{next: parts.handler, hist: m.latency}, Limit: limit,
-		Coordinator: parts.store, Blocklist: parts.store, Handoff: parts.store, Webhooks: parts.store, Metrics: m, Logger: log,
-	})
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	m.watchTelegram(tg)
-	parts.setPushLinks(func() []bot.PushLink {
-		if u := tg.StartURL(); u != "" {
-			return []bot.PushLink{{Channel: bot.ChannelTelegram, URL: u}}
+	handler := timed{next: parts.engine, hist: m.latency}
+	// Telegram unless only the web chat is served (no token, WEB_CHAT=on).
+	var tg *telegram.Adapter
+	if c.Token != "" {
+		tg, err = telegram.New(telegram.Options{
+			Token: c.Token, APIURL: c.APIURL, WebhookURL: c.WebhookURL, WebhookSecret: c.WebhookSecret,
+			Handler: handler, Limit: limit,
+			Coordinator: parts.store, Blocklist: parts.store, Handoff: parts.store, Webhooks: parts.store, Metrics: m, Logger: log,
+		})
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
 		}
-		return nil
-	})
+		m.watchTelegram(tg)
+		parts.setPushLinks(func() []bot.PushLink {
+			if u := tg.StartURL(); u != "" {
+				return []bot.PushLink{{Channel: bot.ChannelTelegram, URL: u}}
+			}
+			return nil
+		})
+	}
 
 	hl := newHealth(log,
 		healthCheck{"redis", parts.store.Ping},
@@ -68,7 +75,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	mux.HandleFunc("GET /livez", hl.livez)
 	mux.HandleFunc("GET /readyz", hl.readyz)
 	mux.HandleFunc("GET /healthz", hl.healthz)
-	if c.WebhookURL != "" {
+	var chat *web.Adapter
+	if c.WebChat {
+		// The page, its files and the socket: every GET the probes do
+		// not take.
+		if chat, err = newWebChat(c, parts, handler, limit, log, m); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		mux.Handle("GET /", chat.Handler())
+		m.watchWeb(chat)
+	}
+	if tg != nil && c.WebhookURL != "" {
 		u, _ := url.Parse(c.WebhookURL) // checked by loadConfig
 		path := u.Path
 		if path == "" {
@@ -122,7 +139,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	g.Go(func() error {
 		<-gctx.Done()
 		hl.drain() // /readyz answers 503
-		tg.Drain() // new webhook updates get 503 and are redelivered later
+		if tg != nil {
+			tg.Drain() // new webhook updates get 503 and are redelivered later
+		}
 		if c.DrainDelay > 0 {
 			// Stay reachable while load balancers notice /readyz and
 			// stop sending here; what still comes is refused above.
@@ -130,11 +149,25 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			<-t.C
 		}
 		// Webhook requests in flight are answered (200 only after the
-		// update was handled) before the server returns.
+		// update was handled) before the server returns; the web chat's
+		// sockets close once their message in hand is answered.
+		if chat != nil {
+			return shutdownWeb(context.WithoutCancel(gctx), srv, chat, hl)
+		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), shutdownTimeout)
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
+	g.Go(func() error { return parts.store.Maintain(gctx) }) // key rotation, when SHEBAO_KEYS gets a new first key
+	if tg == nil {
+		// The web chat alone: it cannot send reminders, so no scheduler.
+		log.Info("TELEGRAM_BOT_TOKEN not set: serving the web chat only; reminders need a channel that can write first")
+		err = g.Wait()
+		if ctx.Err() != nil && err == nil {
+			log.Info("stopped cleanly")
+		}
+		return err
+	}
 	g.Go(func() error {
 		// The bot's profile: none of it is worth failing the start for.
 		if err := tg.SetCommands(gctx, commands("zh"), commands("en")); err != nil && gctx.Err() == nil {
@@ -148,7 +181,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	})
 	sched := newScheduler(parts.store, parts.records, tg, log, m, nil)
 	g.Go(func() error { return sched.Run(gctx) })
-	g.Go(func() error { return parts.store.Maintain(gctx) }) // key rotation, when SHEBAO_KEYS gets a new first key
 	if c.WebhookURL != "" {
 		g.Go(func() error {
 			if err := tg.RegisterWebhook(gctx); err != nil && gctx.Err() == nil {
@@ -175,7 +207,14 @@ func serveHTTP(name string, srv *http.Server, ln net.Listener) error {
 }
 
 func mode(c config) string {
-	if c.WebhookURL != "" {
+	switch {
+	case c.Token == "":
+		return "web"
+	case c.WebChat && c.WebhookURL != "":
+		return "webhook+web"
+	case c.WebChat:
+		return "polling+web"
+	case c.WebhookURL != "":
 		return "webhook"
 	}
 	return "polling"
