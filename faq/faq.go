@@ -55,6 +55,11 @@ type LLMConfig struct {
 	// gets the retrieval answer at once. Each user has one call at a time.
 	Concurrency int
 	HTTPClient  *http.Client // nil: default with sane transport
+	// Observe, when set, is told how long each call to the endpoint took
+	// (call: "phrase" or "rerank"; err nil when it answered). Calls the
+	// breaker or the concurrency bound kept from leaving are not made,
+	// so not observed. It must be safe for concurrent use.
+	Observe func(call string, d time.Duration, err error)
 }
 
 // Thresholds for answering rather than abstaining, tuned on the dev and

@@ -61,6 +61,17 @@ type llm struct {
 	// one person sending many questions cannot take every slot.
 	users   sync.Map // string → struct{}
 	breaker *gobreaker.CircuitBreaker[openai.ChatCompletionResponse]
+	observe func(call string, d time.Duration, err error) // nil: not timed
+}
+
+// complete is one chat completion call, timed for LLMConfig.Observe.
+func (l *llm) complete(ctx context.Context, call string, req openai.ChatCompletionRequest) (openai.ChatCompletionResponse, error) {
+	began := time.Now()
+	resp, err := l.client.CreateChatCompletion(ctx, req)
+	if l.observe != nil {
+		l.observe(call, time.Since(began), err)
+	}
+	return resp, err
 }
 
 func newLLM(c LLMConfig) *llm {
@@ -93,7 +104,7 @@ func newLLM(c LLMConfig) *llm {
 		n = defaultLLMConcurrency
 	}
 	return &llm{
-		client: openai.NewClientWithConfig(cfg), model: c.Model, timeout: t, slots: make(chan struct{}, n),
+		client: openai.NewClientWithConfig(cfg), model: c.Model, timeout: t, slots: make(chan struct{}, n), observe: c.Observe,
 		breaker: gobreaker.NewCircuitBreaker[openai.ChatCompletionResponse](gobreaker.Settings{
 			Name:        "llm",
 			MaxRequests: 1, // one probe when the pause ends
@@ -152,7 +163,7 @@ func (l *llm) rerank(ctx context.Context, question string, candidates []string) 
 	ctx, cancel := context.WithTimeout(ctx, min(rerankTimeout, l.timeout))
 	defer cancel()
 	resp, err := l.breaker.Execute(func() (openai.ChatCompletionResponse, error) {
-		return l.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
+		return l.complete(ctx, "rerank", openai.ChatCompletionRequest{
 			Model: l.model,
 			Messages: []openai.ChatCompletionMessage{
 				{Role: openai.ChatMessageRoleSystem, Content: "You match a citizen's question about Chinese social and medical insurance to the closest of a few curated questions. Answer with a single number."},
@@ -241,7 +252,7 @@ func (f *FAQ) phrase(ctx context.Context, question, user string, lang Lang, entr
 	ctx, cancel := context.WithTimeout(ctx, f.llm.timeout)
 	defer cancel()
 	resp, err := f.llm.breaker.Execute(func() (openai.ChatCompletionResponse, error) {
-		return f.llm.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
+		return f.llm.complete(ctx, "phrase", openai.ChatCompletionRequest{
 			Model:       f.llm.model,
 			Messages:    f.llm.prompt(question, lang, v, arts),
 			Temperature: 0.2,

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -20,12 +22,53 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// DB is an open record file. It is safe for concurrent use.
+// DB is an open record file. It is safe for concurrent use. Reload puts
+// another file in its place while it serves (see reload.go).
 type DB struct {
-	sql   *sql.DB
-	rules ruleSet
-	now   func() time.Time // import timestamps; replaced in tests
-	info  Info             // what Open or OpenForImport found; zero for the demo
+	mu     sync.RWMutex // guards cur and closed; held only to read cur and take a reference
+	cur    *handle
+	closed bool
+	rules  ruleSet
+	now    func() time.Time // import timestamps; replaced in tests
+}
+
+// handle is one opened file: what a DB serves until Reload replaces it.
+// refs counts one for being a DB's current file, plus one for each call
+// (and each Hold) in flight; the last to let go closes the pool.
+type handle struct {
+	sql  *sql.DB
+	info Info // what Open or OpenForImport found; zero for the demo
+	refs atomic.Int64
+}
+
+func newHandle(sdb *sql.DB, info Info) *handle {
+	h := &handle{sql: sdb, info: info}
+	h.refs.Store(1)
+	return h
+}
+
+// put lets go of one reference and closes the pool after the last.
+// sql.DB.Close is idempotent: a call made after DB.Close takes the
+// closed handle's count from zero and back again, harmlessly.
+func (h *handle) put() error {
+	if h.refs.Add(-1) == 0 {
+		return h.sql.Close()
+	}
+	return nil
+}
+
+// get takes a reference to the file a call runs on: the one held in ctx
+// (see Hold), else the current one. The caller must put it.
+func (db *DB) get(ctx context.Context) *handle {
+	if h, ok := ctx.Value(heldKey{db}).(*handle); ok {
+		h.refs.Add(1)
+		return h
+	}
+	db.mu.RLock()
+	h := db.cur
+	h.refs.Add(1)
+	db.mu.RUnlock()
+	return h
 }
 
 // pragmas go into the DSN so that every connection database/sql opens gets
@@ -57,11 +100,22 @@ func newDB(ctx context.Context, sdb *sql.DB) (*DB, error) {
 		sdb.Close()
 		return nil, err
 	}
-	return &DB{sql: sdb, rules: rules, now: time.Now}, nil
+	return &DB{cur: newHandle(sdb, Info{}), rules: rules, now: time.Now}, nil
 }
 
-// Close closes the database.
-func (db *DB) Close() error { return db.sql.Close() }
+// Close closes the database once the calls in flight, and the contexts
+// held with Hold, are done; calls made afterwards fail.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	h := db.cur
+	db.mu.Unlock()
+	return h.put()
+}
 
 type migration struct {
 	version int
@@ -191,12 +245,18 @@ func applyMigration(ctx context.Context, sdb *sql.DB, m migration) error {
 // CheckID first, so a lower-case x or surrounding spaces still match).
 // It returns ErrNotFound if there is none.
 func (db *DB) Person(ctx context.Context, id string) (Person, error) {
+	h := db.get(ctx)
+	defer h.put()
+	return h.person(ctx, id)
+}
+
+func (h *handle) person(ctx context.Context, id string) (Person, error) {
 	if n, err := CheckID(id); err == nil {
 		id = n
 	}
 	var p Person
 	var cat string
-	err := db.sql.QueryRowContext(ctx,
+	err := h.sql.QueryRowContext(ctx,
 		`SELECT id_number, name, phone, region, category, employer FROM persons WHERE id_number = ?`, id).
 		Scan(&p.ID, &p.Name, &p.Phone, &p.Region, &cat, &p.Employer)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -213,7 +273,9 @@ func (db *DB) Person(ctx context.Context, id string) (Person, error) {
 // (inclusive; a zero bound is open), ordered by insurance (in the order of
 // Insurances) and month. It returns ErrNotFound for an unknown person.
 func (db *DB) Contributions(ctx context.Context, id string, from, to Month) ([]Contribution, error) {
-	p, err := db.Person(ctx, id)
+	h := db.get(ctx)
+	defer h.put()
+	p, err := h.person(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +286,7 @@ func (db *DB) Contributions(ctx context.Context, id string, from, to Month) ([]C
 	if !to.IsZero() {
 		hi = to.sqlMonth()
 	}
-	rows, err := db.sql.QueryContext(ctx, `SELECT insurance, month, base, personal, employer, status
+	rows, err := h.sql.QueryContext(ctx, `SELECT insurance, month, base, personal, employer, status
 		FROM contributions WHERE id_number = ? AND month BETWEEN ? AND ?
 		ORDER BY CASE insurance WHEN 'medical' THEN 0 WHEN 'pension' THEN 1 WHEN 'unemployment' THEN 2
 		         WHEN 'injury' THEN 3 ELSE 4 END, month`, p.ID, lo, hi)
@@ -253,19 +315,21 @@ func (db *DB) Contributions(ctx context.Context, id string, from, to Month) ([]C
 // the last movements, newest first (at most last; none if last <= 0).
 // It returns ErrNotFound for an unknown person.
 func (db *DB) Balance(ctx context.Context, id string, last int) (Cents, []Movement, error) {
-	p, err := db.Person(ctx, id)
+	h := db.get(ctx)
+	defer h.put()
+	p, err := h.person(ctx, id)
 	if err != nil {
 		return 0, nil, err
 	}
 	var sum Cents
-	if err := db.sql.QueryRowContext(ctx, `SELECT coalesce(sum(amount), 0) FROM account_movements WHERE id_number = ?`,
+	if err := h.sql.QueryRowContext(ctx, `SELECT coalesce(sum(amount), 0) FROM account_movements WHERE id_number = ?`,
 		p.ID).Scan(&sum); err != nil {
 		return 0, nil, fmt.Errorf("load balance for %s: %w", MaskID(p.ID), err)
 	}
 	if last <= 0 {
 		return sum, nil, nil
 	}
-	rows, err := db.sql.QueryContext(ctx, `SELECT date, amount, description FROM account_movements
+	rows, err := h.sql.QueryContext(ctx, `SELECT date, amount, description FROM account_movements
 		WHERE id_number = ? ORDER BY date DESC, rowid DESC LIMIT ?`, p.ID, last)
 	if err != nil {
 		return 0, nil, fmt.Errorf("load movements for %s: %w", MaskID(p.ID), err)
@@ -302,11 +366,13 @@ type Summary struct {
 // Summaries returns the person's summary per insurance, in the order of
 // Insurances. It returns ErrNotFound for an unknown person.
 func (db *DB) Summaries(ctx context.Context, id string) ([]Summary, error) {
-	p, err := db.Person(ctx, id)
+	h := db.get(ctx)
+	defer h.put()
+	p, err := h.person(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.sql.QueryContext(ctx, `SELECT insurance, first_month, last_month, last_paid_month, paid_months, unpaid_months
+	rows, err := h.sql.QueryContext(ctx, `SELECT insurance, first_month, last_month, last_paid_month, paid_months, unpaid_months
 		FROM person_summary WHERE id_number = ?`, p.ID)
 	if err != nil {
 		return nil, fmt.Errorf("load summary for %s: %w", MaskID(p.ID), err)

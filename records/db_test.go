@@ -21,7 +21,7 @@ func TestOpenTwiceKeepsDataAndMigratesOnce(t *testing.T) {
 			t.Fatalf("reopen %d: %v", i, err)
 		}
 		var n, maxV int
-		if err := db2.sql.QueryRow(`SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &maxV); err != nil {
+		if err := db2.cur.sql.QueryRow(`SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &maxV); err != nil {
 			t.Fatal(err)
 		}
 		ms, _ := migrations()
@@ -41,7 +41,7 @@ func TestPragmasOnEveryConnection(t *testing.T) {
 	// Hold several connections at once so the pool must open new ones.
 	var conns []interface{ Close() error }
 	for i := 0; i < 3; i++ {
-		c, err := db.sql.Conn(ctx)
+		c, err := db.cur.sql.Conn(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func TestPragmasOnEveryConnection(t *testing.T) {
 		c.Close()
 	}
 	// Foreign keys are enforced: a contribution for nobody is refused by SQLite itself.
-	if _, err := db.sql.Exec(`INSERT INTO contributions VALUES ('nobody', 'medical', 202601, 0, 0, 0, 'paid')`); err == nil {
+	if _, err := db.cur.sql.Exec(`INSERT INTO contributions VALUES ('nobody', 'medical', 202601, 0, 0, 0, 'paid')`); err == nil {
 		t.Error("foreign key not enforced")
 	}
 }
@@ -236,7 +236,7 @@ func TestOpenWhileAnotherConnectionWrites(t *testing.T) {
 	if _, err := db.Import(ctx, ImportSources{Persons: file("persons.csv", goodPersons())}); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := db.sql.Conn(ctx)
+	conn, err := db.cur.sql.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

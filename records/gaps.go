@@ -37,11 +37,13 @@ func (db *DB) Gaps(ctx context.Context, id string, ins Insurance, now time.Time)
 	if !ins.Valid() {
 		return nil, fmt.Errorf("gaps: unknown insurance %q", ins)
 	}
-	p, err := db.Person(ctx, id)
+	h := db.get(ctx)
+	defer h.put()
+	p, err := h.person(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.sql.QueryContext(ctx, `SELECT month, base, personal, employer, status FROM contributions
+	rows, err := h.sql.QueryContext(ctx, `SELECT month, base, personal, employer, status FROM contributions
 		WHERE id_number = ? AND insurance = ? ORDER BY month`, p.ID, string(ins))
 	if err != nil {
 		return nil, fmt.Errorf("load %s contributions for %s: %w", ins, MaskID(p.ID), err)

@@ -488,6 +488,8 @@ func (db *DB) checkRefs(ctx context.Context, st *importState) error {
 	if len(st.refs) == 0 {
 		return nil
 	}
+	h := db.get(ctx)
+	defer h.put()
 	ids := make([]string, 0, len(st.refs))
 	for id := range st.refs {
 		ids = append(ids, id)
@@ -500,7 +502,7 @@ func (db *DB) checkRefs(ctx context.Context, st *importState) error {
 			args[i] = id
 		}
 		q := `SELECT id_number FROM persons WHERE id_number IN (?` + strings.Repeat(",?", n-1) + `)`
-		rows, err := db.sql.QueryContext(ctx, q, args...)
+		rows, err := h.sql.QueryContext(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("import: look up persons: %w", err)
 		}
@@ -542,7 +544,9 @@ func (db *DB) checkRefs(ctx context.Context, st *importState) error {
 // write stores a validated import in one transaction.
 func (db *DB) write(ctx context.Context, st *importState) (ImportStats, error) {
 	started := db.now().UTC()
-	tx, err := db.sql.BeginTx(ctx, nil)
+	h := db.get(ctx)
+	defer h.put()
+	tx, err := h.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return ImportStats{}, fmt.Errorf("begin: %w", err)
 	}

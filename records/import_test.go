@@ -65,7 +65,7 @@ func counts(t *testing.T, db *DB) map[string]int {
 	out := map[string]int{}
 	for _, tbl := range []string{"persons", "contributions", "account_movements", "person_summary", "import_batches"} {
 		var n int
-		if err := db.sql.QueryRow(`SELECT count(*) FROM ` + tbl).Scan(&n); err != nil {
+		if err := db.cur.sql.QueryRow(`SELECT count(*) FROM ` + tbl).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		out[tbl] = n
@@ -142,7 +142,7 @@ func TestImportAndRead(t *testing.T) {
 
 	var started, finished, pf string
 	var rows int
-	if err := db.sql.QueryRow(`SELECT started_at, finished_at, persons_file, contributions_rows FROM import_batches WHERE id = 1`).
+	if err := db.cur.sql.QueryRow(`SELECT started_at, finished_at, persons_file, contributions_rows FROM import_batches WHERE id = 1`).
 		Scan(&started, &finished, &pf, &rows); err != nil {
 		t.Fatal(err)
 	}

@@ -69,10 +69,10 @@ type Info struct {
 	Schema     int       // highest migration applied to the file
 	Known      int       // highest migration this program has; Schema > Known: written by a newer shebao
 	LastImport time.Time // when the last import finished; zero if none did (Open only)
-	// Immutable: the folder was not writable, so the file was opened as an
-	// unchanging image (SQLite's immutable=1). SQLite then takes no locks
-	// and does not notice later changes: put a new file in place by
-	// rename, never by writing over it, and restart.
+	// Immutable: the file is in WAL mode and its folder was not writable,
+	// so it was opened as an unchanging image (SQLite's immutable=1).
+	// SQLite then takes no locks and does not notice later changes: put a
+	// new file in place by rename, never by writing over it, and Reload.
 	Immutable bool
 	// Mode is the file's permission bits and Tightened says whether
 	// OpenForImport removed permissions that other users had.
@@ -81,7 +81,11 @@ type Info struct {
 }
 
 // Info returns what opening the file found; zero for the demo.
-func (db *DB) Info() Info { return db.info }
+func (db *DB) Info() Info {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.cur.info
+}
 
 // readTables are the tables the read methods query: Open refuses a file
 // lacking one. Keep in step with migrations/.
@@ -96,11 +100,15 @@ const sqliteHeader = "SQLite format 3\x00"
 // such a file would tell every verified user that they are not in the
 // records. The error is an *OpenError wrapping one of the sentinels.
 //
-// The file is opened read-only (SQLite's mode=ro), which still sees an
-// import that runs while the bot does. A WAL-mode reader needs the -shm
-// index beside the file; when the folder cannot be written (a read-only
-// mount, one image shared by replicas) and no changes wait in the -wal
-// file, the file is opened as an immutable image instead (Info.Immutable).
+// The file is opened read-only (SQLite's mode=ro). A file that OpenDraft
+// published uses the rollback journal and needs nothing beside it, even in
+// a folder that cannot be written. A WAL-mode file (written in place by
+// OpenForImport, or by an older release) is read through its -wal, so a
+// reader sees an import that runs while it does; such a reader needs the
+// -shm index beside the file, and when the folder cannot be written (a
+// read-only mount) and no changes wait in the -wal file, the file is
+// opened as an immutable image instead (Info.Immutable). To serve a new
+// file, publish it by rename and Reload.
 func Open(ctx context.Context, path string) (*DB, error) {
 	ms, err := migrations()
 	if err != nil {
@@ -152,11 +160,12 @@ func openRead(ctx context.Context, path string, ms []migration, immutable bool) 
 	if fi, err := os.Stat(path); err == nil {
 		info.Mode = fi.Mode().Perm()
 	}
-	return &DB{sql: sdb, rules: rules, now: time.Now, info: info}, nil
+	return &DB{cur: newHandle(sdb, info), rules: rules, now: time.Now}, nil
 }
 
-// OpenForImport opens the record file at path for `shebao import`: the only
-// way a record file comes into being. A missing file is created readable and
+// OpenForImport opens the record file at path for writing in place, in WAL
+// mode; `shebao import` writes through OpenDraft instead, so that a file
+// being served is never written to. A missing file is created readable and
 // writable by its owner only (0600; SQLite gives the -wal and -shm files the
 // same mode). An existing file loses any permission other users have on it
 // (Info.Tightened), while its group permissions stay: an operator may share
@@ -212,7 +221,7 @@ func openForImport(ctx context.Context, path string, ms []migration) (*DB, error
 		return nil, &OpenError{Path: path, Err: err}
 	}
 	info.Schema = max(info.Schema, info.Known)
-	return &DB{sql: sdb, rules: rules, now: time.Now, info: info}, nil
+	return &DB{cur: newHandle(sdb, info), rules: rules, now: time.Now}, nil
 }
 
 // tighten removes other users' permissions from the record file and its
@@ -428,8 +437,10 @@ func unwrapPath(err error) error {
 // (a bot serving the same file) kept the -wal in use for longer than the
 // busy timeout.
 func (db *DB) Checkpoint(ctx context.Context) error {
+	h := db.get(ctx)
+	defer h.put()
 	var busy, logPages, moved int
-	if err := db.sql.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logPages, &moved); err != nil {
+	if err := h.sql.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logPages, &moved); err != nil {
 		return fmt.Errorf("checkpoint records: %w", err)
 	}
 	if busy != 0 {

@@ -35,7 +35,7 @@ func TestPingFailsWhenNoConnectionAnswers(t *testing.T) {
 	}
 	// The demo database has a single connection; while something holds
 	// it, nothing answers, and a probe must say so within its deadline.
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.cur.sql.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

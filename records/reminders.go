@@ -32,6 +32,8 @@ const maxStandings = 1000
 // medical summaries with one query per 1,000 IDs and never touches the
 // contribution rows.
 func (db *DB) Standings(ctx context.Context, ids []string) ([]Standing, error) {
+	h := db.get(ctx)
+	defer h.put()
 	out := make([]Standing, 0, len(ids))
 	for len(ids) > 0 {
 		n := min(len(ids), maxStandings)
@@ -41,7 +43,7 @@ func (db *DB) Standings(ctx context.Context, ids []string) ([]Standing, error) {
 		for i, id := range batch {
 			args[i] = id
 		}
-		rows, err := db.sql.QueryContext(ctx, `SELECT p.id_number, p.region, p.category,
+		rows, err := h.sql.QueryContext(ctx, `SELECT p.id_number, p.region, p.category,
 			s.first_month, s.last_month, s.last_paid_month, s.paid_months, s.unpaid_months
 			FROM persons p LEFT JOIN person_summary s ON s.id_number = p.id_number AND s.insurance = 'medical'
 			WHERE p.id_number IN (?`+strings.Repeat(",?", len(batch)-1)+`)`, args...)

@@ -59,7 +59,11 @@ type Options struct {
 	// Handoff lets polling confirm updates as soon as they are held,
 	// instead of once handled (see RunPolling). Nil: not used.
 	Handoff Handoff
-	Metrics Metrics // nil: no metrics
+	// Webhooks remembers what the webhook was registered with, so that
+	// RegisterWebhook skips setWebhook when nothing would change. Nil:
+	// every RegisterWebhook sets it.
+	Webhooks WebhookState
+	Metrics  Metrics // nil: no metrics
 	// Budget is the send budget shared by the replicas, SendLimits what
 	// it allows (budget.go). Nil Budget: this process paces alone.
 	Budget        SendBudget
@@ -83,14 +87,20 @@ type Options struct {
 // Metrics receives counters; implementations must be safe for concurrent
 // use. Kinds: text, command, callback, contact, other (non-text message),
 // ignored, undecodable (a webhook body that is no update), unread (dropped
-// by the rate limit before it was decoded). Outcomes:
+// by the rate limit before it was decoded), member (the bot's own
+// membership of a chat changed). Outcomes:
 // handled, duplicate, ignored, blocked, error, aborted, limited (skipped
-// by the rate limit), overflow (dropped: its chat had too many waiting).
+// by the rate limit), overflow (dropped: its chat had too many waiting);
+// for member: blocked, unblocked, added (to a group), removed (from one).
 type Metrics interface {
 	Update(kind, outcome string)
 	// APIError counts a failed Bot API call; code is the HTTP status or 0
 	// for a network error or timeout.
 	APIError(method string, code int)
+	// APICall observes how long one attempt of a Bot API call took,
+	// answered or not (getUpdates, whose long poll waits on purpose, is
+	// left out).
+	APICall(method string, d time.Duration)
 }
 
 // Command is one entry of the bot's command menu.
@@ -431,6 +441,10 @@ const (
 	outcomeAborted   outcome = "aborted"
 	outcomeLimited   outcome = "limited"
 	outcomeOverflow  outcome = "overflow"
+	// The bot's membership of a chat (my_chat_member).
+	outcomeUnblocked outcome = "unblocked"
+	outcomeAdded     outcome = "added"
+	outcomeRemoved   outcome = "removed"
 )
 
 // incoming is an update reduced to what the engine needs.
@@ -612,6 +626,11 @@ func (a *Adapter) normalizeCommand(text string, private bool) (string, bool) {
 // per-chat serialisation, the handler and the replies. ctx bounds the
 // whole handling.
 func (a *Adapter) process(ctx context.Context, u *models.Update) outcome {
+	if u.MyChatMember != nil {
+		out := a.chatMember(ctx, u.MyChatMember)
+		a.count("member", out)
+		return out
+	}
 	in, ok := a.convert(u)
 	if !ok {
 		a.count(in.kind, outcomeIgnored)

@@ -124,6 +124,7 @@ func (m *countMetrics) Update(kind, outcome string) { m.add(kind + "/" + outcome
 func (m *countMetrics) APIError(method string, code int) {
 	m.add(method + "/" + strconv.Itoa(code))
 }
+func (m *countMetrics) APICall(method string, _ time.Duration) { m.add("call/" + method) }
 
 func (m *countMetrics) add(k string) {
 	m.mu.Lock()

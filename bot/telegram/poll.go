@@ -18,7 +18,9 @@ import (
 
 // allowedUpdates are the update kinds the bot answers; Telegram does not
 // even queue the others.
-var allowedUpdates = []string{models.AllowedUpdateMessage, models.AllowedUpdateCallbackQuery}
+// my_chat_member tells at once that a user blocked the bot (rather than at
+// the next reminder's 403) and that it was added to a group.
+var allowedUpdates = []string{models.AllowedUpdateMessage, models.AllowedUpdateCallbackQuery, models.AllowedUpdateMyChatMember}
 
 // RunPolling receives updates with getUpdates until ctx is cancelled, then
 // finishes the updates in hand within DrainTimeout, confirms those that
@@ -47,15 +49,24 @@ func (a *Adapter) RunPolling(ctx context.Context) error {
 		return err
 	}
 	// getUpdates fails with 409 Conflict while a webhook is set.
-	err := a.call(ctx, "deleteWebhook", viaLibrary(func(ctx context.Context) error {
-		_, err := a.tg.DeleteWebhook(ctx, &tgbot.DeleteWebhookParams{})
-		return err
-	}))
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
+	info, err := a.webhookInfo(ctx)
+	if err == nil {
+		a.logWebhookInfo(info, "")
+	}
+	if err != nil || info.URL != "" {
+		if err == nil {
+			a.log.Warn("a webhook is set (by a deployment in webhook mode?); deleting it to poll")
 		}
-		a.log.Warn("delete webhook before polling", "err", err)
+		err := a.call(ctx, "deleteWebhook", viaLibrary(func(ctx context.Context) error {
+			_, err := a.tg.DeleteWebhook(ctx, &tgbot.DeleteWebhookParams{})
+			return err
+		}))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			a.log.Warn("delete webhook before polling", "err", err)
+		}
 	}
 
 	// Handling outlives ctx by up to DrainTimeout so updates in hand are
@@ -322,6 +333,9 @@ func (p *poller) take(ctx context.Context, fresh []fetched) bool {
 	for i, it := range items {
 		id := it.in.updateID
 		switch {
+		case fresh[i].u.MyChatMember != nil:
+			a.count("member", a.chatMember(ctx, fresh[i].u.MyChatMember))
+			p.tr.finish(id)
 		case !it.ok:
 			a.count(it.in.kind, outcomeIgnored)
 			p.tr.finish(id)

@@ -313,7 +313,11 @@ func (a *Adapter) attempt(ctx context.Context, method string, fn func(ctx contex
 			return maybeDone, fmt.Errorf("telegram %s: giving up after %d attempts in %s: %w", method, attempt-1, a.retryFor, last)
 		}
 		cctx, cancel := context.WithTimeout(ctx, a.callTimeout)
+		began := time.Now()
 		status, err := fn(cctx)
+		if a.opts.Metrics != nil {
+			a.opts.Metrics.APICall(method, time.Since(began))
+		}
 		cancel()
 		if err == nil {
 			a.gate.report(probe, apiUp, a.firstBackoff, a.maxBackoff)

@@ -197,7 +197,7 @@ func TestRegisterWebhook(t *testing.T) {
 	if p["url"] != e.options.WebhookURL || p["secret_token"] != e.options.WebhookSecret {
 		t.Errorf("setWebhook params %v", p)
 	}
-	if p["allowed_updates"] != `["message","callback_query"]` {
+	if p["allowed_updates"] != `["message","callback_query","my_chat_member"]` {
 		t.Errorf("allowed_updates %s", p["allowed_updates"])
 	}
 }

@@ -69,7 +69,7 @@ func runAsk(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	f, err := openFAQ(c, newLogger(stderr, max(c.LogLevel, slog.LevelWarn)))
+	f, err := openFAQ(c, newLogger(stderr, max(c.LogLevel, slog.LevelWarn)), nil)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ type config struct {
 	DebugAddr     string        // "": no metrics or pprof listener
 	RedisURL      string
 	RecordsDB     string
+	RecordsPoll   time.Duration // RECORDS_POLL_INTERVAL: how often serve looks for a new RECORDS_DB; 0: on SIGHUP only
 	OpenAIBaseURL string
 	OpenAIKey     string
 	OpenAIModel   string
@@ -124,6 +125,14 @@ func loadConfig(getenv func(string) string, serve bool) (config, error) {
 			errs = append(errs, errors.New("DRAIN_DELAY: want a duration from 0s to 1m, such as 5s"))
 		}
 		c.DrainDelay = d
+	}
+	c.RecordsPoll = defaultRecordsPoll
+	if v := strings.TrimSpace(getenv("RECORDS_POLL_INTERVAL")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || (d > 0 && d < 100*time.Millisecond) || d > 24*time.Hour {
+			errs = append(errs, errors.New("RECORDS_POLL_INTERVAL: want a duration from 100ms to 24h, such as 10s, or 0 to reload on SIGHUP only"))
+		}
+		c.RecordsPoll = d
 	}
 	if c.SMSWebhookURL != "" {
 		if err := checkURL(c.SMSWebhookURL); err != nil {

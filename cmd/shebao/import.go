@@ -55,22 +55,12 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 		defer fh.Close()
 		*f.dst = &records.ImportFile{Name: f.path, R: fh}
 	}
-	_, statErr := os.Stat(c.RecordsDB)
-	isNew := errors.Is(statErr, os.ErrNotExist)
-	db, err := openForImport(ctx, c.RecordsDB, stdout)
+	draft, err := openDraft(ctx, c.RecordsDB, stdout)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	st, err := db.Import(ctx, src)
-	if err != nil && isNew {
-		// A new file that got nothing would only be refused by serve
-		// (no persons): leave none behind.
-		db.Close()
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			os.Remove(c.RecordsDB + suffix)
-		}
-	}
+	defer draft.Discard()
+	st, err := draft.Import(ctx, src)
 	var ie *records.ImportError
 	if errors.As(err, &ie) {
 		fmt.Fprintf(stdout, "Nothing was imported: %d problem(s) found.\n", len(ie.Problems))
@@ -80,51 +70,55 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 		return errors.New("import: invalid input, nothing written")
 	}
 	if err != nil {
-		return fmt.Errorf("import: %w", err)
+		return fmt.Errorf("import: %w; %s is as it was", err, c.RecordsDB)
+	}
+	if err := draft.Publish(ctx); err != nil {
+		return fmt.Errorf("import: %w; %s is as it was", err, c.RecordsDB)
 	}
 	fmt.Fprintf(stdout, "Imported batch %d: %d persons, %d contributions, %d account movements.\n",
 		st.Batch, st.Persons, st.Contributions, st.Movements)
-	checkpoint(ctx, db, c.RecordsDB, stdout)
+	fmt.Fprintf(stdout, "Published %s (a new file, renamed into place); a running serve reading it picks it up by itself (see README).\n", c.RecordsDB)
 	return nil
 }
 
-// openForImport opens (creating, mode 0600) the records file to write and
-// says when other users' access to it was removed.
-func openForImport(ctx context.Context, path string, stdout io.Writer) (*records.DB, error) {
-	db, err := records.OpenForImport(ctx, path)
+// openDraft starts the next version of the records file (records.Draft):
+// a copy beside it that the import writes, renamed into place only once
+// complete. It says when it waits for another import, when other users'
+// access was removed, and what else the operator should know.
+func openDraft(ctx context.Context, path string, stdout io.Writer) (*records.Draft, error) {
+	d, err := records.OpenDraft(ctx, path, func() {
+		fmt.Fprintf(stdout, "Waiting for another import into the folder of %s to finish…\n", path)
+	})
 	if err != nil {
 		if errors.Is(err, records.ErrForeign) || errors.Is(err, records.ErrCorrupt) {
 			return nil, fmt.Errorf("import: %w; nothing written: RECORDS_DB must name a records file or a new path", err)
 		}
 		return nil, fmt.Errorf("import: %w", err)
 	}
-	if in := db.Info(); in.Tightened {
+	if in := d.Info(); in.Tightened {
 		fmt.Fprintf(stdout, "Removed other users' access to %s (it holds personal data); its mode is now %04o.\n", path, in.Mode)
 	}
-	return db, nil
-}
-
-// checkpoint merges the -wal into the records file, so that the file alone
-// can be copied to replicas; when a reader holds the -wal, it says so.
-func checkpoint(ctx context.Context, db *records.DB, path string, stdout io.Writer) {
-	if err := db.Checkpoint(ctx); err != nil {
-		fmt.Fprintf(stdout, "Note: %s-wal could not be merged into %s yet (%v). It is merged when the last process using the file closes it; copy %s to replicas only then.\n",
-			path, path, err, path)
+	for _, n := range d.Notes {
+		fmt.Fprintf(stdout, "Note: %s.\n", n)
 	}
+	return d, nil
 }
 
-// migrateRecords is `shebao import --migrate`: it applies pending schema
-// migrations to an existing records file and never creates one.
+// migrateRecords is `shebao import --migrate`: it publishes a copy of an
+// existing records file at this version's schema and never creates one.
 func migrateRecords(ctx context.Context, path string, stdout io.Writer) error {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("import --migrate: records file %s: no such file (--migrate never creates one)", path)
 	}
-	db, err := openForImport(ctx, path, stdout)
+	d, err := openDraft(ctx, path, stdout)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	checkpoint(ctx, db, path, stdout)
-	fmt.Fprintf(stdout, "%s is at schema version %d.\n", path, db.Info().Schema)
+	defer d.Discard()
+	schema := d.Info().Schema
+	if err := d.Publish(ctx); err != nil {
+		return fmt.Errorf("import --migrate: %w; %s is as it was", err, path)
+	}
+	fmt.Fprintf(stdout, "%s is at schema version %d.\n", path, schema)
 	return nil
 }

@@ -32,6 +32,7 @@ type metrics struct {
 	// The web chat's (web.Metrics, web.go).
 	webMessages *prometheus.CounterVec
 	webConns    *prometheus.CounterVec
+	ops         opsMetrics // metrics_ops.go
 }
 
 func newMetrics() *metrics {
@@ -71,6 +72,7 @@ func newMetrics() *metrics {
 	}, []string{"outcome"})
 	m.reg.MustRegister(m.updates, m.outcomes, m.apiErrors, m.latency, m.reminders, m.passes, m.rateLimit, m.sms, m.webMessages, m.webConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.addOps()
 	return m
 }
 

@@ -36,6 +36,7 @@ Usage:
                                     run one reminder pass by hand (serve runs them itself)
   shebao wechat menu                set the WeChat Official Account's menu (政策问答, 我的记录, 提醒设置)
   shebao probe [/livez|/readyz]     ask the serve on this host (LISTEN_ADDR's port); exit 0 on 200
+  shebao version [--json]           the version, commit and Go release of this binary
   shebao help                       this text
 
 Configuration is read from the environment; see README.md.
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runWeChatCmd(ctx, rest, getenv, stdout, stderr)
 	case "probe":
 		return runProbe(ctx, rest, getenv, stdout, stderr)
+	case "version", "--version":
+		return runVersion(rest, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -133,8 +136,8 @@ func openRecords(ctx context.Context, c config, log *slog.Logger, now time.Time)
 	}
 	log.Info("records opened", attrs...)
 	if in.Immutable {
-		log.Info("records folder is not writable: the file is read as an unchanging image; " +
-			"to serve a new file, put it in place by rename (never write over it) and restart")
+		log.Info("records folder is not writable and the file is in WAL mode: it is read as an unchanging image; " +
+			"to serve a new file, put it in place by rename (never write over it); serve picks it up")
 	}
 	if in.Schema > in.Known {
 		log.Warn("records file was migrated by a newer shebao; upgrade this one", "schema", in.Schema, "known", in.Known)
@@ -163,11 +166,12 @@ func recordsHint(err error) string {
 	return ""
 }
 
-// openFAQ loads the curated corpus, with the LLM when configured.
-func openFAQ(c config, log *slog.Logger) (*faq.FAQ, error) {
+// openFAQ loads the curated corpus, with the LLM when configured; observe
+// (nil: none) times each LLM call.
+func openFAQ(c config, log *slog.Logger, observe func(call string, d time.Duration, err error)) (*faq.FAQ, error) {
 	opts := faq.Options{Logger: log}
 	if c.OpenAIBaseURL != "" {
-		opts.LLM = &faq.LLMConfig{BaseURL: c.OpenAIBaseURL, APIKey: c.OpenAIKey, Model: c.OpenAIModel, Timeout: c.LLMTimeout}
+		opts.LLM = &faq.LLMConfig{BaseURL: c.OpenAIBaseURL, APIKey: c.OpenAIKey, Model: c.OpenAIModel, Timeout: c.LLMTimeout, Observe: observe}
 		log.Info("LLM phrasing enabled", "model", c.OpenAIModel)
 	} else {
 		log.Info("OPENAI_BASE_URL not set: answers come from retrieval alone")
@@ -186,6 +190,9 @@ type engineParts struct {
 	records *records.DB
 	faq     *faq.FAQ
 	engine  *bot.Engine
+	// handler is the engine with each turn held on one records file
+	// (heldRecords): what a channel should be given.
+	handler bot.Handler
 	closers []func()
 	// pushLinks says where reminders can be turned on, once a channel
 	// that can send them is running (serve sets it).
@@ -230,7 +237,7 @@ func openEngine(ctx context.Context, c config, log *slog.Logger, m bot.Metrics, 
 		return nil, err
 	}
 	p.records, p.closers = db, append(p.closers, func() { db.Close() })
-	if p.faq, err = openFAQ(c, log); err != nil {
+	if p.faq, err = openFAQ(c, log, llmObserver(m)); err != nil {
 		return nil, err
 	}
 	codes := codeSender(c, log, demoOut)
@@ -247,6 +254,7 @@ func openEngine(ctx context.Context, c config, log *slog.Logger, m bot.Metrics, 
 		Sessions: store, Attempts: store, Reminders: store, FAQ: p.faq, Records: db, Keys: store.Keys(), Logger: log, Metrics: m,
 		SMS: codes, SMSHourlyCap: c.SMSHourlyCap, PushLinks: p.links, Caps: c.caps,
 	})
+	p.handler = heldRecords{db: db, next: p.engine}
 	return p, nil
 }
 

@@ -43,6 +43,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer parts.close()
 	m.watchStore(parts.store.RoundTrips, parts.store.Errors)
 	m.watchFAQ(parts.faq)
+	m.watchRecords(parts.records)
 
 	limit := bot.NewLimit(bot.LimitOptions{Store: parts.store, Policy: &c.RatePolicy, Logger: log, Count: m.RateLimit})
 	handler := timed{next: parts.engine, hist: m.latency}
@@ -52,12 +53,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		tg, err = telegram.New(telegram.Options{
 			Token: c.Token, APIURL: c.APIURL, WebhookURL: c.WebhookURL, WebhookSecret: c.WebhookSecret,
 			Handler: handler, Limit: limit,
-			Coordinator: parts.store, Blocklist: parts.store, Handoff: parts.store, Metrics: m, Logger: log,
+			Coordinator: parts.store, Blocklist: parts.store, Handoff: parts.store, Webhooks: parts.store, Metrics: m, Logger: log,
 			Budget: parts.store, SendLimits: c.sendLimits(), BudgetMetrics: newBudgetMetrics(m.reg),
 		})
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
+		m.watchTelegram(tg)
 		parts.setPushLinks(func() []bot.PushLink {
 			if u := tg.StartURL(); u != "" {
 				return []bot.PushLink{{Channel: bot.ChannelTelegram, URL: u}}
@@ -113,9 +115,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	lim.MaxConns = c.MaxConns
 	srv, sln, conns := newServer(mux, ln, lim, log)
 	m.watchConns(conns)
-	log.Info("listening", "addr", ln.Addr().String(), "mode", mode(c), "max_conns", c.MaxConns, "go", runtime.Version())
+	log.Info("listening", "addr", ln.Addr().String(), "mode", mode(c), "max_conns", c.MaxConns, "go", runtime.Version(), "version", readBuild().Version)
 
 	g, gctx := errgroup.WithContext(ctx)
+	stopWatch := watchRecords(gctx, g, c, parts.records, log, m.recordsReload)
+	defer stopWatch()
 	// /metrics and the profiler live on DEBUG_ADDR only: the public
 	// listener serves the webhook and the probes, nothing else.
 	if c.DebugAddr == "" {

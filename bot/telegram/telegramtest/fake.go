@@ -81,6 +81,7 @@ type Server struct {
 	commands map[string][]models.BotCommand
 	descs    map[string]string
 	shorts   map[string]string
+	hook     webhookState // webhook.go
 }
 
 type queued struct {
@@ -638,8 +639,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	case "editMessageText":
 		s.editMessageText(w, params)
-	case "answerCallbackQuery", "setWebhook", "deleteWebhook":
+	case "answerCallbackQuery":
 		writeJSON(w, http.StatusOK, apiResponse{OK: true, Result: true})
+	case "setWebhook", "deleteWebhook", "getWebhookInfo":
+		s.webhook(w, method, params)
 	case "setMyCommands", "deleteMyCommands", "getMyCommands":
 		s.myCommands(w, method, params)
 	case "setMyDescription", "getMyDescription", "setMyShortDescription", "getMyShortDescription":
