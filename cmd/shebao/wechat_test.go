@@ -85,7 +85,7 @@ func TestServeWeChatAlone(t *testing.T) {
 	})
 	addr := listenAddr(t, logs)
 	fake.SetServer("http://" + addr + "/wechat")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second) // a parked chat is tried again after 30 s
 	defer cancel()
 	if st, body, err := fake.Verify(ctx, false); err != nil || st != http.StatusOK || body == "" {
 		t.Fatalf("URL check: %d %q %v", st, body, err)
@@ -136,7 +136,7 @@ func TestServeTelegramAndWeChat(t *testing.T) {
 	})
 	defer stop()
 	fake.SetServer("http://" + listenAddr(t, logs) + "/wx/callback")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second) // a parked chat is tried again after 30 s
 	defer cancel()
 	tg.PushText(10, "查社保缴费记录要钱吗")
 	if _, err := fake.Text(ctx, "oBoth", "查社保缴费记录要钱吗"); err != nil {
@@ -198,7 +198,7 @@ func TestServeWebChatAndWeChat(t *testing.T) {
 	defer stop()
 	addr := listenAddr(t, logs)
 	fake.SetServer("http://" + addr + "/wechat")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second) // a parked chat is tried again after 30 s
 	defer cancel()
 	if st, body, err := fake.Verify(ctx, false); err != nil || st != http.StatusOK || body == "" {
 		t.Fatalf("WeChat URL check: %d %q %v", st, body, err)

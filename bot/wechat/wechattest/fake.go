@@ -228,7 +228,10 @@ func (f *Fake) Menu() []byte {
 // Wait returns when cond holds, or fails after a generous bound (the
 // work is asynchronous; the bound only keeps a broken test from hanging).
 func (f *Fake) Wait(ctx context.Context, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// Long enough for a chat parked after failed sends (30 s) to be
+	// tried again on a loaded machine: the tests assert that nothing is
+	// lost, not how fast.
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	for {
 		f.mu.Lock()
