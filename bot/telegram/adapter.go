@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/keylock"
 )
 
 // DefaultAPIURL is the Bot API server used when Options.APIURL is empty.
@@ -119,8 +119,8 @@ type Adapter struct {
 	log      *slog.Logger
 	sleep    func(ctx context.Context, d time.Duration) error
 	now      func() time.Time
-	locks    chatLocks
-	sealer   *sealer // encrypts updates held in the Handoff
+	locks    keylock.Locks[int64] // one chat's updates at a time in this process
+	sealer   *sealer              // encrypts updates held in the Handoff
 	username atomic.Pointer[string]
 	botID    atomic.Int64
 	// lastSched is the queue of the latest RunPolling (for tests).
@@ -692,7 +692,7 @@ func (a *Adapter) processMessage(ctx context.Context, in incoming, limit func() 
 	}
 	// Begin already orders one chat's updates across replicas; the local
 	// lock keeps that order when the coordinator is absent or down.
-	unlock, err := a.locks.lock(ctx, chatID)
+	unlock, err := a.locks.Lock(ctx, chatID)
 	if err != nil {
 		if done != nil {
 			done(false)
@@ -807,46 +807,5 @@ func (a *Adapter) sendTyping(ctx context.Context, chatID int64) {
 func (a *Adapter) count(kind string, out outcome) {
 	if a.opts.Metrics != nil {
 		a.opts.Metrics.Update(kind, string(out))
-	}
-}
-
-// chatLocks serialises the handling of one chat inside this process.
-type chatLocks struct {
-	mu sync.Mutex
-	m  map[int64]*chatLock
-}
-
-type chatLock struct {
-	ch   chan struct{}
-	refs int
-}
-
-func (l *chatLocks) lock(ctx context.Context, chatID int64) (unlock func(), err error) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = make(map[int64]*chatLock)
-	}
-	c := l.m[chatID]
-	if c == nil {
-		c = &chatLock{ch: make(chan struct{}, 1)}
-		l.m[chatID] = c
-	}
-	c.refs++
-	l.mu.Unlock()
-
-	release := func() {
-		l.mu.Lock()
-		c.refs--
-		if c.refs == 0 {
-			delete(l.m, chatID)
-		}
-		l.mu.Unlock()
-	}
-	select {
-	case c.ch <- struct{}{}:
-		return func() { <-c.ch; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
 	}
 }

@@ -457,7 +457,7 @@ func (c *conn) process(in inbound) {
 	default:
 		msg.Text = in.text
 	}
-	unlock, err := a.locks.lock(ctx, msg.Chat)
+	unlock, err := a.locks.Lock(ctx, msg.Chat)
 	if err != nil {
 		a.countMessage(in.kind, "aborted")
 		return

@@ -29,6 +29,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/shebao/shebao/bot"
+	"github.com/shebao/shebao/bot/keylock"
 	"github.com/shebao/shebao/bot/keyring"
 )
 
@@ -158,7 +159,7 @@ type Adapter struct {
 
 	conns    atomic.Int64
 	perIP    ipCounts
-	locks    idLocks
+	locks    keylock.Locks[string] // one session's messages at a time in this process
 	draining atomic.Bool
 	live     sync.Map // *conn → struct{}: closed at Shutdown
 	wg       sync.WaitGroup
@@ -357,46 +358,6 @@ func (c *ipCounts) remove(ip string) {
 	defer c.mu.Unlock()
 	if c.m[ip]--; c.m[ip] <= 0 {
 		delete(c.m, ip)
-	}
-}
-
-// idLocks serialises the handling of one session in this process (two
-// tabs on one replica) when the Coordinator is absent or down.
-type idLocks struct {
-	mu sync.Mutex
-	m  map[string]*idLock
-}
-
-type idLock struct {
-	ch   chan struct{}
-	refs int
-}
-
-func (l *idLocks) lock(ctx context.Context, id string) (unlock func(), err error) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = make(map[string]*idLock)
-	}
-	c := l.m[id]
-	if c == nil {
-		c = &idLock{ch: make(chan struct{}, 1)}
-		l.m[id] = c
-	}
-	c.refs++
-	l.mu.Unlock()
-	release := func() {
-		l.mu.Lock()
-		if c.refs--; c.refs == 0 {
-			delete(l.m, id)
-		}
-		l.mu.Unlock()
-	}
-	select {
-	case c.ch <- struct{}{}:
-		return func() { <-c.ch; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
 	}
 }
 
