@@ -46,7 +46,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	m.watchRecords(parts.records)
 
 	limit := bot.NewLimit(bot.LimitOptions{Store: parts.store, Policy: &c.RatePolicy, Logger: log, Count: m.RateLimit})
-	handler := timed{next: parts.engine, hist: m.latency}
+	handler := turnHandler(parts.records, parts.engine, m.latency)
 	// Telegram unless only the web chat or WeChat is served (no token).
 	var tg *telegram.Adapter
 	if c.Token != "" {
