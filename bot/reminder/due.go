@@ -36,6 +36,7 @@ const (
 	SkipPhoneChanged = "phone_changed"  // the phone on record is not the one verified: reminders turned off
 	SkipWindowEnded  = "window_ended"   // due, but the sending window closed first: next window
 	SkipCannotPush   = "cannot_push"    // the channel cannot reach the user now (WeChat: no window, no subscription)
+	SkipOtherChannel = "other_channel"  // a channel this process does not run (Config.Channels): its own process sends it
 	SkipQuietHours   = "quiet_hours"    // the whole pass: 21:00–08:00
 	SkipLeaseHeld    = "lease_held"     // the whole pass: another replica runs it
 	SkipNothingToRun = "slots_done"     // the whole pass: every started slot is done today

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/shebao/shebao/bot"
@@ -82,6 +83,12 @@ type Config struct {
 	Store   Store
 	Records *records.DB
 	Sender  Sender
+	// Channels are the channels Sender reaches (bot.ChannelTelegram, …);
+	// nil: every one. A process that runs some channels only (one process
+	// per channel on one Redis) names them: its passes skip the other
+	// channels' chats and mark a slot done for its own channels, so that
+	// the other channels' processes still run the slot that day.
+	Channels []string
 	// Keys checks the phone tag of a setting (bot.PhoneMatches): a
 	// reminder goes out only while the phone on record is the one the user
 	// verified with. Nil skips the check.
@@ -342,8 +349,8 @@ func (s *Scheduler) pass(ctx context.Context, now time.Time, sum *Summary) error
 		if local.Hour() < sl.hour {
 			break
 		}
-		doneMark := "done:" + day + ":" + sl.name
-		done, err := s.cfg.Store.Marked(ctx, "", doneMark)
+		doneMarks := s.doneMarks(day, sl.name)
+		done, err := s.slotDone(ctx, doneMarks)
 		if err != nil {
 			return fmt.Errorf("reminder pass: %w", err)
 		}
@@ -368,8 +375,10 @@ func (s *Scheduler) pass(ctx context.Context, now time.Time, sum *Summary) error
 			continue
 		}
 		if !sum.DryRun {
-			if _, err := s.cfg.Store.Claim(ctx, "", doneMark, doneTTL); err != nil {
-				return fmt.Errorf("reminder pass: %w", err)
+			for _, m := range doneMarks[len(doneMarks)-max(len(s.cfg.Channels), 1):] {
+				if _, err := s.cfg.Store.Claim(ctx, "", m, doneTTL); err != nil {
+					return fmt.Errorf("reminder pass: %w", err)
+				}
 			}
 		}
 	}
@@ -377,6 +386,39 @@ func (s *Scheduler) pass(ctx context.Context, now time.Time, sum *Summary) error
 		sum.skip(SkipNothingToRun)
 	}
 	return nil
+}
+
+// doneMarks are the marks of a slot done for the day: the slot's, then,
+// with Config.Channels, one per channel. A pass marks the slot (without
+// Channels) or its channels.
+func (s *Scheduler) doneMarks(day, slot string) []string {
+	m := "done:" + day + ":" + slot
+	out := []string{m}
+	for _, ch := range s.cfg.Channels {
+		out = append(out, m+":"+ch)
+	}
+	return out
+}
+
+// slotDone reports whether the slot is done for every channel of this
+// scheduler: its own mark (every channel; what a pass without Channels
+// and the release before Channels write), or each channel's.
+func (s *Scheduler) slotDone(ctx context.Context, marks []string) (bool, error) {
+	done, err := s.cfg.Store.Marked(ctx, "", marks[0])
+	if err != nil || done || len(marks) == 1 {
+		return done, err
+	}
+	for _, m := range marks[1:] {
+		if done, err := s.cfg.Store.Marked(ctx, "", m); err != nil || !done {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// reaches reports whether Sender reaches chat's channel.
+func (s *Scheduler) reaches(chat string) bool {
+	return s.cfg.Channels == nil || slices.Contains(s.cfg.Channels, bot.ChannelOf(chat))
 }
 
 // run is the state of one pass.
@@ -425,6 +467,10 @@ func (p *run) batch(ctx context.Context, batch []bot.ReminderSetting) (bool, err
 	ids := make([]string, 0, len(batch))
 	live := batch[:0:0]
 	for _, r := range batch {
+		if !p.s.reaches(r.Chat) {
+			p.sum.skip(SkipOtherChannel)
+			continue
+		}
 		if !now.Before(r.Until) {
 			p.sum.skip(SkipUnverified)
 			continue

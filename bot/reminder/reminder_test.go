@@ -512,3 +512,62 @@ func TestSentListedOnlyWhenAsked(t *testing.T) {
 		t.Errorf("dry run lists %d, want 4: listing is what a dry run is for", len(sum.Planned))
 	}
 }
+
+// Telegram and WeChat served by separate processes on one Redis (README):
+// each process's pass sends its own channel's reminders, skips the
+// other's chats without reading their records, and marks the slot done
+// for its own channel only, so the other process still runs the slot that
+// day. The mark the current release writes (the slot done, no channel)
+// still counts as done for every channel.
+func TestPassPerChannelProcesses(t *testing.T) {
+	f := newFixture(t, bot.SlotMorning)
+	// wang's and qian's reminders go to WeChat.
+	for _, n := range []int64{wang, qian} {
+		r := f.store.settings[[2]string{tg(n), tg(n)}]
+		delete(f.store.settings, [2]string{tg(n), tg(n)})
+		r.Chat, r.User = bot.ID(bot.ChannelWeChat, fmt.Sprint(n)), bot.ID(bot.ChannelWeChat, fmt.Sprint(n))
+		f.store.add(r)
+	}
+	var wxSent []string
+	wxSend := senderFunc(func(_ context.Context, chat string, _ []bot.Reply) error {
+		wxSent = append(wxSent, chat)
+		return nil
+	})
+	tgOnly := f.scheduler(func(c *Config) { c.Channels = []string{bot.ChannelTelegram} })
+	wxOnly := f.scheduler(func(c *Config) { c.Sender, c.Channels = wxSend, []string{bot.ChannelWeChat} })
+	ctx := context.Background()
+
+	sum, err := wxOnly.Pass(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wxSent) != 2 || sum.Sent != 2 || sum.Skipped[SkipOtherChannel] != 5 {
+		t.Errorf("WeChat process: sent to %v; summary %+v", wxSent, sum)
+	}
+	sum, err = tgOnly.Pass(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.send.chats(); got[li] != 1 || got[zhao] != 1 || len(got) != 2 {
+		t.Errorf("the Telegram process, after the WeChat one: sent %v (want li and zhao once); summary %+v", got, sum)
+	}
+	if sum, _ := tgOnly.Pass(ctx, false); sum.Skipped[SkipNothingToRun] != 1 {
+		t.Errorf("second Telegram pass the same day: %+v", sum)
+	}
+
+	// The next day, a store the current release marked done for the slot.
+	day := testNow.Add(24 * time.Hour)
+	f.clock.Set(day)
+	if _, err := f.store.Claim(ctx, "", "done:"+day.Format(time.DateOnly)+":"+bot.SlotMorning, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if sum, _ := wxOnly.Pass(ctx, false); sum.Skipped[SkipNothingToRun] != 1 || sum.Sent != 0 {
+		t.Errorf("a slot the current release marked done was run again: %+v", sum)
+	}
+}
+
+type senderFunc func(context.Context, string, []bot.Reply) error
+
+func (f senderFunc) Send(ctx context.Context, chat string, r []bot.Reply) error {
+	return f(ctx, chat, r)
+}

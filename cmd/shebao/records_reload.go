@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shebao/shebao/bot"
@@ -184,4 +185,10 @@ func (h heldRecords) Handle(ctx context.Context, m bot.Message) ([]bot.Reply, er
 	ctx, release := h.db.Hold(ctx)
 	defer release()
 	return h.next.Handle(ctx, m)
+}
+
+// turnHandler is the handler every channel of serve and web is given:
+// next timed, each turn held on one records file.
+func turnHandler(db *records.DB, next bot.Handler, hist prometheus.Histogram) bot.Handler {
+	return timed{next: heldRecords{db: db, next: next}, hist: hist}
 }

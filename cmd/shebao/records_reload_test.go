@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shebao/shebao/bot"
 	"github.com/shebao/shebao/bot/telegram/telegramtest"
 	"github.com/shebao/shebao/records"
 )
@@ -199,5 +200,51 @@ func TestRecordsPollConfig(t *testing.T) {
 		if _, err := loadConfig(env(map[string]string{"RECORDS_POLL_INTERVAL": v}), false); err == nil || !strings.Contains(err.Error(), "RECORDS_POLL_INTERVAL") {
 			t.Errorf("%s accepted: %v", v, err)
 		}
+	}
+}
+
+// turnProbe reloads the records in the middle of its turn, then looks up
+// someone only the file it started with lists.
+type turnProbe struct {
+	db         *records.DB
+	next, id   string
+	found, ran bool
+}
+
+func (p *turnProbe) Handle(ctx context.Context, _ bot.Message) ([]bot.Reply, error) {
+	p.ran = true
+	if _, err := p.db.Reload(ctx, p.next, nil); err != nil {
+		return nil, err
+	}
+	_, err := p.db.Person(ctx, p.id)
+	p.found = err == nil
+	return nil, nil
+}
+
+// What serve gives its channels holds each turn on one records file: a
+// reload in the middle of a turn leaves the rest of it on the file it
+// started with (Telegram, the web chat and WeChat all get this handler).
+func TestTurnHandlerHoldsRecords(t *testing.T) {
+	demo := records.Demo()
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "first.db"), filepath.Join(dir, "second.db")
+	importPersons(t, first, demo[0], demo[1])
+	importPersons(t, second, demo[1], demo[2])
+	ctx := context.Background()
+	db, err := records.Open(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	probe := &turnProbe{db: db, next: second, id: demo[0].ID}
+	h := turnHandler(db, probe, newMetrics().latency)
+	if _, err := h.Handle(ctx, bot.Message{Chat: "tg:1", User: "tg:1", Text: "/records"}); err != nil {
+		t.Fatal(err)
+	}
+	if !probe.ran || !probe.found {
+		t.Errorf("a turn saw the file reloaded in its middle: the person of the file it started with is gone (ran %v, found %v)", probe.ran, probe.found)
+	}
+	if _, err := db.Person(ctx, demo[0].ID); err == nil {
+		t.Error("after the turn, the reloaded file should serve")
 	}
 }

@@ -26,8 +26,14 @@ func newScheduler(store *redisstore.Store, db *records.DB, sender reminder.Sende
 }
 
 func schedulerConfig(store *redisstore.Store, db *records.DB, sender reminder.Sender, log *slog.Logger, m reminder.Metrics, now func() time.Time) reminder.Config {
+	var channels []string
+	if s, ok := sender.(senders); ok {
+		// Another process may run the other channels on the same Redis:
+		// this one's pass leaves their chats, and their slots, to it.
+		channels = s.channels()
+	}
 	return reminder.Config{
-		Store: store, Records: db, Sender: sender, Blocklist: store, Keys: store.Keys(),
+		Store: store, Records: db, Sender: sender, Channels: channels, Blocklist: store, Keys: store.Keys(),
 		// A deleted account or a chat Telegram no longer knows will never
 		// take a reminder either.
 		// (WeChat's unfollowed chats wrap bot.ErrGone.)

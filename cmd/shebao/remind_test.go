@@ -170,3 +170,54 @@ func TestRemindPermanentFailures(t *testing.T) {
 		t.Errorf("recheck output, want no slot left to run:\n%s", out.String())
 	}
 }
+
+// A pass by a process that runs WeChat only (here `remind --once` with
+// WECHAT_* and no Telegram token, as a WeChat-only serve would) leaves the
+// Telegram chats' reminders, and the slot, to the Telegram process: its
+// pass the same morning still sends them.
+func TestRemindOnceLeavesOtherChannels(t *testing.T) {
+	ctx := context.Background()
+	mr := miniredis.RunT(t)
+	store, err := redisstore.Open(ctx, redisstore.Options{URL: "redis://" + mr.Addr(), Keys: mustKeys(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	now := "2026-11-26T09:30:00+08:00"
+	at, _ := time.Parse(time.RFC3339, now)
+	until := at.Add(24 * time.Hour)
+	if time.Now().After(at) {
+		until = time.Now().Add(24 * time.Hour)
+	}
+	for i, p := range records.Demo() {
+		if err := store.SetReminder(ctx, bot.ReminderSetting{Chat: tg(int64(i + 1)), User: tg(int64(i + 1)),
+			Slot: bot.SlotMorning, PersonID: p.ID, Until: until, Lang: "en"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := map[string]string{"REDIS_URL": "redis://" + mr.Addr(), "SHEBAO_KEYS": testKeys}
+	wx := map[string]string{"WECHAT_APP_ID": wxAppID, "WECHAT_APP_SECRET": wxSecret, "WECHAT_TOKEN": wxToken, "WECHAT_API_URL": "http://127.0.0.1:1"}
+	for k, v := range base {
+		wx[k] = v
+	}
+	var out, logs bytes.Buffer
+	if err := run(ctx, []string{"remind", "--once", "--now", now}, env(wx), strings.NewReader(""), &out, &logs); err != nil {
+		t.Fatalf("WeChat-only pass: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(out.String(), "0 sent, 0 failed") {
+		t.Errorf("WeChat-only pass output:\n%s", out.String())
+	}
+	fake := telegramtest.New(testToken)
+	defer fake.Close()
+	tgVars := map[string]string{"TELEGRAM_BOT_TOKEN": testToken, "TELEGRAM_API_URL": fake.URL}
+	for k, v := range base {
+		tgVars[k] = v
+	}
+	out.Reset()
+	if err := run(ctx, []string{"remind", "--once", "--now", "2026-11-26T09:40:00+08:00"}, env(tgVars), strings.NewReader(""), &out, &logs); err != nil {
+		t.Fatalf("Telegram pass: %v\n%s", err, logs.String())
+	}
+	if n := len(fake.Sent()); n != 4 {
+		t.Errorf("the Telegram pass after the WeChat one sent %d reminders, want 4:\n%s", n, out.String())
+	}
+}

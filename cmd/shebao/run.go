@@ -190,9 +190,6 @@ type engineParts struct {
 	records *records.DB
 	faq     *faq.FAQ
 	engine  *bot.Engine
-	// handler is the engine with each turn held on one records file
-	// (heldRecords): what a channel should be given.
-	handler bot.Handler
 	closers []func()
 	// pushLinks says where reminders can be turned on, once a channel
 	// that can send them is running (serve sets it).
@@ -254,7 +251,6 @@ func openEngine(ctx context.Context, c config, log *slog.Logger, m bot.Metrics, 
 		Sessions: store, Attempts: store, Reminders: store, FAQ: p.faq, Records: db, Keys: store.Keys(), Logger: log, Metrics: m,
 		SMS: codes, SMSHourlyCap: c.SMSHourlyCap, PushLinks: p.links, Caps: c.caps,
 	})
-	p.handler = heldRecords{db: db, next: p.engine}
 	return p, nil
 }
 

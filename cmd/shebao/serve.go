@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"runtime"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -46,7 +47,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	m.watchRecords(parts.records)
 
 	limit := bot.NewLimit(bot.LimitOptions{Store: parts.store, Policy: &c.RatePolicy, Logger: log, Count: m.RateLimit})
-	handler := timed{next: parts.engine, hist: m.latency}
+	handler := turnHandler(parts.records, parts.engine, m.latency)
 	// Telegram unless only the web chat or WeChat is served (no token).
 	var tg *telegram.Adapter
 	if c.Token != "" {
@@ -238,17 +239,20 @@ func serveHTTP(name string, srv *http.Server, ln net.Listener) error {
 }
 
 func mode(c config) string {
+	var parts []string
 	switch {
-	case c.Token == "":
-		return "web"
-	case c.WebChat && c.WebhookURL != "":
-		return "webhook+web"
-	case c.WebChat:
-		return "polling+web"
-	case c.WebhookURL != "":
-		return "webhook"
+	case c.Token != "" && c.WebhookURL != "":
+		parts = append(parts, "webhook")
+	case c.Token != "":
+		parts = append(parts, "polling")
 	}
-	return "polling"
+	if c.WebChat {
+		parts = append(parts, "web")
+	}
+	if c.WeChat.on() {
+		parts = append(parts, "wechat")
+	}
+	return strings.Join(parts, "+")
 }
 
 // commands is the command menu in one language.

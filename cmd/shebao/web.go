@@ -71,7 +71,7 @@ func runWeb(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	defer parts.close()
 	limit := bot.NewLimit(bot.LimitOptions{Store: parts.store, Policy: &c.RatePolicy, Logger: log, Count: m.RateLimit})
-	chat, err := newWebChat(c, parts, timed{next: parts.engine, hist: m.latency}, limit, log, m)
+	chat, err := newWebChat(c, parts, turnHandler(parts.records, parts.engine, m.latency), limit, log, m)
 	if err != nil {
 		return err
 	}

@@ -136,6 +136,18 @@ type senders struct {
 	tg, wx bot.Sender // nil when off
 }
 
+// channels are the channels s reaches.
+func (s senders) channels() []string {
+	var out []string
+	if s.tg != nil {
+		out = append(out, bot.ChannelTelegram)
+	}
+	if s.wx != nil {
+		out = append(out, bot.ChannelWeChat)
+	}
+	return out
+}
+
 func (s senders) Send(ctx context.Context, chat string, replies []bot.Reply) error {
 	var to bot.Sender
 	switch bot.ChannelOf(chat) {

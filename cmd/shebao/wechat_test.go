@@ -219,3 +219,27 @@ func TestServeWebChatAndWeChat(t *testing.T) {
 		t.Fatalf("web chat page: %d %.200s", resp.StatusCode, page)
 	}
 }
+
+// The "listening" line names every channel serve runs: an operator reading
+// it must not take a WeChat-only replica for a web chat.
+func TestServeModeNamesChannels(t *testing.T) {
+	wx := wechatConfig{AppID: wxAppID}
+	for _, tc := range []struct {
+		c    config
+		want string
+	}{
+		{config{WebChat: true}, "web"},
+		{config{WeChat: wx}, "wechat"},
+		{config{WebChat: true, WeChat: wx}, "web+wechat"},
+		{config{Token: "t"}, "polling"},
+		{config{Token: "t", WebhookURL: "https://x/"}, "webhook"},
+		{config{Token: "t", WebChat: true}, "polling+web"},
+		{config{Token: "t", WeChat: wx}, "polling+wechat"},
+		{config{Token: "t", WebhookURL: "https://x/", WebChat: true, WeChat: wx}, "webhook+web+wechat"},
+	} {
+		if got := mode(tc.c); got != tc.want {
+			t.Errorf("mode(token %t, webhook %t, web %t, wechat %t) = %q, want %q",
+				tc.c.Token != "", tc.c.WebhookURL != "", tc.c.WebChat, tc.c.WeChat.on(), got, tc.want)
+		}
+	}
+}
