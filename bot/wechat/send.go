@@ -224,7 +224,7 @@ func (a *Adapter) dropAll(ctx context.Context, chat string, direct []part, why s
 		a.opts.Store.Unpark(ctx, channel, chat)
 	}
 	a.m.Send("dropped_"+why, n)
-	a.log.Info("reply window closed or spent: replies dropped", "chat", chat, "why", why, "n", n, "until", w.Until)
+	a.log.Info("reply window closed or spent: replies dropped", "chat", chat, "why", why, "n", n, "until", w.Until, "left", w.Left)
 }
 
 // flush sends a parked chat's replies under the chat's claim (update 0:

@@ -297,7 +297,11 @@ func (f *Fake) Event(ctx context.Context, openid, event, key string) (Delivery, 
 }
 
 // Post POSTs m as WeChat does. The window and allowance it opens for the
-// user start when the server acknowledges it with 200.
+// user start when the user sends it, as on WeChat: before the server is
+// told, so a reply the server sends the moment it acknowledges finds the
+// window open (opening it after the 200 raced the server's first reply).
+// A request the server refuses (a bad signature, a stale timestamp)
+// opens nothing.
 func (f *Fake) Post(ctx context.Context, m Message, o PostOpts) (Delivery, error) {
 	now := f.cfg.Now()
 	f.mu.Lock()
@@ -335,6 +339,12 @@ func (f *Fake) Post(ctx context.Context, m Message, o PostOpts) (Delivery, error
 			q.Set("msg_signature", strings.Repeat("0", 40))
 		}
 	}
+	genuine := !o.BadSignature && o.Timestamp == 0
+	if genuine {
+		f.mu.Lock()
+		f.open(m, now)
+		f.mu.Unlock()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, server+"?"+q.Encode(), strings.NewReader(body))
 	if err != nil {
 		return Delivery{}, err
@@ -347,7 +357,7 @@ func (f *Fake) Post(ctx context.Context, m Message, o PostOpts) (Delivery, error
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	d := Delivery{Status: resp.StatusCode, Body: string(b), MsgID: m.MsgID}
-	if resp.StatusCode == http.StatusOK {
+	if resp.StatusCode == http.StatusOK && !genuine {
 		f.mu.Lock()
 		f.open(m, now)
 		f.mu.Unlock()
