@@ -476,7 +476,10 @@ func isUnavailable(err error) bool {
 //	<p>:{p:<tag>}:chosen            sealed chat the person last turned reminders on in (reminders.go)
 //	<p>:{m:<mark>}                  a mark about no one (a slot done for the day)
 //	<p>:{remind}:slot:<slot>        who opted in to a slot: "<user>:<chat>" (Telegram), "<user>|<chat>"
-//	<p>:{c:<chat>}:done:<update>    update answered, DedupeTTL
+//	<p>:{c:<chat>}:done             updates answered (zset: update id scored by its expiry), DedupeTTL (coord.go)
+//	<p>:{c:<chat>}:done:<update>    the previous release's mark of one answered update, still honoured
+//	<p>:{send:<ch>}:all, :bulk, :c:<chat>  the shared send budget (budget.go)
+//	<p>:{meta}:telegram-webhook     fingerprint of the registered webhook (webhook.go)
 //	<p>:{c:<chat>}:q                queue of waiting updates (zset)
 //	<p>:{c:<chat>}:alive:<member>   liveness of a queue entry, LockLease
 //	<p>:{c:<chat>}:lock             token of the replica handling the chat
