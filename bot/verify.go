@@ -303,17 +303,9 @@ func verifyContact(ctx context.Context, t *turn) error {
 	// The decision: charge the attempt first, atomically per throttle, so
 	// that sessions racing each other cannot evaluate more attempts than
 	// the throttles allow, whatever they were told at the ID step.
-	r, err := t.e.cfg.Attempts.Reserve(ctx, []Throttle{userThrottleOf(t.msg.User), idThrottleOf(id)}, t.now)
-	if err != nil {
-		if errors.Is(err, ErrUnavailable) {
-			t.unavailable()
-			return nil
-		}
-		return fmt.Errorf("reserve verification attempt: %w", err)
-	}
-	if !r.OK {
-		t.paused(r.Until)
-		return nil
+	r, ok, err := t.reserveAttempt(ctx, id)
+	if !ok {
+		return err
 	}
 	p, err := t.e.cfg.Records.Person(ctx, id)
 	switch {
@@ -379,4 +371,24 @@ func recordButtons(t *turn) [][]Button {
 		{btn(t.l("缴费记录", "Records"), "records:"), btn(t.l("账户余额", "Balance"), "balance:")},
 		{btn(t.l("补缴方案", "Back-payment plan"), "backpay:"), btn(t.l("所需材料", "Documents"), "documents:")},
 	}
+}
+
+// reserveAttempt charges one verification attempt to the user and to the
+// ID number, the step that decides (the contact, or the code). When it
+// cannot go on, ok is false and the user has been told why (Redis away,
+// or the attempts paused); err is what the caller returns.
+func (t *turn) reserveAttempt(ctx context.Context, id string) (r Reservation, ok bool, err error) {
+	r, err = t.e.cfg.Attempts.Reserve(ctx, []Throttle{userThrottleOf(t.msg.User), idThrottleOf(id)}, t.now)
+	if err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			t.unavailable()
+			return r, false, nil
+		}
+		return r, false, fmt.Errorf("reserve verification attempt: %w", err)
+	}
+	if !r.OK {
+		t.paused(r.Until)
+		return r, false, nil
+	}
+	return r, true, nil
 }

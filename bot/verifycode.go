@@ -218,17 +218,9 @@ func verifyCode(ctx context.Context, t *turn) error {
 		return nil
 	}
 	id := d.Data["id"]
-	r, err := t.e.cfg.Attempts.Reserve(ctx, []Throttle{userThrottleOf(t.msg.User), idThrottleOf(id)}, t.now)
-	if err != nil {
-		if errors.Is(err, ErrUnavailable) {
-			t.unavailable()
-			return nil
-		}
-		return fmt.Errorf("reserve verification attempt: %w", err)
-	}
-	if !r.OK {
-		t.paused(r.Until)
-		return nil
+	r, ok, err := t.reserveAttempt(ctx, id)
+	if !ok {
+		return err
 	}
 	p, err := t.e.cfg.Records.Person(ctx, id)
 	switch {
