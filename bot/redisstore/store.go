@@ -595,7 +595,7 @@ func (s *Store) addHooks() {
 		top.reload = func() { cc.ReloadState(context.Background()) }
 		cooldown := s.opt.BreakerCooldown
 		cc.OnNewNode(func(node *redis.Client) {
-			node.AddHook(breakerHook{b: &breaker{cooldown: cooldown}})
+			node.AddHook(hook{b: &breaker{cooldown: cooldown}}) // the node's breaker
 		})
 	} else {
 		top.b = &breaker{cooldown: s.opt.BreakerCooldown}
@@ -605,11 +605,12 @@ func (s *Store) addHooks() {
 
 // hook sits in front of every call of the Store: it counts round trips,
 // and it is the breaker of a single server (b) or asks a cluster client
-// to re-read the slot map (reload).
+// to re-read the slot map (reload). On each cluster node a hook with only
+// b is that node's breaker.
 type hook struct {
-	trips  *atomic.Int64
-	b      *breaker // nil on a cluster: each node has one
-	reload func()   // nil unless a cluster
+	trips  *atomic.Int64 // nil on a node's hook
+	b      *breaker      // nil on a cluster's top hook: each node has one
+	reload func()        // nil unless a cluster's top hook
 }
 
 func (h hook) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -643,7 +644,7 @@ func (h hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessP
 // after counts the exchange, unless a node's breaker refused it, and acts
 // on a failure for want of Redis.
 func (h hook) after(ctx context.Context, err error) {
-	if !errors.Is(err, errBreakerOpen) {
+	if h.trips != nil && !errors.Is(err, errBreakerOpen) {
 		h.trips.Add(1)
 	}
 	h.b.observe(ctx, err)
@@ -684,35 +685,4 @@ func (b *breaker) observe(ctx context.Context, err error) {
 // caller's own context ended.
 func unavailableAnswer(ctx context.Context, err error) bool {
 	return err != nil && !errors.Is(err, redis.Nil) && ctx.Err() == nil && isUnavailable(err)
-}
-
-// breakerHook is one cluster node's breaker.
-type breakerHook struct{ b *breaker }
-
-func (h breakerHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h breakerHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if err := h.b.allow(); err != nil {
-			cmd.SetErr(err)
-			return err
-		}
-		err := next(ctx, cmd)
-		h.b.observe(ctx, err)
-		return err
-	}
-}
-
-func (h breakerHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if err := h.b.allow(); err != nil {
-			for _, c := range cmds {
-				c.SetErr(err)
-			}
-			return err
-		}
-		err := next(ctx, cmds)
-		h.b.observe(ctx, err)
-		return err
-	}
 }
